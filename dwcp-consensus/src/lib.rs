@@ -1,0 +1,1 @@
+//! Consensus engines and the deterministic simulator.

@@ -1,0 +1,1 @@
+//! Compression selector and MADDPG resource allocator.
