@@ -1,0 +1,1 @@
+//! One module per `dwcpd` subcommand: its clap arguments and its `run` function.
