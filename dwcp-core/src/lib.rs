@@ -1,1 +1,21 @@
-//! Shared vocabulary of DWCP.
+//! The shared vocabulary of DWCP: ids, BLAKE3 digests, ed25519 signatures and the
+//! VRF, the [`Committee`], the `postcard` wire codec with size bounds, signed
+//! envelopes, the sans-IO [`Engine`] contract, and [`storage`].
+
+pub mod codec;
+pub mod committee;
+pub mod crypto;
+mod digest;
+pub mod engine;
+mod ids;
+pub mod signed;
+pub mod storage;
+
+pub use committee::{Committee, Member, NodeKeys};
+pub use digest::Digest;
+pub use engine::{
+    Checkpoint, Committed, Effect, Effects, Engine, EngineStatus, Input, Record, Recovered,
+    TimerId, WalKey,
+};
+pub use ids::{NodeId, Round, Seq, Time, View};
+pub use signed::Signed;

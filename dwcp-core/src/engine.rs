@@ -1,0 +1,214 @@
+//! The sans-IO engine contract: inputs in, effects out.
+//!
+//! An engine is a deterministic state machine. It never blocks, reads a clock,
+//! touches a socket or a disk: the driver (the simulator, the daemon, a benchmark
+//! harness) feeds it [`Input`]s with the current [`Time`] and carries out the
+//! [`Effect`]s it pushes, in order. Every [`Effect::Persist`] must be durable before
+//! any later `Send` or `Broadcast` leaves the node.
+
+use crate::{Digest, NodeId, Seq, Time};
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// An engine-chosen timer name; setting a timer with the same id replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TimerId(pub u64);
+
+/// What the driver feeds an engine.
+#[derive(Clone, Debug)]
+pub enum Input<M> {
+    /// A fresh start, or the first input after the engine was rebuilt from storage.
+    Start,
+    /// A message from a committee member. The driver has authenticated the channel,
+    /// so `from` is who sent it; signatures inside `msg` are the engine's to check.
+    Message {
+        /// The sending member.
+        from: NodeId,
+        /// The decoded message.
+        msg: M,
+    },
+    /// A timer set earlier with [`Effect::SetTimer`] fired.
+    Timeout(TimerId),
+    /// Client transactions (opaque bytes), submitted as a batch.
+    Submit(Vec<Bytes>),
+}
+
+/// What an engine asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum Effect<M> {
+    /// Send `msg` to one member.
+    Send {
+        /// The recipient.
+        to: NodeId,
+        /// The message.
+        msg: M,
+    },
+    /// Send `msg` to every other member.
+    Broadcast {
+        /// The message.
+        msg: M,
+    },
+    /// Deliver [`Input::Timeout`] after `after`, replacing any timer with this id.
+    SetTimer {
+        /// The timer.
+        id: TimerId,
+        /// Delay from now.
+        after: Duration,
+    },
+    /// Forget a timer.
+    CancelTimer(TimerId),
+    /// Make a record durable before any later message leaves.
+    Persist(Record),
+    /// Output: the next batch in the total order.
+    Commit(Committed),
+}
+
+/// The effects of one [`Engine::handle`] call, in the order they must happen.
+#[derive(Debug)]
+pub struct Effects<M> {
+    list: Vec<Effect<M>>,
+}
+
+impl<M> Default for Effects<M> {
+    fn default() -> Self {
+        Effects { list: Vec::new() }
+    }
+}
+
+impl<M> Effects<M> {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Pushes any effect.
+    pub fn push(&mut self, e: Effect<M>) {
+        self.list.push(e);
+    }
+    /// Pushes a `Send`.
+    pub fn send(&mut self, to: NodeId, msg: M) {
+        self.list.push(Effect::Send { to, msg });
+    }
+    /// Pushes a `Broadcast`.
+    pub fn broadcast(&mut self, msg: M) {
+        self.list.push(Effect::Broadcast { msg });
+    }
+    /// Pushes a `SetTimer`.
+    pub fn set_timer(&mut self, id: TimerId, after: Duration) {
+        self.list.push(Effect::SetTimer { id, after });
+    }
+    /// Pushes a `CancelTimer`.
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.list.push(Effect::CancelTimer(id));
+    }
+    /// Pushes a `Persist`.
+    pub fn persist(&mut self, r: Record) {
+        self.list.push(Effect::Persist(r));
+    }
+    /// Pushes a `Commit`.
+    pub fn commit(&mut self, c: Committed) {
+        self.list.push(Effect::Commit(c));
+    }
+    /// Number of pending effects.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    /// Takes the effects out in order, leaving the list empty (its allocation is kept).
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<M>> {
+        self.list.drain(..)
+    }
+    /// The pending effects.
+    pub fn as_slice(&self) -> &[Effect<M>] {
+        &self.list
+    }
+}
+
+/// One batch of the total order, as the application sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// Position in the order, from 1, without gaps.
+    pub seq: Seq,
+    /// Digest of the agreed proposal.
+    pub digest: Digest,
+    /// The transactions, in order (a proposal may carry none).
+    pub transactions: Vec<Bytes>,
+}
+
+/// Key of a write-ahead record: an engine-defined `slot` (a sequence number or
+/// round, used for pruning) and a `tag` distinguishing records within a slot.
+/// Writing a key twice replaces the older value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WalKey {
+    /// Pruning position.
+    pub slot: u64,
+    /// Record kind within the slot.
+    pub tag: u32,
+}
+
+/// A stable checkpoint: the engine's own snapshot at a sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Sequence number the snapshot describes.
+    pub seq: Seq,
+    /// Digest of the state at `seq`.
+    pub digest: Digest,
+    /// Engine-defined snapshot bytes (for example, the proof that it is stable).
+    pub data: Bytes,
+}
+
+/// What an engine asks storage to keep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// Insert or replace a write-ahead record.
+    Put {
+        /// Its key.
+        key: WalKey,
+        /// Its engine-encoded value.
+        value: Bytes,
+    },
+    /// Delete write-ahead records whose slot is below this.
+    PruneBelow(u64),
+    /// Store a checkpoint; storage keeps the newest and the three before it.
+    Checkpoint(Checkpoint),
+}
+
+/// What an engine is rebuilt from after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Write-ahead records in key order.
+    pub wal: Vec<(WalKey, Bytes)>,
+    /// Stored checkpoints, oldest first (at most four).
+    pub checkpoints: Vec<Checkpoint>,
+    /// The newest committed batches, oldest first.
+    pub committed_tail: Vec<Committed>,
+}
+
+/// A snapshot of an engine's progress, for status pages and simulation reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineStatus {
+    /// The engine's name, such as `"pbft"`.
+    pub engine: String,
+    /// Current view or round.
+    pub view: u64,
+    /// Highest committed sequence number.
+    pub last_committed: Seq,
+    /// View changes (or leader timeouts) this node took part in.
+    pub view_changes: u64,
+}
+
+/// A consensus engine: a deterministic state machine over [`Input`]s and [`Effect`]s.
+pub trait Engine {
+    /// The engine's message type; the driver encodes it with [`crate::codec`].
+    type Message: Serialize + DeserializeOwned + Clone + Debug + Send + 'static;
+
+    /// Feeds one input; pushes what must happen into `fx`. Never blocks, never does I/O.
+    fn handle(&mut self, now: Time, input: Input<Self::Message>, fx: &mut Effects<Self::Message>);
+
+    /// Current progress.
+    fn status(&self) -> EngineStatus;
+}
