@@ -1,1 +1,5 @@
-//! Consensus engines and the deterministic simulator.
+//! DWCP consensus engines, each a deterministic sans-IO state machine behind
+//! [`dwcp_core::Engine`], and the deterministic simulator that tests them.
+
+pub mod pbft;
+pub mod sim;

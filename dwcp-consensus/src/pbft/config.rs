@@ -1,0 +1,49 @@
+//! PBFT parameters.
+
+use std::time::Duration;
+
+/// Parameters of a PBFT replica. The defaults suit a LAN or the simulator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PbftConfig {
+    /// Most transactions in one pre-prepare.
+    pub batch_size: usize,
+    /// A checkpoint every this many sequence numbers (K in the paper).
+    pub checkpoint_interval: u64,
+    /// Sequence numbers accepted above the stable checkpoint (L, the watermark window).
+    pub window: u64,
+    /// Period of the housekeeping tick (resends, timeouts, catch-up).
+    pub tick: Duration,
+    /// Time without progress, with requests pending, before a view change.
+    pub view_change_timeout: Duration,
+    /// Committed batches (with their commit certificates) kept to help peers catch up.
+    pub retain_committed: usize,
+    /// Committed entries per catch-up reply.
+    pub fetch_batch: usize,
+    /// Sequence numbers over which executed transactions are remembered to drop repeats.
+    pub dedup_window: u64,
+    /// Most client transactions waiting to be ordered; further ones are dropped.
+    pub max_pending: usize,
+    /// Most messages for future views buffered until the view starts.
+    pub max_buffered: usize,
+    /// Replace the quorum `⌈(n+f+1)/2⌉` with this many votes. Only for tests that show
+    /// the simulator catches the forks a too-small quorum causes; never set it otherwise.
+    pub unsafe_quorum_override: Option<usize>,
+}
+
+impl Default for PbftConfig {
+    fn default() -> Self {
+        PbftConfig {
+            batch_size: 512,
+            checkpoint_interval: 16,
+            window: 64,
+            tick: Duration::from_millis(50),
+            view_change_timeout: Duration::from_millis(800),
+            retain_committed: 1024,
+            fetch_batch: 64,
+            dedup_window: 4096,
+            max_pending: 1 << 20,
+            max_buffered: 8192,
+            unsafe_quorum_override: None,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! PBFT messages (Castro & Liskov, OSDI '99, §4), each signed by its author.
+
+use bytes::Bytes;
+use dwcp_core::{Digest, Seq, Signed, View};
+use serde::{Deserialize, Serialize};
+
+/// The primary's proposal: batch `batch` takes sequence number `seq` in `view`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrePrepare {
+    /// The view.
+    pub view: View,
+    /// The proposed sequence number.
+    pub seq: Seq,
+    /// [`batch_digest`] of `batch`.
+    pub digest: Digest,
+    /// The client transactions, in order.
+    pub batch: Vec<Bytes>,
+}
+
+/// The phase a [`Vote`] belongs to; signed, so a prepare cannot pass for a commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Second phase: the backup accepted the pre-prepare.
+    Prepare,
+    /// Third phase: the sender is prepared.
+    Commit,
+}
+
+/// A prepare or commit vote for `(view, seq, digest)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vote {
+    /// Prepare or commit.
+    pub phase: Phase,
+    /// The view.
+    pub view: View,
+    /// The sequence number.
+    pub seq: Seq,
+    /// The batch digest.
+    pub digest: Digest,
+}
+
+/// A checkpoint vote: the sender's log digest after executing `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CheckpointVote {
+    /// The checkpointed sequence number.
+    pub seq: Seq,
+    /// The hash chain of the committed log up to `seq`.
+    pub state: Digest,
+}
+
+/// Proof that a batch was prepared: its pre-prepare and a quorum minus one of
+/// matching prepares from backups (§4.4, the set P of a view-change message).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCert {
+    /// The primary's pre-prepare.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// Matching prepares from distinct backups.
+    pub prepares: Vec<Signed<Vote>>,
+}
+
+/// A request to move to `new_view` (§4.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    /// The view the sender wants to move to.
+    pub new_view: View,
+    /// The sender's last stable checkpoint.
+    pub stable_seq: Seq,
+    /// Quorum of checkpoint votes proving `stable_seq` (empty for 0).
+    pub stable_proof: Vec<Signed<CheckpointVote>>,
+    /// Prepared certificates for sequence numbers above `stable_seq`.
+    pub prepared: Vec<PreparedCert>,
+}
+
+/// The new primary's announcement of `view` (§4.4): the view changes it used and
+/// the pre-prepares it re-issues, recomputable by every backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewView {
+    /// The new view.
+    pub view: View,
+    /// A quorum of view-change messages for `view`.
+    pub view_changes: Vec<Signed<ViewChange>>,
+    /// Pre-prepares for the sequence numbers between the checkpoint and the
+    /// highest prepared one (an empty batch where nothing was prepared).
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+/// A committed batch with its proof, sent to a replica that fell behind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedEntry {
+    /// The pre-prepare that carried the batch.
+    pub pre_prepare: Signed<PrePrepare>,
+    /// A quorum of commit votes for the same `(view, seq, digest)`.
+    pub commits: Vec<Signed<Vote>>,
+}
+
+/// Every message a PBFT replica sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PbftMessage {
+    /// Phase one.
+    PrePrepare(Signed<PrePrepare>),
+    /// Phases two and three.
+    Vote(Signed<Vote>),
+    /// Periodic checkpoint.
+    Checkpoint(Signed<CheckpointVote>),
+    /// View change request.
+    ViewChange(Signed<ViewChange>),
+    /// New view announcement.
+    NewView(Signed<NewView>),
+    /// "Send me committed batches from `from` on."
+    Fetch {
+        /// First missing sequence number.
+        from: Seq,
+    },
+    /// Committed batches with their commit certificates, in order.
+    Entries(Vec<CommittedEntry>),
+}
+
+/// The digest a pre-prepare names for its batch.
+pub fn batch_digest(batch: &[Bytes]) -> Digest {
+    let mut h = blake3::Hasher::new_derive_key("dwcp pbft batch v1");
+    for tx in batch {
+        h.update(&(tx.len() as u64).to_le_bytes());
+        h.update(tx);
+    }
+    Digest(*h.finalize().as_bytes())
+}
+
+impl crate::sim::Adversarial for PbftMessage {
+    fn statement(&self) -> Option<(dwcp_core::NodeId, crate::sim::StatementKey, Digest)> {
+        use crate::sim::StatementKey;
+        let key = |kind, view, seq| StatementKey { kind, view, seq };
+        match self {
+            PbftMessage::PrePrepare(s) => {
+                let v = s.value();
+                Some((s.author(), key("pre-prepare", v.view, v.seq), v.digest))
+            }
+            PbftMessage::Vote(s) => {
+                let v = s.value();
+                let kind = match v.phase {
+                    Phase::Prepare => "prepare",
+                    Phase::Commit => "commit",
+                };
+                Some((s.author(), key(kind, v.view, v.seq), v.digest))
+            }
+            PbftMessage::Checkpoint(s) => {
+                let v = s.value();
+                Some((s.author(), key("checkpoint", 0, v.seq), v.state))
+            }
+            PbftMessage::ViewChange(s) => Some((
+                s.author(),
+                key("view-change", s.value().new_view, 0),
+                *s.digest(),
+            )),
+            PbftMessage::NewView(s) => {
+                Some((s.author(), key("new-view", s.value().view, 0), *s.digest()))
+            }
+            PbftMessage::Fetch { .. } | PbftMessage::Entries(_) => None,
+        }
+    }
+
+    fn tamper_signature(&mut self) {
+        match self {
+            PbftMessage::PrePrepare(s) => s.corrupt_signature(),
+            PbftMessage::Vote(s) => s.corrupt_signature(),
+            PbftMessage::Checkpoint(s) => s.corrupt_signature(),
+            PbftMessage::ViewChange(s) => s.corrupt_signature(),
+            PbftMessage::NewView(s) => s.corrupt_signature(),
+            PbftMessage::Fetch { .. } => {}
+            PbftMessage::Entries(es) => {
+                if let Some(e) = es.first_mut() {
+                    e.pre_prepare.corrupt_signature();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! PBFT (Castro & Liskov, OSDI '99) with signed messages: the baseline engine.
+//!
+//! Normal case: the primary of view `v` assigns a batch a sequence number in a
+//! signed pre-prepare; backups answer with prepares; a replica holding the
+//! pre-prepare and a quorum minus one matching prepares is *prepared* and sends a
+//! commit; a quorum of commits commits the batch, which executes in sequence order.
+//! Per batch that is `(n-1) + (n-1)² + n(n-1) ≈ 2n²` messages.
+//!
+//! Every `checkpoint_interval` batches replicas exchange checkpoint votes on the
+//! hash chain of the log; a quorum makes it stable and the log below it is dropped.
+//! A replica whose requests wait longer than `view_change_timeout` asks for the next
+//! view with its prepared certificates; the new primary proves its choice with a
+//! quorum of those and re-issues what may have committed. A replica that falls
+//! behind fetches committed batches with their commit certificates from peers.
+
+mod config;
+mod messages;
+mod replica;
+mod wal;
+
+pub use config::PbftConfig;
+pub use messages::{
+    batch_digest, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase, PrePrepare,
+    PreparedCert, ViewChange, Vote,
+};
+pub use replica::{Pbft, PbftError};

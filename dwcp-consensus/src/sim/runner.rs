@@ -1,0 +1,620 @@
+//! The discrete-event loop: one seed fixes every delay, loss, crash and attack.
+
+use super::adversary::{Adversarial, Behaviour};
+use super::checker::Checker;
+use super::network::Network;
+use bytes::Bytes;
+use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
+use dwcp_core::crypto::SignatureScheme;
+use dwcp_core::storage::{MemoryStore, Storage};
+use dwcp_core::{
+    Committed, Committee, Effect, Effects, Engine, Input, NodeId, NodeKeys, Recovered, Time,
+    TimerId,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Duration;
+
+/// The client load: bursts of transactions sent to every node.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// Time between bursts.
+    pub burst_interval: Duration,
+    /// Transactions per burst.
+    pub burst_size: usize,
+    /// Bytes per transaction (at least 16).
+    pub tx_size: usize,
+    /// No bursts after this.
+    pub until: Time,
+}
+
+/// Crash-and-restart schedule for nodes with [`Behaviour::Crash`].
+#[derive(Clone, Debug)]
+pub struct CrashPlan {
+    /// Mean time up between crashes.
+    pub mean_uptime: Duration,
+    /// Mean time down before the restart.
+    pub mean_downtime: Duration,
+    /// No crashes start after this.
+    pub until: Time,
+}
+
+/// Everything a simulation run depends on.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Committee size.
+    pub nodes: usize,
+    /// The seed: same seed, same run.
+    pub seed: u64,
+    /// Signature scheme (the insecure stand-in makes large runs cheap).
+    pub scheme: SignatureScheme,
+    /// Links and partitions.
+    pub network: Network,
+    /// Behaviour of each node, by id.
+    pub behaviours: Vec<Behaviour>,
+    /// Crash schedule for crashing nodes.
+    pub crash: CrashPlan,
+    /// Client load.
+    pub workload: Workload,
+    /// The run stops at this virtual time.
+    pub end: Time,
+    /// Committed batches handed back to a restarted engine.
+    pub restore_tail: usize,
+    /// Keep the first honest node's committed log in the report.
+    pub keep_log: bool,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Batches committed (highest sequence number reached by an honest node).
+    pub decisions: u64,
+    /// Transactions submitted by the client.
+    pub transactions_submitted: usize,
+    /// Distinct transactions committed.
+    pub transactions_committed: usize,
+    /// Messages sent by all nodes (a broadcast counts once per recipient).
+    pub messages: u64,
+    /// Bytes of those messages.
+    pub bytes: u64,
+    /// Received messages that failed to decode.
+    pub undecodable: u64,
+    /// Safety violations found.
+    pub violations: Vec<String>,
+    /// Every transaction was committed by every honest node by the end.
+    pub live: bool,
+    /// Median commit latency (submit to commit at each honest node), ms of virtual time.
+    pub latency_p50_ms: f64,
+    /// 99th percentile of the same.
+    pub latency_p99_ms: f64,
+    /// Most view changes any honest node went through.
+    pub view_changes: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Crashes injected.
+    pub crashes: u64,
+    /// Each node's final status (`None` if it was down or silent at the end).
+    pub node_status: Vec<Option<dwcp_core::EngineStatus>>,
+    /// The first honest node's committed log, if asked for.
+    #[serde(skip)]
+    pub log: Vec<Committed>,
+}
+
+enum Event {
+    Deliver {
+        to: NodeId,
+        from: NodeId,
+        bytes: Bytes,
+    },
+    Timer {
+        node: NodeId,
+        inst: u8,
+        id: TimerId,
+        incarnation: u64,
+        stamp: u64,
+    },
+    Burst,
+    Crash(NodeId),
+    Restart(NodeId),
+    Replay(NodeId),
+}
+
+struct Scheduled {
+    at: Time,
+    order: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.order).cmp(&(self.at, self.order))
+    }
+}
+
+struct Node<E: Engine> {
+    behaviour: Behaviour,
+    instances: [Option<E>; 2],
+    store: MemoryStore,
+    up: bool,
+    incarnation: u64,
+    timers: HashMap<(u8, TimerId), u64>,
+    crash_at_effect: Option<usize>,
+    history: VecDeque<Bytes>,
+}
+
+/// A deterministic simulation of one committee.
+pub struct Simulation<E: Engine, F> {
+    cfg: SimConfig,
+    build: F,
+    committee: Committee,
+    keys: Vec<NodeKeys>,
+    nodes: Vec<Node<E>>,
+    queue: BinaryHeap<Scheduled>,
+    order: u64,
+    now: Time,
+    rng: ChaCha8Rng,
+    network: Network,
+    checker: Checker,
+    report: SimReport,
+    tx_counter: u64,
+    fx: Effects<E::Message>,
+}
+
+const MAX_HISTORY: usize = 512;
+
+impl<E, F> Simulation<E, F>
+where
+    E: Engine,
+    E::Message: Adversarial,
+    F: FnMut(NodeKeys, Committee, Recovered) -> E,
+{
+    /// Sets up a run; `build` makes an engine from keys, committee and recovered state.
+    pub fn new(cfg: SimConfig, build: F) -> Self {
+        let (committee, keys) = Committee::deterministic(cfg.nodes, cfg.scheme, cfg.seed);
+        let honest = (0..cfg.nodes)
+            .map(|i| {
+                cfg.behaviours
+                    .get(i)
+                    .copied()
+                    .unwrap_or(Behaviour::Honest)
+                    .is_honest()
+            })
+            .collect();
+        let nodes = (0..cfg.nodes)
+            .map(|i| Node {
+                behaviour: cfg.behaviours.get(i).copied().unwrap_or(Behaviour::Honest),
+                instances: [None, None],
+                store: MemoryStore::new(),
+                up: false,
+                incarnation: 0,
+                timers: HashMap::new(),
+                crash_at_effect: None,
+                history: VecDeque::new(),
+            })
+            .collect();
+        Simulation {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_d00d),
+            network: cfg.network.clone(),
+            report: SimReport {
+                seed: cfg.seed,
+                ..Default::default()
+            },
+            cfg,
+            build,
+            committee,
+            keys,
+            nodes,
+            queue: BinaryHeap::new(),
+            order: 0,
+            now: Time::ZERO,
+            checker: Checker::new(honest),
+            tx_counter: 0,
+            fx: Effects::new(),
+        }
+    }
+
+    fn schedule(&mut self, at: Time, event: Event) {
+        self.order += 1;
+        self.queue.push(Scheduled {
+            at,
+            order: self.order,
+            event,
+        });
+    }
+
+    fn exp_delay(&mut self, mean: Duration) -> Duration {
+        let u: f64 = self.rng.gen_range(1e-6..1.0);
+        Duration::from_micros((-u.ln() * mean.as_micros() as f64) as u64 + 1)
+    }
+
+    /// Runs to the end and reports.
+    pub fn run(mut self) -> SimReport {
+        for i in 0..self.cfg.nodes {
+            let id = NodeId(i as u16);
+            match self.nodes[i].behaviour {
+                Behaviour::Silent => {}
+                b => {
+                    self.boot(id);
+                    if b == Behaviour::Crash {
+                        let d = self.exp_delay(self.cfg.crash.mean_uptime);
+                        self.schedule(Time::ZERO.after(d), Event::Crash(id));
+                    }
+                    if b == Behaviour::Replay {
+                        self.schedule(
+                            Time::ZERO.after(Duration::from_millis(20)),
+                            Event::Replay(id),
+                        );
+                    }
+                }
+            }
+        }
+        self.schedule(Time::ZERO, Event::Burst);
+        while let Some(s) = self.queue.pop() {
+            if s.at > self.cfg.end {
+                break;
+            }
+            self.now = s.at;
+            self.report.events += 1;
+            self.step(s.event);
+        }
+        self.finish()
+    }
+
+    fn boot(&mut self, id: NodeId) {
+        let i = id.index();
+        let recovered = self.nodes[i]
+            .store
+            .recover(self.cfg.restore_tail)
+            .unwrap_or_default();
+        let twins = if self.nodes[i].behaviour == Behaviour::Equivocate {
+            2
+        } else {
+            1
+        };
+        for inst in 0..twins {
+            let e = (self.build)(
+                self.keys[i].clone(),
+                self.committee.clone(),
+                recovered.clone(),
+            );
+            self.nodes[i].instances[inst] = Some(e);
+        }
+        self.nodes[i].up = true;
+        self.nodes[i].incarnation += 1;
+        self.nodes[i].timers.clear();
+        for inst in 0..twins {
+            self.input(id, inst as u8, Input::Start);
+        }
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, from, bytes } => self.deliver(to, from, bytes),
+            Event::Timer {
+                node,
+                inst,
+                id,
+                incarnation,
+                stamp,
+            } => {
+                let n = &self.nodes[node.index()];
+                if n.up && n.incarnation == incarnation && n.timers.get(&(inst, id)) == Some(&stamp)
+                {
+                    self.nodes[node.index()].timers.remove(&(inst, id));
+                    self.input(node, inst, Input::Timeout(id));
+                }
+            }
+            Event::Burst => self.burst(),
+            Event::Crash(id) => {
+                if self.nodes[id.index()].up {
+                    let k = self.rng.gen_range(0..8);
+                    self.nodes[id.index()].crash_at_effect = Some(k);
+                }
+            }
+            Event::Restart(id) => {
+                self.boot(id);
+                if self.now < self.cfg.crash.until {
+                    let d = self.exp_delay(self.cfg.crash.mean_uptime);
+                    self.schedule(self.now.after(d), Event::Crash(id));
+                }
+            }
+            Event::Replay(id) => self.replay(id),
+        }
+    }
+
+    fn burst(&mut self) {
+        let w = self.cfg.workload.clone();
+        let mut txs = Vec::with_capacity(w.burst_size);
+        for _ in 0..w.burst_size {
+            self.tx_counter += 1;
+            let mut tx = vec![0u8; w.tx_size.max(16)];
+            tx[..8].copy_from_slice(&self.cfg.seed.to_le_bytes());
+            tx[8..16].copy_from_slice(&self.tx_counter.to_le_bytes());
+            let tx = Bytes::from(tx);
+            self.checker.on_submit(&tx, self.now);
+            txs.push(tx);
+        }
+        for i in 0..self.cfg.nodes {
+            let id = NodeId(i as u16);
+            if !self.nodes[i].up {
+                continue;
+            }
+            if self.nodes[i].behaviour == Behaviour::Equivocate {
+                let (even, odd): (Vec<_>, Vec<_>) = txs
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .partition(|(k, _)| k % 2 == 0);
+                self.input(
+                    id,
+                    0,
+                    Input::Submit(even.into_iter().map(|x| x.1).collect()),
+                );
+                self.input(id, 1, Input::Submit(odd.into_iter().map(|x| x.1).collect()));
+            } else {
+                self.input(id, 0, Input::Submit(txs.clone()));
+            }
+        }
+        let next = self.now.after(w.burst_interval);
+        if next < w.until {
+            self.schedule(next, Event::Burst);
+        }
+    }
+
+    fn deliver(&mut self, to: NodeId, from: NodeId, bytes: Bytes) {
+        let node = &mut self.nodes[to.index()];
+        if !node.up {
+            return;
+        }
+        if node.behaviour == Behaviour::Replay {
+            if node.history.len() >= MAX_HISTORY {
+                node.history.pop_front();
+            }
+            node.history.push_back(bytes.clone());
+        }
+        let msg: E::Message = match decode(&bytes, DEFAULT_MAX_FRAME) {
+            Ok(m) => m,
+            Err(_) => {
+                self.report.undecodable += 1;
+                return;
+            }
+        };
+        if self.nodes[to.index()].instances[1].is_some() {
+            self.input(
+                to,
+                1,
+                Input::Message {
+                    from,
+                    msg: msg.clone(),
+                },
+            );
+        }
+        self.input(to, 0, Input::Message { from, msg });
+    }
+
+    fn replay(&mut self, id: NodeId) {
+        let n = self.cfg.nodes;
+        if self.nodes[id.index()].up && !self.nodes[id.index()].history.is_empty() {
+            for _ in 0..3 {
+                let len = self.nodes[id.index()].history.len();
+                let k = self.rng.gen_range(0..len);
+                let bytes = self.nodes[id.index()].history[k].clone();
+                let to = NodeId(self.rng.gen_range(0..n) as u16);
+                if to != id {
+                    self.transmit(id, to, bytes);
+                }
+            }
+        }
+        let next = self.now.after(Duration::from_millis(20));
+        self.schedule(next, Event::Replay(id));
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, bytes: Bytes) {
+        self.report.messages += 1;
+        self.report.bytes += bytes.len() as u64;
+        if let Some(at) = self.network.deliver_at(self.now, from, to, &mut self.rng) {
+            self.schedule(at, Event::Deliver { to, from, bytes });
+        }
+    }
+
+    fn input(&mut self, id: NodeId, inst: u8, input: Input<E::Message>) {
+        let i = id.index();
+        let Some(mut engine) = self.nodes[i].instances[inst as usize].take() else {
+            return;
+        };
+        let mut fx = std::mem::take(&mut self.fx);
+        engine.handle(self.now, input, &mut fx);
+        self.nodes[i].instances[inst as usize] = Some(engine);
+        let crash_at = self.nodes[i].crash_at_effect.take();
+        let mut crashed = false;
+        for (k, effect) in fx.drain().enumerate() {
+            if crash_at == Some(k) {
+                crashed = true;
+                break;
+            }
+            self.apply(id, inst, effect);
+        }
+        if crash_at.is_some() && !crashed {
+            // Fewer effects than the chosen boundary: crash after the last one.
+            crashed = true;
+        }
+        self.fx = fx;
+        if crashed {
+            self.crash(id);
+        }
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let node = &mut self.nodes[id.index()];
+        node.up = false;
+        node.instances = [None, None];
+        node.timers.clear();
+        self.report.crashes += 1;
+        let d = self.exp_delay(self.cfg.crash.mean_downtime);
+        self.schedule(self.now.after(d), Event::Restart(id));
+    }
+
+    fn apply(&mut self, id: NodeId, inst: u8, effect: Effect<E::Message>) {
+        let i = id.index();
+        match effect {
+            Effect::Persist(r) => {
+                if self.nodes[i].behaviour.is_honest() {
+                    // The in-memory store cannot fail.
+                    let _ = self.nodes[i].store.apply(&[r]);
+                }
+            }
+            Effect::Send { to, msg } => self.route(id, inst, Some(to), msg),
+            Effect::Broadcast { msg } => self.route(id, inst, None, msg),
+            Effect::SetTimer { id: t, after } => {
+                self.order += 1;
+                let stamp = self.order;
+                self.nodes[i].timers.insert((inst, t), stamp);
+                let incarnation = self.nodes[i].incarnation;
+                let at = self.now.after(after);
+                self.queue.push(Scheduled {
+                    at,
+                    order: stamp,
+                    event: Event::Timer {
+                        node: id,
+                        inst,
+                        id: t,
+                        incarnation,
+                        stamp,
+                    },
+                });
+            }
+            Effect::CancelTimer(t) => {
+                self.nodes[i].timers.remove(&(inst, t));
+            }
+            Effect::Commit(c) => {
+                if inst != 0 {
+                    return;
+                }
+                if self.nodes[i].behaviour.is_honest() {
+                    if let Err(e) = self.nodes[i]
+                        .store
+                        .append_committed(std::slice::from_ref(&c))
+                    {
+                        self.checker
+                            .violations
+                            .push(format!("{id} log rejected its own commit: {e}"));
+                    }
+                }
+                self.checker.on_commit(id, &c, self.now);
+                if self.cfg.keep_log
+                    && self.report.log.len() < c.seq as usize
+                    && self.first_honest() == Some(id)
+                {
+                    self.report.log.push(c);
+                }
+            }
+        }
+    }
+
+    fn first_honest(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .position(|n| n.behaviour.is_honest())
+            .map(|i| NodeId(i as u16))
+    }
+
+    fn route(&mut self, id: NodeId, inst: u8, to: Option<NodeId>, mut msg: E::Message) {
+        let behaviour = self.nodes[id.index()].behaviour;
+        if let Some((author, key, digest)) = msg.statement() {
+            if author == id {
+                self.checker.on_statement(id, key, digest);
+            }
+        }
+        if behaviour == Behaviour::BadSig && self.rng.gen_bool(0.7) {
+            msg.tamper_signature();
+        }
+        let mut bytes = Bytes::from(encode(&msg));
+        if behaviour == Behaviour::Garbage && self.rng.gen_bool(0.5) {
+            let len = self.rng.gen_range(0..bytes.len().max(1) + 16);
+            let mut junk = vec![0u8; len];
+            self.rng.fill(&mut junk[..]);
+            if self.rng.gen_bool(0.5) && !bytes.is_empty() {
+                // Keep a valid prefix: the decoder must cope with plausible-looking input.
+                let cut = self.rng.gen_range(0..bytes.len());
+                junk = [&bytes[..cut], &junk[..]].concat();
+            }
+            bytes = Bytes::from(junk);
+        }
+        let n = self.cfg.nodes;
+        let recipients: Vec<NodeId> = match to {
+            Some(t) => vec![t],
+            None => (0..n)
+                .map(|k| NodeId(k as u16))
+                .filter(|k| *k != id)
+                .collect(),
+        };
+        for r in recipients {
+            if r == id {
+                continue;
+            }
+            if behaviour == Behaviour::Equivocate && (r.index() % 2) as u8 != inst {
+                continue;
+            }
+            if behaviour == Behaviour::Replay {
+                let h = &mut self.nodes[id.index()].history;
+                if h.len() >= MAX_HISTORY {
+                    h.pop_front();
+                }
+                h.push_back(bytes.clone());
+            }
+            self.transmit(id, r, bytes.clone());
+        }
+    }
+
+    fn finish(mut self) -> SimReport {
+        let honest: Vec<usize> = (0..self.cfg.nodes)
+            .filter(|i| self.nodes[*i].behaviour.is_honest())
+            .collect();
+        self.report.decisions = self.checker.decisions();
+        self.report.transactions_submitted = self.checker.submitted();
+        self.report.transactions_committed = self.checker.committed_transactions();
+        self.report.live = self.checker.all_committed_by(honest.len());
+        self.report.view_changes = honest
+            .iter()
+            .filter_map(|i| {
+                self.nodes[*i].instances[0]
+                    .as_ref()
+                    .map(|e| e.status().view_changes)
+            })
+            .max()
+            .unwrap_or(0);
+        self.report.node_status = self
+            .nodes
+            .iter()
+            .map(|n| n.instances[0].as_ref().map(|e| e.status()))
+            .collect();
+        let mut lat = std::mem::take(&mut self.checker.latencies);
+        lat.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if lat.is_empty() {
+                return 0.0;
+            }
+            let k = ((lat.len() - 1) as f64 * p).round() as usize;
+            lat[k] as f64 / 1000.0
+        };
+        self.report.latency_p50_ms = pct(0.5);
+        self.report.latency_p99_ms = pct(0.99);
+        self.report.violations = std::mem::take(&mut self.checker.violations);
+        self.report
+    }
+}
