@@ -6,7 +6,7 @@ use super::network::Network;
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
 use dwcp_core::crypto::SignatureScheme;
-use dwcp_core::storage::{MemoryStore, Storage};
+use dwcp_core::storage::{MemoryStore, RedbStore, Storage};
 use dwcp_core::{
     Committed, Committee, Effect, Effects, Engine, Input, NodeId, NodeKeys, Recovered, Time,
     TimerId,
@@ -64,6 +64,8 @@ pub struct SimConfig {
     pub restore_tail: usize,
     /// Keep the first honest node's committed log in the report.
     pub keep_log: bool,
+    /// Where to keep each node's `redb` store; `None` keeps stores in memory.
+    pub store_dir: Option<std::path::PathBuf>,
 }
 
 /// What a run measured.
@@ -149,7 +151,7 @@ impl Ord for Scheduled {
 struct Node<E: Engine> {
     behaviour: Behaviour,
     instances: [Option<E>; 2],
-    store: MemoryStore,
+    store: Box<dyn Storage>,
     up: bool,
     incarnation: u64,
     timers: HashMap<(u8, TimerId), u64>,
@@ -199,7 +201,14 @@ where
             .map(|i| Node {
                 behaviour: cfg.behaviours.get(i).copied().unwrap_or(Behaviour::Honest),
                 instances: [None, None],
-                store: MemoryStore::new(),
+                store: match &cfg.store_dir {
+                    None => Box::new(MemoryStore::new()) as Box<dyn Storage>,
+                    Some(dir) => Box::new(
+                        RedbStore::open(dir.join(format!("node-{i}.redb"))).unwrap_or_else(|e| {
+                            panic!("cannot open a store in {}: {e}", dir.display())
+                        }),
+                    ),
+                },
                 up: false,
                 incarnation: 0,
                 timers: HashMap::new(),
@@ -322,7 +331,9 @@ where
             Event::Burst => self.burst(),
             Event::Crash(id) => {
                 if self.nodes[id.index()].up {
-                    let k = self.rng.gen_range(0..8);
+                    // Walk through the effect boundaries in turn: before the first
+                    // effect, between each pair, after the last.
+                    let k = (self.report.crashes % 8) as usize;
                     self.nodes[id.index()].crash_at_effect = Some(k);
                 }
             }
@@ -474,8 +485,11 @@ where
         match effect {
             Effect::Persist(r) => {
                 if self.nodes[i].behaviour.is_honest() {
-                    // The in-memory store cannot fail.
-                    let _ = self.nodes[i].store.apply(&[r]);
+                    if let Err(e) = self.nodes[i].store.apply(&[r]) {
+                        self.checker
+                            .violations
+                            .push(format!("{id} could not persist: {e}"));
+                    }
                 }
             }
             Effect::Send { to, msg } => self.route(id, inst, Some(to), msg),

@@ -100,6 +100,7 @@ pub fn scenario(
         end: Time(12_000_000),
         restore_tail: 4096,
         keep_log: false,
+        store_dir: None,
     })
 }
 
