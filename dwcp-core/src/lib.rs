@@ -7,6 +7,7 @@ pub mod committee;
 pub mod crypto;
 mod digest;
 pub mod engine;
+pub mod fuzzing;
 mod ids;
 pub mod signed;
 pub mod storage;
