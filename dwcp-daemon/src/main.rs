@@ -1,6 +1,7 @@
 //! `dwcpd`: the DWCP daemon and its tools.
 
 use clap::{Parser, Subcommand};
+use dwcp_daemon::cmd;
 
 /// The DWCP daemon and its tools.
 #[derive(Debug, Parser)]
@@ -11,9 +12,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run a consensus engine in the deterministic simulator with faulty nodes.
+    Sim(cmd::sim::SimArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {}
+    match Cli::parse().command {
+        Command::Sim(args) => cmd::sim::run(args),
+    }
 }

@@ -692,7 +692,7 @@ impl Pbft {
             .values()
             .filter(|s| s.value().state == v.state)
             .count();
-        if agreeing >= self.f() + 1 {
+        if agreeing > self.f() {
             self.note_seen(v.seq);
         }
         self.check_stable(v.seq, fx);

@@ -18,6 +18,7 @@ pub(crate) const TAG_COMMIT: u32 = 4;
 
 /// One write-ahead record of a PBFT replica.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)] // written once per signed message; boxing buys nothing
 pub(crate) enum WalEntry {
     /// The current view, and our view-change message if we are changing views.
     View {
