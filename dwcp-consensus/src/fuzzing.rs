@@ -1,0 +1,154 @@
+//! Bodies of the `cargo fuzz` targets for the engines, as plain functions the normal
+//! test suite also drives with proptest. None may panic on any input.
+
+use crate::pbft::{Pbft, PbftConfig, PbftMessage};
+use dwcp_core::codec::{decode, encode};
+use dwcp_core::crypto::SignatureScheme;
+use dwcp_core::{Committee, Effects, Engine, Input, NodeId, NodeKeys, Recovered, Time};
+use std::sync::OnceLock;
+
+/// Largest input the PBFT target decodes.
+pub const PBFT_MAX_FRAME: usize = 1 << 20;
+
+/// The fixed 4-member committee (fast stand-in signatures) the targets run against.
+pub fn fuzz_committee() -> &'static (Committee, Vec<NodeKeys>) {
+    static C: OnceLock<(Committee, Vec<NodeKeys>)> = OnceLock::new();
+    C.get_or_init(|| Committee::deterministic(4, SignatureScheme::InsecureFast, 0xF022))
+}
+
+/// Decodes `data` as a PBFT message; if it decodes, checks that it re-encodes to a
+/// value that decodes the same, then hands it to a fresh replica (as if from the
+/// member named by the first byte) and lets the replica tick, which must not panic.
+pub fn pbft_message(data: &[u8]) {
+    let Ok(msg) = decode::<PbftMessage>(data, PBFT_MAX_FRAME) else {
+        return;
+    };
+    let again: PbftMessage = match decode(&encode(&msg), PBFT_MAX_FRAME) {
+        Ok(m) => m,
+        Err(e) => panic!("a decoded message must re-decode: {e}"),
+    };
+    assert_eq!(again, msg);
+    let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
+    deliver(from, vec![msg]);
+}
+
+/// Delivers `msgs` from `from` to a fresh replica 1, then fires its tick timer.
+pub fn deliver(from: NodeId, msgs: Vec<PbftMessage>) {
+    let (committee, keys) = fuzz_committee();
+    let Ok(mut replica) = Pbft::new(
+        keys[1].clone(),
+        committee.clone(),
+        PbftConfig::default(),
+        Recovered::default(),
+    ) else {
+        return;
+    };
+    let mut fx = Effects::new();
+    replica.handle(Time(0), Input::Start, &mut fx);
+    for (k, msg) in msgs.into_iter().enumerate() {
+        replica.handle(Time(k as u64 + 1), Input::Message { from, msg }, &mut fx);
+    }
+    replica.handle(
+        Time(10_000_000),
+        Input::Timeout(dwcp_core::TimerId(1)),
+        &mut fx,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pbft::{batch_digest, CheckpointVote, Phase, PrePrepare, Vote};
+    use bytes::Bytes;
+    use dwcp_core::{Digest, Signed};
+    use proptest::prelude::*;
+
+    fn signed_messages() -> impl Strategy<Value = Vec<(u16, PbftMessage)>> {
+        let one = (
+            0u16..4,
+            0u64..4,
+            0u64..80,
+            0u8..4,
+            proptest::collection::vec(any::<u8>(), 0..3),
+        )
+            .prop_map(|(who, view, seq, kind, batch)| {
+                let (_, keys) = fuzz_committee();
+                let key = &keys[who as usize].signing;
+                let batch: Vec<Bytes> =
+                    batch.into_iter().map(|b| Bytes::from(vec![b; 4])).collect();
+                let digest = batch_digest(&batch);
+                let msg = match kind {
+                    0 => PbftMessage::PrePrepare(Signed::new(
+                        PrePrepare {
+                            view,
+                            seq,
+                            digest,
+                            batch,
+                        },
+                        NodeId(who),
+                        key,
+                    )),
+                    1 => PbftMessage::Vote(Signed::new(
+                        Vote {
+                            phase: Phase::Prepare,
+                            view,
+                            seq,
+                            digest,
+                        },
+                        NodeId(who),
+                        key,
+                    )),
+                    2 => PbftMessage::Vote(Signed::new(
+                        Vote {
+                            phase: Phase::Commit,
+                            view,
+                            seq,
+                            digest,
+                        },
+                        NodeId(who),
+                        key,
+                    )),
+                    _ => PbftMessage::Checkpoint(Signed::new(
+                        CheckpointVote {
+                            seq: seq * 16,
+                            state: Digest::of(&[who as u8]),
+                        },
+                        NodeId(who),
+                        key,
+                    )),
+                };
+                (who, msg)
+            });
+        proptest::collection::vec(one, 0..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            pbft_message(&bytes);
+        }
+
+        #[test]
+        fn mutated_valid_messages_never_panic(msgs in signed_messages(), flip in any::<(usize, u8)>(), cut in any::<usize>()) {
+            for (_, m) in &msgs {
+                let mut bytes = encode(m);
+                if !bytes.is_empty() {
+                    let i = flip.0 % bytes.len();
+                    bytes[i] ^= flip.1 | 1;
+                    pbft_message(&bytes);
+                    pbft_message(&bytes[..cut % bytes.len()]);
+                }
+            }
+        }
+
+        #[test]
+        fn validly_signed_message_storms_never_panic(msgs in signed_messages()) {
+            for from in 0..4u16 {
+                let mine: Vec<PbftMessage> = msgs.iter().filter(|(w, _)| *w == from).map(|(_, m)| m.clone()).collect();
+                deliver(NodeId(from), mine);
+            }
+        }
+    }
+}
