@@ -4,7 +4,9 @@
 //! itself; and the checker catches the fork a too-small quorum causes.
 
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
-use dwcp_consensus::sim::{run_engine, scenario, Behaviour, EngineKind, SimReport, Simulation};
+use dwcp_consensus::sim::{
+    run_engine, scenario, sim_pbft_config, Behaviour, EngineKind, SimReport, Simulation,
+};
 
 const SEEDS: u64 = 15;
 
@@ -70,7 +72,7 @@ fn restart_from_redb_at_every_effect_boundary_never_contradicts() {
         cfg.store_dir = Some(dir.path().to_path_buf());
         cfg.crash.mean_uptime = std::time::Duration::from_millis(40);
         cfg.crash.mean_downtime = std::time::Duration::from_millis(60);
-        let r = run_with(cfg, PbftConfig::default());
+        let r = run_with(cfg, sim_pbft_config());
         assert!(
             r.crashes >= 16,
             "only {} crashes: not every boundary was hit",
@@ -95,13 +97,13 @@ fn checker_catches_the_fork_of_a_weakened_quorum() {
         ];
         let weak = PbftConfig {
             unsafe_quorum_override: Some(2), // f + 1 where 2f + 1 is needed
-            ..PbftConfig::default()
+            ..sim_pbft_config()
         };
         let r = run_with(cfg.clone(), weak);
         if r.violations.iter().any(|v| v.starts_with("agreement")) {
             forks += 1;
         }
-        let correct = run_with(cfg, PbftConfig::default());
+        let correct = run_with(cfg, sim_pbft_config());
         assert!(
             correct.violations.is_empty(),
             "seed {seed}: {:?}",

@@ -25,6 +25,9 @@ pub struct PbftConfig {
     pub max_pending: usize,
     /// Most messages for future views buffered until the view starts.
     pub max_buffered: usize,
+    /// Relay transactions submitted to a backup to the primary. Turn off when clients
+    /// send every transaction to every replica (as the simulator's client does).
+    pub forward_requests: bool,
     /// Replace the quorum `⌈(n+f+1)/2⌉` with this many votes. Only for tests that show
     /// the simulator catches the forks a too-small quorum causes; never set it otherwise.
     pub unsafe_quorum_override: Option<usize>,
@@ -43,6 +46,7 @@ impl Default for PbftConfig {
             dedup_window: 4096,
             max_pending: 1 << 20,
             max_buffered: 8192,
+            forward_requests: true,
             unsafe_quorum_override: None,
         }
     }

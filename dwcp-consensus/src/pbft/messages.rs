@@ -113,6 +113,8 @@ pub enum PbftMessage {
     },
     /// Committed batches with their commit certificates, in order.
     Entries(Vec<CommittedEntry>),
+    /// Client transactions a backup relays to the primary.
+    Request(Vec<Bytes>),
 }
 
 /// The digest a pre-prepare names for its batch.
@@ -154,7 +156,7 @@ impl crate::sim::Adversarial for PbftMessage {
             PbftMessage::NewView(s) => {
                 Some((s.author(), key("new-view", s.value().view, 0), *s.digest()))
             }
-            PbftMessage::Fetch { .. } | PbftMessage::Entries(_) => None,
+            PbftMessage::Fetch { .. } | PbftMessage::Entries(_) | PbftMessage::Request(_) => None,
         }
     }
 
@@ -165,7 +167,7 @@ impl crate::sim::Adversarial for PbftMessage {
             PbftMessage::Checkpoint(s) => s.corrupt_signature(),
             PbftMessage::ViewChange(s) => s.corrupt_signature(),
             PbftMessage::NewView(s) => s.corrupt_signature(),
-            PbftMessage::Fetch { .. } => {}
+            PbftMessage::Fetch { .. } | PbftMessage::Request(_) => {}
             PbftMessage::Entries(es) => {
                 if let Some(e) = es.first_mut() {
                     e.pre_prepare.corrupt_signature();

@@ -99,6 +99,9 @@ pub struct Pbft {
     proposed: HashSet<Digest>,
     next_seq: Seq,
     last_progress: Time,
+    /// The request whose wait times the primary (§4.4): the oldest one pending when
+    /// the timer started. A primary that orders others but censors it is replaced.
+    watched: Option<(Digest, Time)>,
     last_tick_executed: Seq,
 
     view_changes: BTreeMap<View, BTreeMap<NodeId, Signed<ViewChange>>>,
@@ -154,6 +157,7 @@ impl Pbft {
             proposed: HashSet::new(),
             next_seq: 1,
             last_progress: Time::ZERO,
+            watched: None,
             last_tick_executed: 0,
             view_changes: BTreeMap::new(),
             latest_vc_of: HashMap::new(),
@@ -291,6 +295,14 @@ impl Pbft {
     // ----- client requests -------------------------------------------------------
 
     fn on_submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<PbftMessage>) {
+        let primary = self.committee.leader(self.view);
+        if self.cfg.forward_requests && primary != self.id && self.changing.is_none() {
+            fx.send(primary, PbftMessage::Request(txs.clone()));
+        }
+        self.add_requests(now, txs, fx);
+    }
+
+    fn add_requests(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<PbftMessage>) {
         let was_empty = self.pending.is_empty();
         for tx in txs {
             if self.pending.len() >= self.cfg.max_pending {
@@ -1161,6 +1173,7 @@ impl Pbft {
         self.changing = None;
         self.own_view_change = None;
         self.proposed.clear();
+        self.watched = None;
         self.last_progress = now;
         self.persist_view(fx);
         self.view_changes = self.view_changes.split_off(&(w + 1));
@@ -1223,12 +1236,26 @@ impl Pbft {
         self.last_tick_executed = self.last_executed;
         match self.changing.clone() {
             None => {
+                if self
+                    .watched
+                    .is_some_and(|(d, _)| !self.pending_index.contains_key(&d))
+                {
+                    self.watched = None;
+                }
+                if self.watched.is_none() {
+                    self.watched = self.pending.first_key_value().map(|(_, (d, _))| (*d, now));
+                }
+                let overdue = self
+                    .watched
+                    .is_some_and(|(_, since)| now.since(since) >= self.cfg.view_change_timeout);
                 let waiting = !self.pending.is_empty()
                     || self
                         .slots
                         .range(self.last_executed + 1..)
                         .any(|(_, s)| s.pre_prepare.is_some());
-                if waiting && now.since(self.last_progress) >= self.cfg.view_change_timeout {
+                if overdue
+                    || (waiting && now.since(self.last_progress) >= self.cfg.view_change_timeout)
+                {
                     self.start_view_change(now, self.view + 1, 0, fx);
                     return;
                 }
@@ -1319,6 +1346,7 @@ impl Pbft {
             PbftMessage::NewView(nv) => self.on_new_view(now, nv, fx),
             PbftMessage::Fetch { from: first } => self.on_fetch(from, first, fx),
             PbftMessage::Entries(es) => self.on_entries(now, from, es, fx),
+            PbftMessage::Request(txs) => self.add_requests(now, txs, fx),
         }
     }
 }

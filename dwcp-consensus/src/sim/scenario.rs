@@ -108,7 +108,7 @@ pub fn scenario(
 pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
     match kind {
         EngineKind::Pbft => {
-            let pcfg = PbftConfig::default();
+            let pcfg = sim_pbft_config();
             Simulation::new(cfg, move |keys, committee, recovered| {
                 let id: NodeId = keys.id;
                 Pbft::new(keys, committee, pcfg.clone(), recovered)
@@ -116,6 +116,15 @@ pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
             })
             .run()
         }
+    }
+}
+
+/// PBFT as the scenarios run it: the simulated client sends every transaction to
+/// every replica, so backups need not relay them.
+pub fn sim_pbft_config() -> PbftConfig {
+    PbftConfig {
+        forward_requests: false,
+        ..PbftConfig::default()
     }
 }
 
