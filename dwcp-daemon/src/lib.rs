@@ -1,4 +1,5 @@
-//! The `dwcpd` daemon: command implementations and, later, transport, node driver,
-//! manager, HTTP API and metrics.
+//! The `dwcpd` daemon: the generic node driver, and the command implementations.
+//! Transport, manager, HTTP API and metrics build on the driver.
 
 pub mod cmd;
+pub mod driver;

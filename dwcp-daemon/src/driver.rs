@@ -1,0 +1,447 @@
+//! The node driver: runs any [`Engine`] on its own thread, feeds it messages,
+//! timers and transactions, and carries out its effects in order. Every `Persist`
+//! is made durable before any later message leaves and before any commit is
+//! published.
+
+use bytes::Bytes;
+use dwcp_core::codec::{decode, encode};
+use dwcp_core::storage::{Storage, StorageError};
+use dwcp_core::{
+    Committed, Committee, Effect, Effects, Engine, Input, NodeId, Record, Time, TimerId,
+};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Where encoded messages go. Implementations must not block for long: queue the
+/// frame and return (a slow peer is the transport's problem, not the engine's).
+pub trait Transport: Send {
+    /// Queues `frame` for member `to`.
+    fn send(&self, to: NodeId, frame: Bytes);
+}
+
+/// What reaches a driver from outside.
+#[derive(Debug)]
+pub enum DriverInput {
+    /// An authenticated frame from a committee member, not yet decoded.
+    Frame {
+        /// The member the channel belongs to.
+        from: NodeId,
+        /// The encoded engine message.
+        frame: Bytes,
+    },
+    /// Client transactions.
+    Submit(Vec<Bytes>),
+    /// Stop after the current input.
+    Shutdown,
+}
+
+/// Why a driver stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The store refused a write: continuing could break what the node signed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Counters a driver keeps about its traffic.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Frames received and decoded.
+    pub frames_in: u64,
+    /// Frames that failed to decode (dropped).
+    pub frames_rejected: u64,
+    /// Frames handed to the transport (a broadcast counts once per peer).
+    pub frames_out: u64,
+    /// Bytes handed to the transport.
+    pub bytes_out: u64,
+    /// Batches committed.
+    pub commits: u64,
+    /// Storage transactions.
+    pub persists: u64,
+}
+
+/// Runs one engine for one node.
+pub struct Driver<E: Engine, S: Storage> {
+    id: NodeId,
+    committee: Committee,
+    engine: E,
+    store: S,
+    epoch: Instant,
+    timers: HashMap<TimerId, Instant>,
+    max_frame: usize,
+    fx: Effects<E::Message>,
+    stats: DriverStats,
+}
+
+impl<E: Engine, S: Storage> Driver<E, S> {
+    /// A driver for `engine` (already rebuilt from `store`) as member `id`.
+    pub fn new(id: NodeId, committee: Committee, engine: E, store: S, max_frame: usize) -> Self {
+        Driver {
+            id,
+            committee,
+            engine,
+            store,
+            epoch: Instant::now(),
+            timers: HashMap::new(),
+            max_frame,
+            fx: Effects::new(),
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Traffic counters so far.
+    pub fn stats(&self) -> &DriverStats {
+        &self.stats
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    fn now(&self) -> Time {
+        Time(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Feeds one input and carries out the effects.
+    pub fn step(
+        &mut self,
+        input: Input<E::Message>,
+        transport: &dyn Transport,
+        commits: &Sender<Committed>,
+    ) -> Result<(), DriverError> {
+        let now = self.now();
+        let mut fx = std::mem::take(&mut self.fx);
+        self.engine.handle(now, input, &mut fx);
+        let result = self.apply(&mut fx, transport, commits);
+        self.fx = fx;
+        result
+    }
+
+    fn apply(
+        &mut self,
+        fx: &mut Effects<E::Message>,
+        transport: &dyn Transport,
+        commits: &Sender<Committed>,
+    ) -> Result<(), DriverError> {
+        let mut unsaved: Vec<Record> = Vec::new();
+        for effect in fx.drain() {
+            match effect {
+                Effect::Persist(r) => unsaved.push(r),
+                Effect::Send { to, msg } => {
+                    self.flush(&mut unsaved)?;
+                    let frame = Bytes::from(encode(&msg));
+                    self.stats.frames_out += 1;
+                    self.stats.bytes_out += frame.len() as u64;
+                    transport.send(to, frame);
+                }
+                Effect::Broadcast { msg } => {
+                    self.flush(&mut unsaved)?;
+                    let frame = Bytes::from(encode(&msg));
+                    for to in self.committee.ids().filter(|p| *p != self.id) {
+                        self.stats.frames_out += 1;
+                        self.stats.bytes_out += frame.len() as u64;
+                        transport.send(to, frame.clone());
+                    }
+                }
+                Effect::SetTimer { id, after } => {
+                    self.timers.insert(id, Instant::now() + after);
+                }
+                Effect::CancelTimer(id) => {
+                    self.timers.remove(&id);
+                }
+                Effect::Commit(c) => {
+                    self.flush(&mut unsaved)?;
+                    self.store.append_committed(std::slice::from_ref(&c))?;
+                    self.stats.commits += 1;
+                    // The application may have stopped listening; the log is on disk.
+                    let _ = commits.send(c);
+                }
+            }
+        }
+        self.flush(&mut unsaved)
+    }
+
+    fn flush(&mut self, unsaved: &mut Vec<Record>) -> Result<(), DriverError> {
+        if !unsaved.is_empty() {
+            self.store.apply(unsaved)?;
+            self.stats.persists += 1;
+            unsaved.clear();
+        }
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<(TimerId, Instant)> {
+        self.timers
+            .iter()
+            .min_by_key(|(_, at)| **at)
+            .map(|(id, at)| (*id, *at))
+    }
+
+    /// Runs until [`DriverInput::Shutdown`] or until every sender of `inbox` is gone.
+    pub fn run(
+        mut self,
+        inbox: Receiver<DriverInput>,
+        transport: &dyn Transport,
+        commits: &Sender<Committed>,
+    ) -> Result<Self, DriverError> {
+        self.step(Input::Start, transport, commits)?;
+        loop {
+            let wait = match self.next_deadline() {
+                Some((id, at)) => {
+                    let now = Instant::now();
+                    if at <= now {
+                        self.timers.remove(&id);
+                        self.step(Input::Timeout(id), transport, commits)?;
+                        continue;
+                    }
+                    at - now
+                }
+                None => Duration::from_secs(3600),
+            };
+            match inbox.recv_timeout(wait) {
+                Ok(DriverInput::Frame { from, frame }) => {
+                    if !self.committee.contains(from) {
+                        continue;
+                    }
+                    match decode::<E::Message>(&frame, self.max_frame) {
+                        Ok(msg) => {
+                            self.stats.frames_in += 1;
+                            self.step(Input::Message { from, msg }, transport, commits)?;
+                        }
+                        Err(_) => self.stats.frames_rejected += 1,
+                    }
+                }
+                Ok(DriverInput::Submit(txs)) => {
+                    self.step(Input::Submit(txs), transport, commits)?
+                }
+                Ok(DriverInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(self),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+/// The in-process network: one bounded inbox per member. Replacing an inbox (a
+/// restarted node) is seen by every transport at once, as a reconnect would be.
+#[derive(Clone, Default)]
+pub struct LocalNetwork {
+    inboxes: Arc<RwLock<Vec<SyncSender<DriverInput>>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LocalNetwork {
+    /// A network over these inboxes, indexed by member id.
+    pub fn new(inboxes: Vec<SyncSender<DriverInput>>) -> Self {
+        LocalNetwork {
+            inboxes: Arc::new(RwLock::new(inboxes)),
+            dropped: Default::default(),
+        }
+    }
+
+    /// Points member `id`'s traffic at a new inbox.
+    pub fn replace(&self, id: NodeId, inbox: SyncSender<DriverInput>) {
+        if let Ok(mut v) = self.inboxes.write() {
+            if let Some(slot) = v.get_mut(id.index()) {
+                *slot = inbox;
+            }
+        }
+    }
+
+    /// Member `id`'s inbox, to submit transactions or stop it.
+    pub fn inbox(&self, id: NodeId) -> Option<SyncSender<DriverInput>> {
+        self.inboxes.read().ok()?.get(id.index()).cloned()
+    }
+
+    /// The transport member `from` sends through.
+    pub fn transport(&self, from: NodeId) -> LocalTransport {
+        LocalTransport {
+            from,
+            network: self.clone(),
+        }
+    }
+
+    /// Frames dropped because an inbox was full or closed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Member `from`'s side of a [`LocalNetwork`]. A full inbox drops the frame (and
+/// counts it), as a congested link would; the engines retransmit.
+#[derive(Clone)]
+pub struct LocalTransport {
+    from: NodeId,
+    network: LocalNetwork,
+}
+
+impl Transport for LocalTransport {
+    fn send(&self, to: NodeId, frame: Bytes) {
+        let Some(peer) = self.network.inbox(to) else {
+            return;
+        };
+        match peer.try_send(DriverInput::Frame {
+            from: self.from,
+            frame,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.network.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dwcp_consensus::pbft::{Pbft, PbftConfig};
+    use dwcp_core::crypto::SignatureScheme;
+    use dwcp_core::storage::RedbStore;
+    use dwcp_core::NodeKeys;
+    use std::sync::mpsc::{channel, sync_channel};
+    use std::thread;
+
+    const MAX_FRAME: usize = 16 << 20;
+
+    fn spawn(
+        keys: NodeKeys,
+        committee: Committee,
+        path: std::path::PathBuf,
+        inbox: Receiver<DriverInput>,
+        transport: LocalTransport,
+        commits: Sender<Committed>,
+    ) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            let store = RedbStore::open(&path).expect("open store");
+            let recovered = store.recover(4096).expect("recover");
+            let id = keys.id;
+            let cfg = PbftConfig {
+                tick: Duration::from_millis(20),
+                view_change_timeout: Duration::from_millis(500),
+                ..PbftConfig::default()
+            };
+            let engine = Pbft::new(keys, committee.clone(), cfg, recovered).expect("engine");
+            let driver = Driver::new(id, committee, engine, store, MAX_FRAME);
+            driver.run(inbox, &transport, &commits).expect("driver");
+        })
+    }
+
+    fn txs(from: u32, count: u32) -> Vec<Bytes> {
+        (from..from + count)
+            .map(|k| Bytes::from(format!("tx-{k:08}")))
+            .collect()
+    }
+
+    /// Collects commits from one node until it has seen every transaction in `want`.
+    fn wait_for(rx: &Receiver<Committed>, log: &mut Vec<Committed>, want: u32) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while log.iter().map(|c| c.transactions.len() as u32).sum::<u32>() < want {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(c) => log.push(c),
+                Err(e) => panic!("waiting for {want} transactions: {e}; have {}", log.len()),
+            }
+        }
+    }
+
+    #[test]
+    fn four_drivers_agree_then_a_restarted_node_catches_up_from_redb() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (committee, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 11);
+        let mut inboxes = Vec::new();
+        let mut senders = Vec::new();
+        for _ in 0..4 {
+            let (tx, rx) = sync_channel(10_000);
+            senders.push(tx);
+            inboxes.push(Some(rx));
+        }
+        let net = LocalNetwork::new(senders);
+        let mut commit_rx = Vec::new();
+        let mut handles = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let (ctx, crx) = channel();
+            commit_rx.push(crx);
+            let inbox = inboxes[i].take().expect("inbox");
+            let path = dir.path().join(format!("n{i}.redb"));
+            handles.push(Some(spawn(
+                k.clone(),
+                committee.clone(),
+                path,
+                inbox,
+                net.transport(k.id),
+                ctx,
+            )));
+        }
+        let submit = |ids: &[usize], batch: Vec<Bytes>| {
+            for i in ids {
+                let inbox = net.inbox(NodeId(*i as u16)).expect("inbox");
+                inbox
+                    .send(DriverInput::Submit(batch.clone()))
+                    .expect("submit");
+            }
+        };
+        // Clients send to every replica.
+        submit(&[0, 1, 2, 3], txs(0, 200));
+        let mut logs: Vec<Vec<Committed>> = vec![Vec::new(); 4];
+        for i in 0..4 {
+            wait_for(&commit_rx[i], &mut logs[i], 200);
+        }
+        for i in 1..4 {
+            assert_eq!(logs[i], logs[0], "node {i} diverged");
+        }
+
+        // Stop node 3 (its thread ends, its store stays); the rest keep committing.
+        net.inbox(NodeId(3))
+            .expect("inbox")
+            .send(DriverInput::Shutdown)
+            .expect("shutdown");
+        handles[3].take().expect("handle").join().expect("join");
+        let before = logs[3].last().map(|c| c.seq).unwrap_or(0);
+        submit(&[0, 1, 2], txs(200, 100));
+        for i in 0..3 {
+            wait_for(&commit_rx[i], &mut logs[i], 300);
+        }
+
+        // Restart node 3 from its redb file: it fetches exactly what it missed.
+        let (tx3, rx3) = sync_channel(10_000);
+        net.replace(NodeId(3), tx3);
+        let (ctx, crx) = channel();
+        let path = dir.path().join("n3.redb");
+        handles[3] = Some(spawn(
+            keys[3].clone(),
+            committee.clone(),
+            path,
+            rx3,
+            net.transport(NodeId(3)),
+            ctx,
+        ));
+        let mut caught_up = Vec::new();
+        wait_for(&crx, &mut caught_up, 100);
+        assert_eq!(
+            caught_up.first().map(|c| c.seq),
+            Some(before + 1),
+            "must resume right after its last commit"
+        );
+        for c in &caught_up {
+            let same = logs[0]
+                .iter()
+                .find(|x| x.seq == c.seq)
+                .expect("seq known to node 0");
+            assert_eq!(c, same, "restarted node diverged at seq {}", c.seq);
+        }
+
+        for i in 0..4 {
+            let _ = net
+                .inbox(NodeId(i))
+                .expect("inbox")
+                .send(DriverInput::Shutdown);
+        }
+        for h in handles.into_iter().flatten() {
+            h.join().expect("join");
+        }
+    }
+}
