@@ -1,0 +1,667 @@
+//! TCP between committee members, every link encrypted and authenticated.
+//!
+//! Each link runs the Noise `XX` handshake (`snow`, X25519, ChaCha20-Poly1305,
+//! BLAKE2s) and then binds the channel to a committee identity: each side signs the
+//! handshake hash with its ed25519 committee key, so a process without a committee
+//! key cannot inject a frame, and a man in the middle cannot relay a handshake.
+//!
+//! A node dials every peer for the frames it sends and accepts connections for the
+//! frames it receives, so each connection carries data one way. Frames are
+//! length-prefixed (`u32`) and split into Noise messages of at most 64 KiB; a frame
+//! longer than `max_frame`, or any malformed message, closes that connection only.
+//! Outgoing frames wait in a bounded queue per peer; when it is full the frame is
+//! dropped and counted (the engines retransmit), so a slow peer cannot exhaust memory.
+//! Dialling retries with capped exponential backoff.
+
+use crate::driver::{DriverInput, Transport};
+use bytes::Bytes;
+use dwcp_core::{Committee, Digest, NodeId, NodeKeys};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+const NOISE_MAX: usize = 65535;
+const TAG: usize = 16;
+const CHUNK: usize = NOISE_MAX - TAG;
+const AUTH_DOMAIN: &str = "dwcp noise channel binding v1";
+
+/// Why a link failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The socket failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The Noise handshake or a decryption failed.
+    #[error("noise: {0}")]
+    Noise(#[from] snow::Error),
+    /// The peer is not who it claims, or not a member.
+    #[error("authentication failed: {0}")]
+    Auth(&'static str),
+    /// A frame longer than the limit.
+    #[error("frame of {0} bytes over the limit")]
+    Oversized(usize),
+    /// The handshake took too long.
+    #[error("handshake timed out")]
+    Timeout,
+}
+
+/// Settings of one node's transport.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Largest frame accepted or sent.
+    pub max_frame: usize,
+    /// Frames queued per peer before new ones are dropped.
+    pub queue_capacity: usize,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Time allowed for a handshake.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_frame: dwcp_core::codec::DEFAULT_MAX_FRAME,
+            queue_capacity: 4096,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters of a node's links, for metrics and health.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Frames written to sockets.
+    pub frames_sent: AtomicU64,
+    /// Frames dropped because a peer's queue was full.
+    pub frames_dropped: AtomicU64,
+    /// Frames read and handed to the driver.
+    pub frames_received: AtomicU64,
+    /// Frames dropped because the driver's inbox was full.
+    pub frames_dropped_inbound: AtomicU64,
+    /// Connections closed for a malformed or oversized frame.
+    pub bad_frames: AtomicU64,
+    /// Incoming connections refused at authentication.
+    pub refused: AtomicU64,
+    /// Outgoing connection attempts that failed.
+    pub dial_failures: AtomicU64,
+}
+
+/// A running transport: queue frames to peers with [`Transport::send`].
+pub struct Network {
+    id: NodeId,
+    queues: Vec<Option<mpsc::Sender<Bytes>>>,
+    connected: Arc<Vec<AtomicBool>>,
+    stats: Arc<TransportStats>,
+}
+
+impl Network {
+    /// Counters.
+    pub fn stats(&self) -> &TransportStats {
+        &self.stats
+    }
+
+    /// Whether the outgoing link to `peer` is up.
+    pub fn is_connected(&self, peer: NodeId) -> bool {
+        self.connected
+            .get(peer.index())
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+}
+
+impl Transport for Network {
+    fn send(&self, to: NodeId, frame: Bytes) {
+        let Some(Some(q)) = self.queues.get(to.index()) else {
+            return;
+        };
+        if let Err(e) = q.try_send(frame) {
+            match e {
+                mpsc::error::TrySendError::Full(_) | mpsc::error::TrySendError::Closed(_) => {
+                    self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the transport of `keys.id` on the tokio runtime it is called from:
+/// accepts on `listener`, dials `peers` (address by member id; its own is ignored)
+/// and hands received frames to `inbox`.
+pub fn start(
+    listener: TcpListener,
+    peers: Vec<SocketAddr>,
+    keys: NodeKeys,
+    committee: Committee,
+    cfg: TransportConfig,
+    inbox: SyncSender<DriverInput>,
+) -> Network {
+    let keys = Arc::new(keys);
+    let stats = Arc::new(TransportStats::default());
+    let connected: Arc<Vec<AtomicBool>> = Arc::new(
+        (0..committee.size())
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+    );
+    let mut queues = Vec::with_capacity(committee.size());
+    for (i, addr) in peers.iter().enumerate().take(committee.size()) {
+        if i == keys.id.index() {
+            queues.push(None);
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+        queues.push(Some(tx));
+        tokio::spawn(dial_loop(
+            NodeId(i as u16),
+            *addr,
+            rx,
+            keys.clone(),
+            committee.clone(),
+            cfg.clone(),
+            stats.clone(),
+            connected.clone(),
+        ));
+    }
+    tokio::spawn(accept_loop(
+        listener,
+        keys.clone(),
+        committee,
+        cfg,
+        stats.clone(),
+        inbox,
+    ));
+    Network {
+        id: keys.id,
+        queues,
+        connected,
+        stats,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dial_loop(
+    peer: NodeId,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Bytes>,
+    keys: Arc<NodeKeys>,
+    committee: Committee,
+    cfg: TransportConfig,
+    stats: Arc<TransportStats>,
+    connected: Arc<Vec<AtomicBool>>,
+) {
+    let mut backoff = cfg.backoff_min;
+    loop {
+        let attempt = tokio::time::timeout(cfg.handshake_timeout, async {
+            let mut stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let state = handshake(
+                &mut stream,
+                &keys,
+                &committee,
+                Role::Initiator { expect: peer },
+            )
+            .await?;
+            Ok::<_, LinkError>((stream, state.0))
+        })
+        .await;
+        let (mut stream, mut noise) = match attempt {
+            Ok(Ok(link)) => link,
+            Ok(Err(_)) | Err(_) => {
+                stats.dial_failures.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(cfg.backoff_max);
+                if rx.is_closed() {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = cfg.backoff_min;
+        connected[peer.index()].store(true, Ordering::Relaxed);
+        while let Some(frame) = rx.recv().await {
+            if frame.len() > cfg.max_frame {
+                continue;
+            }
+            if write_frame(&mut stream, &mut noise, &frame).await.is_err() {
+                break; // reconnect; this frame is lost and the engine will resend
+            }
+            stats.frames_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        connected[peer.index()].store(false, Ordering::Relaxed);
+        if rx.is_closed() {
+            return;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    keys: Arc<NodeKeys>,
+    committee: Committee,
+    cfg: TransportConfig,
+    stats: Arc<TransportStats>,
+    inbox: SyncSender<DriverInput>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (keys, committee, cfg, stats, inbox) = (
+            keys.clone(),
+            committee.clone(),
+            cfg.clone(),
+            stats.clone(),
+            inbox.clone(),
+        );
+        tokio::spawn(async move {
+            let _ = serve_inbound(stream, &keys, &committee, &cfg, &stats, &inbox).await;
+        });
+    }
+}
+
+async fn serve_inbound(
+    mut stream: TcpStream,
+    keys: &NodeKeys,
+    committee: &Committee,
+    cfg: &TransportConfig,
+    stats: &TransportStats,
+    inbox: &SyncSender<DriverInput>,
+) -> Result<(), LinkError> {
+    stream.set_nodelay(true)?;
+    let shake = tokio::time::timeout(
+        cfg.handshake_timeout,
+        handshake(&mut stream, keys, committee, Role::Responder),
+    )
+    .await;
+    let (mut noise, from) = match shake {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        Err(_) => {
+            stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(LinkError::Timeout);
+        }
+    };
+    loop {
+        let frame = match read_frame(&mut stream, &mut noise, cfg.max_frame).await {
+            Ok(f) => f,
+            Err(LinkError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => {
+                stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        match inbox.try_send(DriverInput::Frame { from, frame }) {
+            Ok(()) => {
+                stats.frames_received.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                stats.frames_dropped_inbound.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => return Ok(()),
+        }
+    }
+}
+
+enum Role {
+    Initiator { expect: NodeId },
+    Responder,
+}
+
+async fn write_noise(stream: &mut TcpStream, msg: &[u8]) -> Result<(), LinkError> {
+    let len = u16::try_from(msg.len()).map_err(|_| LinkError::Oversized(msg.len()))?;
+    stream.write_all(&len.to_be_bytes()).await?;
+    stream.write_all(msg).await?;
+    Ok(())
+}
+
+async fn read_noise(stream: &mut TcpStream, buf: &mut [u8; NOISE_MAX]) -> Result<usize, LinkError> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await?;
+    let len = usize::from(u16::from_be_bytes(len));
+    stream.read_exact(&mut buf[..len]).await?;
+    Ok(len)
+}
+
+fn binding(hash: &[u8], role: &[u8]) -> Digest {
+    Digest::of_parts(AUTH_DOMAIN, &[hash, role])
+}
+
+/// Runs the XX handshake, then exchanges committee signatures over its hash.
+/// Returns the transport state and the authenticated peer.
+async fn handshake(
+    stream: &mut TcpStream,
+    keys: &NodeKeys,
+    committee: &Committee,
+    role: Role,
+) -> Result<(snow::TransportState, NodeId), LinkError> {
+    let params: snow::params::NoiseParams = NOISE_PARAMS.parse()?;
+    let builder = snow::Builder::new(params);
+    let static_key = builder.generate_keypair()?;
+    let builder = builder.local_private_key(&static_key.private)?;
+    let mut buf = Box::new([0u8; NOISE_MAX]);
+    let mut out = vec![0u8; NOISE_MAX];
+    let mut payload = vec![0u8; NOISE_MAX];
+    let initiator = matches!(role, Role::Initiator { .. });
+    let mut hs = if initiator {
+        builder.build_initiator()?
+    } else {
+        builder.build_responder()?
+    };
+    // XX: -> e; <- e, ee, s, es; -> s, se
+    for step in 0..3 {
+        let we_write = (step % 2 == 0) == initiator;
+        if we_write {
+            let n = hs.write_message(&[], &mut out)?;
+            write_noise(stream, &out[..n]).await?;
+        } else {
+            let n = read_noise(stream, &mut buf).await?;
+            hs.read_message(&buf[..n], &mut payload)?;
+        }
+    }
+    let hash = hs.get_handshake_hash().to_vec();
+    let mut noise = hs.into_transport_mode()?;
+    let (mine, theirs): (&[u8], &[u8]) = if initiator {
+        (b"initiator", b"responder")
+    } else {
+        (b"responder", b"initiator")
+    };
+    let sig = keys.signing.sign(&binding(&hash, mine));
+    let mut auth = Vec::with_capacity(66);
+    auth.extend_from_slice(&keys.id.0.to_le_bytes());
+    auth.extend_from_slice(&sig.0);
+    let send_auth =
+        |noise: &mut snow::TransportState, out: &mut Vec<u8>| noise.write_message(&auth, out);
+    if initiator {
+        let n = send_auth(&mut noise, &mut out)?;
+        write_noise(stream, &out[..n]).await?;
+    }
+    let n = read_noise(stream, &mut buf).await?;
+    let m = noise.read_message(&buf[..n], &mut payload)?;
+    if m != 66 {
+        return Err(LinkError::Auth("malformed authentication message"));
+    }
+    let peer = NodeId(u16::from_le_bytes([payload[0], payload[1]]));
+    let mut sig_bytes = [0u8; 64];
+    sig_bytes.copy_from_slice(&payload[2..66]);
+    if peer == keys.id || !committee.contains(peer) {
+        return Err(LinkError::Auth("not another committee member"));
+    }
+    if let Role::Initiator { expect } = role {
+        if peer != expect {
+            return Err(LinkError::Auth("answered by the wrong member"));
+        }
+    }
+    committee
+        .verify(
+            peer,
+            &binding(&hash, theirs),
+            &dwcp_core::crypto::Signature(sig_bytes),
+        )
+        .map_err(|_| LinkError::Auth("bad channel-binding signature"))?;
+    if !initiator {
+        let n = send_auth(&mut noise, &mut out)?;
+        write_noise(stream, &out[..n]).await?;
+    }
+    Ok((noise, peer))
+}
+
+/// Writes one frame: a `u32` length, then the bytes, in Noise messages of ≤ 64 KiB.
+async fn write_frame(
+    stream: &mut TcpStream,
+    noise: &mut snow::TransportState,
+    frame: &[u8],
+) -> Result<(), LinkError> {
+    let len = u32::try_from(frame.len()).map_err(|_| LinkError::Oversized(frame.len()))?;
+    let mut plain = Vec::with_capacity(4 + frame.len());
+    plain.extend_from_slice(&len.to_be_bytes());
+    plain.extend_from_slice(frame);
+    let mut out = vec![0u8; NOISE_MAX];
+    let mut wire = Vec::with_capacity(plain.len() + (plain.len() / CHUNK + 1) * (TAG + 2));
+    for chunk in plain.chunks(CHUNK) {
+        let n = noise.write_message(chunk, &mut out)?;
+        wire.extend_from_slice(&(n as u16).to_be_bytes());
+        wire.extend_from_slice(&out[..n]);
+    }
+    stream.write_all(&wire).await?;
+    Ok(())
+}
+
+/// Reads one frame, refusing lengths over `max_frame` before allocating them.
+async fn read_frame(
+    stream: &mut TcpStream,
+    noise: &mut snow::TransportState,
+    max_frame: usize,
+) -> Result<Bytes, LinkError> {
+    let mut buf = Box::new([0u8; NOISE_MAX]);
+    let mut plain = vec![0u8; NOISE_MAX];
+    let n = read_noise(stream, &mut buf).await?;
+    let m = noise.read_message(&buf[..n], &mut plain)?;
+    if m < 4 {
+        return Err(LinkError::Auth("frame without a length"));
+    }
+    let len = u32::from_be_bytes([plain[0], plain[1], plain[2], plain[3]]) as usize;
+    if len > max_frame {
+        return Err(LinkError::Oversized(len));
+    }
+    let mut frame = Vec::with_capacity(len);
+    frame.extend_from_slice(&plain[4..m]);
+    while frame.len() < len {
+        let n = read_noise(stream, &mut buf).await?;
+        let m = noise.read_message(&buf[..n], &mut plain)?;
+        frame.extend_from_slice(&plain[..m]);
+    }
+    if frame.len() != len {
+        return Err(LinkError::Oversized(frame.len()));
+    }
+    Ok(Bytes::from(frame))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dwcp_core::crypto::SignatureScheme;
+    use std::sync::mpsc::{sync_channel, Receiver};
+
+    async fn listeners(n: usize) -> (Vec<TcpListener>, Vec<SocketAddr>) {
+        let mut ls = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            addrs.push(l.local_addr().expect("addr"));
+            ls.push(l);
+        }
+        (ls, addrs)
+    }
+
+    fn recv(rx: &Receiver<DriverInput>) -> (NodeId, Bytes) {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(DriverInput::Frame { from, frame }) => (from, frame),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_exchange_frames_of_any_size() {
+        let (committee, keys) = Committee::deterministic(3, SignatureScheme::Ed25519, 1);
+        let (ls, addrs) = listeners(3).await;
+        let mut nets = Vec::new();
+        let mut inboxes = Vec::new();
+        for (l, k) in ls.into_iter().zip(&keys) {
+            let (tx, rx) = sync_channel(100);
+            inboxes.push(rx);
+            nets.push(start(
+                l,
+                addrs.clone(),
+                k.clone(),
+                committee.clone(),
+                TransportConfig::default(),
+                tx,
+            ));
+        }
+        let big = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<_>>());
+        nets[0].send(NodeId(2), Bytes::from_static(b"hello"));
+        nets[0].send(NodeId(2), big.clone());
+        nets[1].send(NodeId(2), Bytes::new());
+        let mut got = [recv(&inboxes[2]), recv(&inboxes[2]), recv(&inboxes[2])];
+        got.sort_by_key(|(from, f)| (*from, f.len()));
+        assert_eq!(got[0], (NodeId(0), Bytes::from_static(b"hello")));
+        assert_eq!(got[1], (NodeId(0), big));
+        assert_eq!(got[2], (NodeId(1), Bytes::new()));
+        assert!(nets[0].is_connected(NodeId(2)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_process_without_a_committee_key_is_refused() {
+        let (committee, keys) = Committee::deterministic(2, SignatureScheme::Ed25519, 2);
+        // An outsider with the same committee file but its own key claims to be node 1.
+        let (_, outsider_keys) = Committee::deterministic(2, SignatureScheme::Ed25519, 99);
+        let (ls, addrs) = listeners(2).await;
+        let mut ls = ls.into_iter();
+        let (tx0, rx0) = sync_channel(100);
+        let net0 = start(
+            ls.next().expect("l"),
+            addrs.clone(),
+            keys[0].clone(),
+            committee.clone(),
+            TransportConfig::default(),
+            tx0,
+        );
+        let (tx1, _rx1) = sync_channel(100);
+        let outsider = start(
+            ls.next().expect("l"),
+            addrs.clone(),
+            outsider_keys[1].clone(),
+            committee.clone(),
+            TransportConfig::default(),
+            tx1,
+        );
+        outsider.send(NodeId(0), Bytes::from_static(b"forged"));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            rx0.try_recv().is_err(),
+            "a frame from a non-member got through"
+        );
+        assert!(net0.stats().refused.load(Ordering::Relaxed) >= 1);
+        assert!(!outsider.is_connected(NodeId(0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversized_or_malformed_frame_closes_only_that_connection() {
+        let (committee, keys) = Committee::deterministic(3, SignatureScheme::Ed25519, 3);
+        let (ls, addrs) = listeners(3).await;
+        let mut ls = ls.into_iter();
+        let cfg = TransportConfig {
+            max_frame: 1024,
+            ..TransportConfig::default()
+        };
+        let (tx0, rx0) = sync_channel(100);
+        let net0 = start(
+            ls.next().expect("l"),
+            addrs.clone(),
+            keys[0].clone(),
+            committee.clone(),
+            cfg.clone(),
+            tx0,
+        );
+        let (tx2, _rx2) = sync_channel(100);
+        let net2 = start(
+            ls.nth(1).expect("l"),
+            addrs.clone(),
+            keys[2].clone(),
+            committee.clone(),
+            cfg.clone(),
+            tx2,
+        );
+
+        // Member 1, by hand: authenticate, then claim a 1 MiB frame.
+        let mut s = TcpStream::connect(addrs[0]).await.expect("connect");
+        let (mut noise, _) = handshake(
+            &mut s,
+            &keys[1],
+            &committee,
+            Role::Initiator { expect: NodeId(0) },
+        )
+        .await
+        .expect("handshake");
+        let mut out = vec![0u8; NOISE_MAX];
+        let n = noise
+            .write_message(&(1u32 << 20).to_be_bytes(), &mut out)
+            .expect("encrypt");
+        write_noise(&mut s, &out[..n]).await.expect("write");
+        let mut rest = [0u8; 1];
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
+            .await
+            .expect("closed in time");
+        assert!(
+            matches!(closed, Ok(0) | Err(_)),
+            "connection should be closed"
+        );
+        assert_eq!(net0.stats().bad_frames.load(Ordering::Relaxed), 1);
+
+        // Garbage after a good handshake: same fate.
+        let mut s = TcpStream::connect(addrs[0]).await.expect("connect");
+        let _ = handshake(
+            &mut s,
+            &keys[1],
+            &committee,
+            Role::Initiator { expect: NodeId(0) },
+        )
+        .await
+        .expect("handshake");
+        write_noise(&mut s, &[7u8; 100]).await.expect("write");
+        let closed = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
+            .await
+            .expect("closed in time");
+        assert!(matches!(closed, Ok(0) | Err(_)));
+        assert_eq!(net0.stats().bad_frames.load(Ordering::Relaxed), 2);
+
+        // Member 2's link is unaffected.
+        net2.send(NodeId(0), Bytes::from_static(b"still here"));
+        assert_eq!(recv(&rx0), (NodeId(2), Bytes::from_static(b"still here")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_and_counts_instead_of_growing() {
+        let (committee, keys) = Committee::deterministic(2, SignatureScheme::Ed25519, 4);
+        let (ls, mut addrs) = listeners(1).await;
+        // Peer 1's address refuses connections: nothing drains the queue.
+        let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(dead.local_addr().expect("addr"));
+        drop(dead);
+        let cfg = TransportConfig {
+            queue_capacity: 8,
+            ..TransportConfig::default()
+        };
+        let (tx, _rx) = sync_channel(10);
+        let net = start(
+            ls.into_iter().next().expect("l"),
+            addrs,
+            keys[0].clone(),
+            committee,
+            cfg,
+            tx,
+        );
+        for _ in 0..100 {
+            net.send(NodeId(1), Bytes::from_static(b"x"));
+        }
+        assert!(net.stats().frames_dropped.load(Ordering::Relaxed) >= 90);
+    }
+}
