@@ -7,7 +7,8 @@ use bytes::Bytes;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::storage::{Storage, StorageError};
 use dwcp_core::{
-    Committed, Committee, Effect, Effects, Engine, Input, NodeId, Record, Time, TimerId,
+    Committed, Committee, Effect, Effects, Engine, EngineStatus, Input, NodeId, Record, Time,
+    TimerId,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,6 +75,7 @@ pub struct Driver<E: Engine, S: Storage> {
     max_frame: usize,
     fx: Effects<E::Message>,
     stats: DriverStats,
+    status: Option<Arc<std::sync::Mutex<EngineStatus>>>,
 }
 
 impl<E: Engine, S: Storage> Driver<E, S> {
@@ -89,7 +91,14 @@ impl<E: Engine, S: Storage> Driver<E, S> {
             max_frame,
             fx: Effects::new(),
             stats: DriverStats::default(),
+            status: None,
         }
+    }
+
+    /// Publishes the engine's status to `sink` after every input.
+    pub fn with_status(mut self, sink: Arc<std::sync::Mutex<EngineStatus>>) -> Self {
+        self.status = Some(sink);
+        self
     }
 
     /// Traffic counters so far.
@@ -118,6 +127,11 @@ impl<E: Engine, S: Storage> Driver<E, S> {
         self.engine.handle(now, input, &mut fx);
         let result = self.apply(&mut fx, transport, commits);
         self.fx = fx;
+        if let Some(sink) = &self.status {
+            if let Ok(mut st) = sink.lock() {
+                *st = self.engine.status();
+            }
+        }
         result
     }
 

@@ -1,6 +1,9 @@
-//! The `dwcpd` daemon: the generic node driver, and the command implementations.
-//! Transport, manager, HTTP API and metrics build on the driver.
+//! The `dwcpd` daemon: the generic node driver, the authenticated transport, the
+//! HTTP API, configuration, and the command implementations.
 
 pub mod cmd;
+pub mod config;
 pub mod driver;
+pub mod http;
+pub mod node;
 pub mod transport;

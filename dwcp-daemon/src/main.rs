@@ -15,10 +15,16 @@ struct Cli {
 enum Command {
     /// Run a consensus engine in the deterministic simulator with faulty nodes.
     Sim(cmd::sim::SimArgs),
+    /// Write keys, a committee file and node configs for a local cluster.
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Run one node from its config file.
+    Run(cmd::run::RunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Run(args) => cmd::run::run(args),
     }
 }

@@ -1,3 +1,5 @@
 //! One module per `dwcpd` subcommand: its clap arguments and its `run` function.
 
+pub mod keygen;
+pub mod run;
 pub mod sim;

@@ -1,0 +1,97 @@
+//! `dwcpd keygen`: keys, a committee file and node configs for a local cluster.
+
+use crate::config::{save_committee, save_keys, NodeConfig, PbftSection};
+use anyhow::{bail, Context};
+use clap::Args;
+use dwcp_core::committee::{Committee, Member, NodeKeys};
+use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
+use dwcp_core::NodeId;
+use rand::RngCore;
+use std::path::PathBuf;
+
+/// Arguments of `dwcpd keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Committee size.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Output folder (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Host the nodes listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Consensus port of node 0; node i uses this + i.
+    #[arg(long, default_value_t = 7000)]
+    pub base_port: u16,
+    /// HTTP port of node 0; node i uses this + i.
+    #[arg(long, default_value_t = 8000)]
+    pub http_base_port: u16,
+}
+
+/// Writes `committee.json`, `node-<i>.key` (mode 0600) and `node-<i>.toml`.
+pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 || args.nodes > 1000 {
+        bail!("--nodes must be between 1 and 1000");
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut rng = rand::rngs::OsRng;
+    let keys: Vec<NodeKeys> = (0..args.nodes)
+        .map(|i| {
+            let mut a = [0u8; 32];
+            let mut b = [0u8; 32];
+            rng.fill_bytes(&mut a);
+            rng.fill_bytes(&mut b);
+            NodeKeys {
+                id: NodeId(i as u16),
+                signing: SigningKey::from_seed(a, SignatureScheme::Ed25519),
+                vrf: VrfSecretKey::from_seed(b),
+            }
+        })
+        .collect();
+    let members = keys
+        .iter()
+        .map(|k| Member {
+            id: k.id,
+            key: k.signing.public(),
+            vrf_key: k.vrf.public(),
+            stake: 1,
+        })
+        .collect();
+    let committee = Committee::new(SignatureScheme::Ed25519, members)?;
+    save_committee(&committee, &args.out.join("committee.json"))?;
+    let port = |base: u16, i: usize| -> anyhow::Result<std::net::SocketAddr> {
+        let p = base.checked_add(i as u16).context("port out of range")?;
+        Ok(format!("{}:{}", args.host, p).parse()?)
+    };
+    let peers = (0..args.nodes)
+        .map(|i| port(args.base_port, i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut token = [0u8; 24];
+    rng.fill_bytes(&mut token);
+    for k in &keys {
+        let i = k.id.index();
+        save_keys(k, &args.out.join(format!("node-{i}.key")))?;
+        NodeConfig {
+            id: k.id.0,
+            listen: peers[i],
+            http: port(args.http_base_port, i)?,
+            peers: peers.clone(),
+            committee: "committee.json".into(),
+            key: format!("node-{i}.key").into(),
+            store: format!("node-{i}.redb").into(),
+            engine: "pbft".into(),
+            http_token: hex::encode(token),
+            http_body_limit: 4 << 20,
+            pbft: PbftSection::default(),
+        }
+        .save(&args.out.join(format!("node-{i}.toml")))?;
+    }
+    println!(
+        "wrote a committee of {} to {}",
+        args.nodes,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Node configuration (TOML), key files and committee files.
+
+use dwcp_core::committee::NodeKeys;
+use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
+use dwcp_core::{Committee, NodeId};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration, key or committee file was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A file does not parse.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The contents are inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str, secret: bool) -> Result<(), ConfigError> {
+    let io = |source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(path, text).map_err(io)?;
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    let _ = secret;
+    Ok(())
+}
+
+/// PBFT parameters a config may override.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PbftSection {
+    /// Most transactions per batch.
+    pub batch_size: Option<usize>,
+    /// Checkpoint interval.
+    pub checkpoint_interval: Option<u64>,
+    /// View-change timeout in milliseconds.
+    pub view_change_timeout_ms: Option<u64>,
+}
+
+impl PbftSection {
+    /// The engine configuration with these overrides.
+    pub fn to_config(&self) -> dwcp_consensus::pbft::PbftConfig {
+        let mut c = dwcp_consensus::pbft::PbftConfig::default();
+        if let Some(b) = self.batch_size {
+            c.batch_size = b;
+        }
+        if let Some(k) = self.checkpoint_interval {
+            c.checkpoint_interval = k;
+            c.window = c.window.max(4 * k);
+        }
+        if let Some(t) = self.view_change_timeout_ms {
+            c.view_change_timeout = Duration::from_millis(t);
+        }
+        c
+    }
+}
+
+/// One node's configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's committee id.
+    pub id: u16,
+    /// Address for consensus traffic.
+    pub listen: SocketAddr,
+    /// Address of the HTTP API.
+    pub http: SocketAddr,
+    /// Consensus address of every member, by id.
+    pub peers: Vec<SocketAddr>,
+    /// Committee file (JSON), relative to the config file.
+    pub committee: PathBuf,
+    /// Key file, relative to the config file.
+    pub key: PathBuf,
+    /// The `redb` store, relative to the config file.
+    pub store: PathBuf,
+    /// Engine name.
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    /// Bearer token required by write endpoints.
+    pub http_token: String,
+    /// Largest request body the HTTP API accepts, bytes.
+    #[serde(default = "default_body_limit")]
+    pub http_body_limit: usize,
+    /// PBFT overrides.
+    #[serde(default)]
+    pub pbft: PbftSection,
+}
+
+fn default_engine() -> String {
+    "pbft".into()
+}
+
+fn default_body_limit() -> usize {
+    4 << 20
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let mut cfg: NodeConfig = toml::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.committee, &mut cfg.key, &mut cfg.store] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if usize::from(cfg.id) >= cfg.peers.len() {
+            return Err(ConfigError::Invalid(format!(
+                "id {} has no entry in peers ({} listed)",
+                cfg.id,
+                cfg.peers.len()
+            )));
+        }
+        if cfg.http_token.len() < 16 {
+            return Err(ConfigError::Invalid(
+                "http_token must be at least 16 characters".into(),
+            ));
+        }
+        if cfg.engine != "pbft" {
+            return Err(ConfigError::Invalid(format!(
+                "unknown engine {:?} (available: pbft)",
+                cfg.engine
+            )));
+        }
+        Ok(cfg)
+    }
+
+    /// Writes the config as TOML.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        write(path, &text, true)
+    }
+}
+
+/// A node's secret key file: hex seeds for its signing and VRF keys.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    id: u16,
+    scheme: SignatureScheme,
+    signing_seed: String,
+    vrf_seed: String,
+}
+
+fn seed(hex_str: &str, path: &Path) -> Result<[u8; 32], ConfigError> {
+    let bytes = hex::decode(hex_str).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("seed: {e}"),
+    })?;
+    bytes.try_into().map_err(|_| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: "a seed must be 32 bytes".into(),
+    })
+}
+
+/// Writes `keys` to a key file readable only by its owner.
+pub fn save_keys(keys: &NodeKeys, path: &Path) -> Result<(), ConfigError> {
+    let f = KeyFile {
+        id: keys.id.0,
+        scheme: keys.signing.scheme(),
+        signing_seed: hex::encode(keys.signing.seed()),
+        vrf_seed: hex::encode(keys.vrf.seed()),
+    };
+    let text = toml::to_string(&f).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    write(path, &text, true)
+}
+
+/// Reads a key file and checks it matches `committee`.
+pub fn load_keys(path: &Path, committee: &Committee) -> Result<NodeKeys, ConfigError> {
+    let f: KeyFile = toml::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let keys = NodeKeys {
+        id: NodeId(f.id),
+        signing: SigningKey::from_seed(seed(&f.signing_seed, path)?, f.scheme),
+        vrf: VrfSecretKey::from_seed(seed(&f.vrf_seed, path)?),
+    };
+    match committee.member(keys.id) {
+        Some(m) if m.key == keys.signing.public() && m.vrf_key == keys.vrf.public() => Ok(keys),
+        Some(_) => Err(ConfigError::Invalid(format!(
+            "{}: keys do not match member {} of the committee",
+            path.display(),
+            keys.id
+        ))),
+        None => Err(ConfigError::Invalid(format!(
+            "{}: {} is not a committee member",
+            path.display(),
+            keys.id
+        ))),
+    }
+}
+
+/// Writes a committee file (JSON).
+pub fn save_committee(c: &Committee, path: &Path) -> Result<(), ConfigError> {
+    let text = serde_json::to_string_pretty(c).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    write(path, &text, false)
+}
+
+/// Reads and validates a committee file.
+pub fn load_committee(path: &Path) -> Result<Committee, ConfigError> {
+    serde_json::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_committee_roundtrip_and_mismatch_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 5);
+        save_committee(&c, &dir.path().join("c.json")).unwrap();
+        let c2 = load_committee(&dir.path().join("c.json")).unwrap();
+        assert_eq!(c2.members(), c.members());
+        save_keys(&keys[2], &dir.path().join("k")).unwrap();
+        let k = load_keys(&dir.path().join("k"), &c2).unwrap();
+        assert_eq!(k.signing.public(), keys[2].signing.public());
+        let (other, _) = Committee::deterministic(4, SignatureScheme::Ed25519, 6);
+        assert!(load_keys(&dir.path().join("k"), &other).is_err());
+        std::fs::write(
+            dir.path().join("bad"),
+            "id = 1\nscheme = \"Ed25519\"\nsigning_seed = \"zz\"\nvrf_seed = \"00\"",
+        )
+        .unwrap();
+        assert!(load_keys(&dir.path().join("bad"), &c2).is_err());
+        std::fs::write(dir.path().join("c.json"), "{").unwrap();
+        assert!(load_committee(&dir.path().join("c.json")).is_err());
+    }
+
+    #[test]
+    fn config_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = NodeConfig {
+            id: 1,
+            listen: "127.0.0.1:7001".parse().unwrap(),
+            http: "127.0.0.1:8001".parse().unwrap(),
+            peers: vec![
+                "127.0.0.1:7000".parse().unwrap(),
+                "127.0.0.1:7001".parse().unwrap(),
+            ],
+            committee: "committee.json".into(),
+            key: "node-1.key".into(),
+            store: "node-1.redb".into(),
+            engine: "pbft".into(),
+            http_token: "0123456789abcdef".into(),
+            http_body_limit: 1024,
+            pbft: PbftSection::default(),
+        };
+        let path = dir.path().join("node.toml");
+        cfg.save(&path).unwrap();
+        let back = NodeConfig::load(&path).unwrap();
+        assert_eq!(back.committee, dir.path().join("committee.json"));
+        let mut bad = cfg.clone();
+        bad.id = 5;
+        bad.save(&path).unwrap();
+        assert!(NodeConfig::load(&path).is_err());
+        let mut bad = cfg.clone();
+        bad.http_token = "short".into();
+        bad.save(&path).unwrap();
+        assert!(NodeConfig::load(&path).is_err());
+        std::fs::write(&path, "id = 1\nsurprise = true").unwrap();
+        assert!(NodeConfig::load(&path).is_err());
+    }
+}

@@ -1,0 +1,194 @@
+//! The HTTP API: health, status, committed batches, and transaction submission.
+
+use crate::driver::DriverInput;
+use crate::transport::Network;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use dwcp_core::{Committed, Digest, EngineStatus, NodeId, Seq};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+/// Committed batches kept in memory for `GET /v1/committed/{seq}`.
+pub const RECENT_COMMITS: usize = 100_000;
+
+/// What the HTTP handlers read and write.
+pub struct NodeState {
+    /// This node.
+    pub id: NodeId,
+    /// The engine's latest status.
+    pub status: Arc<Mutex<EngineStatus>>,
+    /// Recent committed batches by sequence number.
+    pub recent: Mutex<BTreeMap<Seq, Committed>>,
+    /// The driver's inbox.
+    pub inbox: SyncSender<DriverInput>,
+    /// The transport.
+    pub network: Arc<Network>,
+    /// Members in the committee.
+    pub committee_size: usize,
+    /// False once the driver thread has stopped.
+    pub driver_alive: AtomicBool,
+    /// Expected `Authorization: Bearer` token of write endpoints.
+    pub token: String,
+}
+
+impl NodeState {
+    /// Records a committed batch.
+    pub fn on_commit(&self, c: Committed) {
+        if let Ok(mut r) = self.recent.lock() {
+            r.insert(c.seq, c);
+            while r.len() > RECENT_COMMITS {
+                r.pop_first();
+            }
+        }
+    }
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}
+
+/// The API router over `state`, with a request body limit of `body_limit` bytes.
+pub fn router(state: Arc<NodeState>, body_limit: usize) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/committed/{seq}", get(committed))
+        .route("/v1/transactions", post(submit))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn health(State(s): State<Arc<NodeState>>) -> Response {
+    let driver = s.driver_alive.load(Ordering::Relaxed);
+    let peers = (0..s.committee_size)
+        .map(|i| NodeId(i as u16))
+        .filter(|p| *p != s.id)
+        .filter(|p| s.network.is_connected(*p))
+        .count();
+    let body = json!({
+        "status": if driver { "healthy" } else { "unhealthy" },
+        "components": {
+            "driver": { "healthy": driver },
+            "transport": { "healthy": true, "connected_peers": peers },
+        }
+    });
+    let code = if driver {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+#[derive(Serialize)]
+struct PeerView {
+    id: NodeId,
+    connected: bool,
+}
+
+async fn status(State(s): State<Arc<NodeState>>) -> Response {
+    let st = s.status.lock().map(|g| g.clone()).unwrap_or_default();
+    let last_digest = s
+        .recent
+        .lock()
+        .ok()
+        .and_then(|r| r.get(&st.last_committed).map(|c| c.digest))
+        .map(|d: Digest| d.to_string());
+    let peers: Vec<PeerView> = (0..s.committee_size)
+        .map(|i| NodeId(i as u16))
+        .filter(|p| *p != s.id)
+        .map(|p| PeerView {
+            id: p,
+            connected: s.network.is_connected(p),
+        })
+        .collect();
+    Json(json!({
+        "id": s.id,
+        "engine": st.engine,
+        "view": st.view,
+        "last_committed": st.last_committed,
+        "last_digest": last_digest,
+        "view_changes": st.view_changes,
+        "peers": peers,
+    }))
+    .into_response()
+}
+
+async fn committed(State(s): State<Arc<NodeState>>, Path(seq): Path<String>) -> Response {
+    let Ok(seq) = seq.parse::<Seq>() else {
+        return error(StatusCode::BAD_REQUEST, "seq must be an unsigned integer");
+    };
+    let found = s.recent.lock().ok().and_then(|r| r.get(&seq).cloned());
+    match found {
+        Some(c) => Json(json!({
+            "seq": c.seq,
+            "digest": c.digest.to_string(),
+            "transactions": c.transactions.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not committed here, or no longer in memory",
+        ),
+    }
+}
+
+/// Body of `POST /v1/transactions`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    /// Transactions as hex strings.
+    transactions: Vec<String>,
+}
+
+fn authorised(s: &NodeState, headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(token) = value.strip_prefix("Bearer ") else {
+        return false;
+    };
+    // Compare digests so the time taken does not reveal how much of the token matched.
+    Digest::of(token.as_bytes()) == Digest::of(s.token.as_bytes())
+}
+
+async fn submit(State(s): State<Arc<NodeState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorised(&s, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let parsed: SubmitBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed body: {e}")),
+    };
+    if parsed.transactions.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "no transactions");
+    }
+    let mut txs = Vec::with_capacity(parsed.transactions.len());
+    for (i, t) in parsed.transactions.iter().enumerate() {
+        match hex::decode(t) {
+            Ok(b) if !b.is_empty() => txs.push(Bytes::from(b)),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("transaction {i} is not non-empty hex"),
+                )
+            }
+        }
+    }
+    let n = txs.len();
+    match s.inbox.try_send(DriverInput::Submit(txs)) {
+        Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response(),
+        Err(TrySendError::Full(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "node is busy; retry"),
+        Err(TrySendError::Disconnected(_)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "engine stopped")
+        }
+    }
+}

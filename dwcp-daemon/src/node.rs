@@ -1,0 +1,147 @@
+//! One running node: storage, engine driver, transport and HTTP API, wired from a
+//! [`NodeConfig`].
+
+use crate::config::{load_committee, load_keys, NodeConfig};
+use crate::driver::{Driver, DriverInput};
+use crate::http::{router, NodeState};
+use crate::transport::{start, TransportConfig};
+use anyhow::{bail, Context};
+use dwcp_consensus::pbft::Pbft;
+use dwcp_core::codec::DEFAULT_MAX_FRAME;
+use dwcp_core::storage::{RedbStore, Storage};
+use dwcp_core::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel};
+use std::sync::{Arc, Mutex};
+
+/// Inputs queued for the engine before the HTTP API answers "busy".
+const INBOX: usize = 65_536;
+/// Committed batches restored into memory at start for `GET /v1/committed`.
+const RESTORE: usize = 10_000;
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    let committee = load_committee(&cfg.committee)?;
+    let keys = load_keys(&cfg.key, &committee)?;
+    if keys.id.0 != cfg.id {
+        bail!(
+            "the key file is for {} but the config says id {}",
+            keys.id,
+            cfg.id
+        );
+    }
+    if cfg.peers.len() != committee.size() {
+        bail!(
+            "{} peer addresses for a committee of {}",
+            cfg.peers.len(),
+            committee.size()
+        );
+    }
+    let store =
+        RedbStore::open(&cfg.store).with_context(|| format!("opening {}", cfg.store.display()))?;
+    let recovered = store.recover(4096)?;
+    let engine = Pbft::new(
+        keys.clone(),
+        committee.clone(),
+        cfg.pbft.to_config(),
+        recovered,
+    )?;
+    let last = store.last_committed()?;
+    let restored = store.committed(last.saturating_sub(RESTORE as u64) + 1, RESTORE)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (inbox_tx, inbox_rx) = sync_channel(INBOX);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(cfg.listen))
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let network = Arc::new(rt.block_on(async {
+        start(
+            listener,
+            cfg.peers.clone(),
+            keys.clone(),
+            committee.clone(),
+            TransportConfig::default(),
+            inbox_tx.clone(),
+        )
+    }));
+    let status = Arc::new(Mutex::new(engine.status()));
+    let state = Arc::new(NodeState {
+        id: keys.id,
+        status: status.clone(),
+        recent: Mutex::new(restored.into_iter().map(|c| (c.seq, c)).collect()),
+        inbox: inbox_tx.clone(),
+        network: network.clone(),
+        committee_size: committee.size(),
+        driver_alive: AtomicBool::new(true),
+        token: cfg.http_token.clone(),
+    });
+
+    let (commit_tx, commit_rx) = channel();
+    let driver_state = state.clone();
+    let driver_net = network.clone();
+    let id = keys.id;
+    let driver = std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || {
+            let d =
+                Driver::new(id, committee, engine, store, DEFAULT_MAX_FRAME).with_status(status);
+            let result = d.run(inbox_rx, &*driver_net, &commit_tx);
+            driver_state.driver_alive.store(false, Ordering::Relaxed);
+            result.map(|_| ())
+        })?;
+    let commit_state = state.clone();
+    std::thread::Builder::new()
+        .name("commits".into())
+        .spawn(move || {
+            for c in commit_rx {
+                commit_state.on_commit(c);
+            }
+        })?;
+
+    let app = router(state, cfg.http_body_limit);
+    rt.block_on(async {
+        let l = tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .with_context(|| format!("binding {}", cfg.http))?;
+        eprintln!(
+            "dwcpd: node {} serving consensus on {} and HTTP on {}",
+            id, cfg.listen, cfg.http
+        );
+        axum::serve(l, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server")
+    })?;
+    let _ = inbox_tx.send(DriverInput::Shutdown);
+    match driver.join() {
+        Ok(r) => r.context("engine driver")?,
+        Err(_) => bail!("the engine driver panicked"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
