@@ -13,7 +13,7 @@
 //! - [`features`], [`policy`]: observations and the trained policy as an [`Allocator`];
 //! - [`train`], [`eval`], [`model_file`]: training, evaluation and the weights file.
 
-// pub mod adam;
+pub mod adam;
 pub mod baselines;
 pub mod cluster;
 pub mod env;
@@ -21,10 +21,10 @@ pub mod error;
 pub mod eval;
 // pub mod features;
 // pub mod maddpg;
-// pub mod mlp;
+pub mod mlp;
 // pub mod model_file;
 // pub mod policy;
-// pub mod replay;
+pub mod replay;
 pub mod resources;
 pub mod trace;
 // pub mod train;
