@@ -11,9 +11,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Resource allocator: train MADDPG, evaluate it against the baselines.
+    #[command(subcommand)]
+    Allocate(dwcp_daemon::cmd::allocate::AllocateCmd),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Allocate(cmd) => dwcp_daemon::cmd::allocate::run(cmd),
+    }
 }
