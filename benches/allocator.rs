@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench allocator`.
 
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -32,7 +32,7 @@ impl NodeState {
 
     /// Capacity not yet allocated.
     pub fn free(&self) -> Resources {
-        self.capacity.sub(self.allocated)
+        self.capacity.minus(self.allocated)
     }
 
     /// True when `demand` fits in the free capacity.
@@ -76,7 +76,7 @@ impl ClusterState {
     pub fn total_capacity(&self) -> Resources {
         self.nodes
             .iter()
-            .fold(Resources::default(), |a, n| a.add(n.capacity))
+            .fold(Resources::default(), |a, n| a.plus(n.capacity))
     }
 
     /// Largest node speed (0 for an empty cluster).

@@ -236,7 +236,7 @@ impl Env {
             taken[i] = true;
             let w = self.pending[i].clone();
             let node = &mut self.state.nodes[p.node];
-            node.allocated = node.allocated.add(w.demand);
+            node.allocated = node.allocated.plus(w.demand);
             node.running += 1;
             let t = w.tenant as usize;
             if self.state.tenant_allocated.len() <= t {
@@ -244,7 +244,7 @@ impl Env {
                     .tenant_allocated
                     .resize(t + 1, Resources::default());
             }
-            self.state.tenant_allocated[t] = self.state.tenant_allocated[t].add(w.demand);
+            self.state.tenant_allocated[t] = self.state.tenant_allocated[t].plus(w.demand);
             self.metrics.placed += 1;
             self.running.push(Running {
                 remaining: w.work,
@@ -271,7 +271,7 @@ impl Env {
             r.remaining -= rates[r.node];
             if r.remaining <= 1e-4 {
                 let node = &mut self.state.nodes[r.node];
-                node.allocated = node.allocated.sub(r.workload.demand);
+                node.allocated = node.allocated.minus(r.workload.demand);
                 node.running -= 1;
                 if node.running == 0 {
                     // Wipe float residue so an empty node is exactly empty.
@@ -279,7 +279,7 @@ impl Env {
                 }
                 let t = r.workload.tenant as usize;
                 self.state.tenant_allocated[t] =
-                    self.state.tenant_allocated[t].sub(r.workload.demand);
+                    self.state.tenant_allocated[t].minus(r.workload.demand);
                 self.metrics.finished += 1;
                 if finish_time <= r.workload.deadline {
                     self.metrics.on_time += 1;
@@ -335,7 +335,7 @@ impl Env {
                 .nodes
                 .get(p.node)
                 .ok_or_else(|| bad("no such node"))?;
-            let after = alloc[p.node].add(self.pending[i].demand);
+            let after = alloc[p.node].plus(self.pending[i].demand);
             if !after.fits_in(node.capacity) {
                 return Err(bad("node capacity exceeded"));
             }
@@ -347,8 +347,8 @@ impl Env {
     fn record_utilisation(&mut self) {
         let (mut a, mut c) = (Resources::default(), Resources::default());
         for n in self.state.nodes.iter().filter(|n| n.running > 0) {
-            a = a.add(n.allocated);
-            c = c.add(n.capacity);
+            a = a.plus(n.allocated);
+            c = c.plus(n.capacity);
         }
         if c.sum() > 0.0 {
             let r = a.ratio(c);
@@ -365,7 +365,7 @@ impl Env {
         let mut sums = vec![Resources::default(); self.state.nodes.len()];
         let mut counts = vec![0u32; self.state.nodes.len()];
         for r in &self.running {
-            sums[r.node] = sums[r.node].add(r.workload.demand);
+            sums[r.node] = sums[r.node].plus(r.workload.demand);
             counts[r.node] += 1;
         }
         for (i, n) in self.state.nodes.iter().enumerate() {
@@ -375,7 +375,7 @@ impl Env {
                     n.allocated, n.capacity
                 ));
             }
-            let d = n.allocated.sub(sums[i]).to_array();
+            let d = n.allocated.minus(sums[i]).to_array();
             if d.iter().any(|x| x.abs() > 1e-2) || counts[i] != n.running {
                 return Err(format!(
                     "node {i} allocation {:?} != running sum {:?}",

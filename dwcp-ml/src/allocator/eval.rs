@@ -281,7 +281,7 @@ mod tests {
         let s = Stat::of(&[1.0, 2.0, 3.0, 4.0, 5.0]);
         assert!((s.mean - 3.0).abs() < 1e-12);
         // sd = 1.5811, se = 0.7071, t(4) = 2.776
-        assert!((s.ci95 - 2.776 * 0.707_106_78).abs() < 1e-4);
+        assert!((s.ci95 - 2.776 * std::f64::consts::FRAC_1_SQRT_2).abs() < 1e-4);
         assert_eq!(Stat::of(&[2.0]).ci95, 0.0);
     }
 

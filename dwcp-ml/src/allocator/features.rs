@@ -80,7 +80,7 @@ impl Round {
     /// node's contention level after the placement).
     pub fn meets_deadline(&self, n: usize, w: &Workload) -> bool {
         let node = self.node_state(n);
-        let after = node.allocated.add(w.demand).ratio(node.capacity)[0];
+        let after = node.allocated.plus(w.demand).ratio(node.capacity)[0];
         self.now + ticks_needed(w.work, node.rate_at(after)) <= w.deadline
     }
 
@@ -97,8 +97,8 @@ impl Round {
     pub fn observe(&self, n: usize, w: &Workload, mut out: ArrayViewMut1<f32>) {
         let node = self.node_state(n);
         let cap = node.capacity;
-        let after = node.allocated.add(w.demand);
-        let free_after = cap.sub(after).ratio(cap);
+        let after = node.allocated.plus(w.demand);
+        let free_after = cap.minus(after).ratio(cap);
         let demand = w.demand.ratio(cap);
         for k in 0..4 {
             out[k] = free_after[k].clamp(-1.0, 1.0);

@@ -289,8 +289,8 @@ mod tests {
         cfg.gamma = 0.0;
         cfg.tau = 0.05;
         cfg.batch = 32;
-        cfg.lr_critic = 5e-3;
-        cfg.lr_actor = 2e-3;
+        cfg.lr_critic = 1e-2;
+        cfg.lr_actor = 5e-3;
         cfg.seed = 7;
         let mut m = Maddpg::new(cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -305,7 +305,7 @@ mod tests {
             total / 200.0
         };
         let before = eval(&m);
-        for _ in 0..1500 {
+        for _ in 0..600 {
             let x = Array2::from_shape_fn((2, 1), |_| rng.gen_range(-0.8f32..0.8));
             let a = m.explore(x.view(), 0.3);
             let r = -((a[0] - x[[0, 0]]).powi(2) + (a[1] - x[[1, 0]]).powi(2));

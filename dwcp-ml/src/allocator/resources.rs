@@ -40,7 +40,7 @@ impl Resources {
     }
 
     /// Component-wise sum.
-    pub fn add(self, o: Self) -> Self {
+    pub fn plus(self, o: Self) -> Self {
         Self::new(
             self.cpu + o.cpu,
             self.mem + o.mem,
@@ -50,7 +50,7 @@ impl Resources {
     }
 
     /// Component-wise difference.
-    pub fn sub(self, o: Self) -> Self {
+    pub fn minus(self, o: Self) -> Self {
         Self::new(
             self.cpu - o.cpu,
             self.mem - o.mem,
@@ -111,11 +111,11 @@ mod tests {
         fn add_then_sub_round_trips(a in prop::array::uniform4(0.0f32..100.0), b in prop::array::uniform4(0.0f32..100.0)) {
             let x = Resources::from_array(a);
             let y = Resources::from_array(b);
-            let z = x.add(y).sub(y);
+            let z = x.plus(y).minus(y);
             for (p, q) in z.to_array().iter().zip(x.to_array()) {
                 prop_assert!((p - q).abs() < 1e-3);
             }
-            prop_assert!(x.fits_in(x.add(y)));
+            prop_assert!(x.fits_in(x.plus(y)));
         }
     }
 

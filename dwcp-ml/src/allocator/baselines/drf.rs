@@ -55,7 +55,7 @@ impl Allocator for Drf {
             // A workload that fits nowhere is skipped this round; the tenant keeps its turn.
             if let Some(node) = (0..ledger.len()).find(|&n| ledger.fits(n, w.demand)) {
                 ledger.take(node, w.demand);
-                usage[t] = usage[t].add(w.demand);
+                usage[t] = usage[t].plus(w.demand);
                 out.push(Placement {
                     workload: w.id,
                     node,

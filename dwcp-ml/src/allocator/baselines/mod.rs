@@ -38,18 +38,18 @@ impl Ledger {
     /// True when `demand` fits on `node`.
     pub fn fits(&self, node: usize, demand: Resources) -> bool {
         self.allocated[node]
-            .add(demand)
+            .plus(demand)
             .fits_in(self.capacity[node])
     }
 
     /// Records a placement.
     pub fn take(&mut self, node: usize, demand: Resources) {
-        self.allocated[node] = self.allocated[node].add(demand);
+        self.allocated[node] = self.allocated[node].plus(demand);
     }
 
     /// Share of each resource of `node` allocated after adding `demand`.
     pub fn share_after(&self, node: usize, demand: Resources) -> [f32; 4] {
-        self.allocated[node].add(demand).ratio(self.capacity[node])
+        self.allocated[node].plus(demand).ratio(self.capacity[node])
     }
 
     /// Number of nodes.

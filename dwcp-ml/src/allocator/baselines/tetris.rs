@@ -39,7 +39,7 @@ impl Allocator for Tetris {
                     }
                     let d = w.demand.ratio(ledger.capacity[n]);
                     let f = ledger.capacity[n]
-                        .sub(ledger.allocated[n])
+                        .minus(ledger.allocated[n])
                         .ratio(ledger.capacity[n]);
                     let score = alignment(&d, &f);
                     if best.is_none_or(|(_, _, b)| score > b) {
