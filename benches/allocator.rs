@@ -41,7 +41,7 @@ fn scenario() -> (ClusterState, Vec<Workload>) {
         mem: vec![1.0],
     };
     let cfg = WorkloadConfig {
-        arrivals_per_node: 10.0,
+        arrivals_per_node: 11.0,
         tenants: 4,
     };
     let mut pending: Vec<Workload> = generate_arrivals(&day, 100, &cfg, &mut rng)

@@ -9,18 +9,23 @@
 //! −0.1 for waking an idle node, −0.02 for waiting, and −0.8 for waiting when that makes
 //! the deadline unreachable (a certain rejection). Decisions where the workload fits on no
 //! node involve no choice and are not recorded.
+//!
+//! Model selection: every `validate_every` episodes the deterministic actor is scored
+//! on a few whole *training* days (never the held-out ones) and the best-scoring actor is
+//! returned (early stopping).
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::env::{Env, EnvConfig};
+use super::env::{run_episode, Env, EnvConfig};
 use super::error::AllocError;
+use super::eval::objective;
 use super::features::{Round, OBS_DIM};
 use super::maddpg::{Maddpg, MaddpgConfig};
 use super::mlp::Mlp;
-use super::policy::winner;
+use super::policy::{winner, MaddpgAllocator};
 use super::trace::DemandTraces;
 use super::workload::{queue_order, Placement, WorkloadConfig};
 
@@ -45,6 +50,12 @@ pub struct TrainConfig {
     pub update_every: usize,
     /// Bid threshold below which a workload waits.
     pub threshold: f32,
+    /// Score the current actor on the validation episodes every this many episodes
+    /// (and after the last one); the best-scoring actor is the one returned.
+    pub validate_every: usize,
+    /// Number of validation episodes: whole *training* days (never held-out ones),
+    /// fixed seeds, scored with [`super::eval::objective`].
+    pub validation_episodes: usize,
     /// Learner hyper-parameters.
     pub maddpg: MaddpgConfig,
 }
@@ -62,6 +73,8 @@ impl Default for TrainConfig {
             warmup: 1_000,
             update_every: 2,
             threshold: 0.0,
+            validate_every: 25,
+            validation_episodes: 3,
             maddpg: MaddpgConfig::new(nodes, OBS_DIM),
         }
     }
@@ -86,6 +99,35 @@ pub struct TrainReport {
     pub last_tenth_reward_per_decision: f64,
     /// Critic loss of the last update.
     pub final_critic_loss: f32,
+    /// `(episode, validation objective)` at each validation.
+    pub validation: Vec<(usize, f64)>,
+    /// Episode after which the returned actor was taken.
+    pub best_episode: usize,
+    /// Its validation objective.
+    pub best_validation_objective: f64,
+}
+
+/// Mean objective of `actor` on the validation episodes (training days only).
+pub fn validation_objective(
+    actor: &Mlp,
+    traces: &DemandTraces,
+    cfg: &TrainConfig,
+) -> Result<f64, AllocError> {
+    let days = traces.training();
+    let mut total = 0.0;
+    let episodes = cfg.validation_episodes.max(1);
+    for v in 0..episodes {
+        let day = days[(17 * v + 5) % days.len()];
+        let env_cfg = EnvConfig {
+            nodes: cfg.nodes,
+            ..EnvConfig::default()
+        };
+        let mut env = Env::new(day, &env_cfg, 7_000 + v as u64)?;
+        let mut policy = MaddpgAllocator::new(actor.clone(), cfg.threshold)?;
+        let (m, _) = run_episode(&mut env, &mut policy)?;
+        total += objective(&m);
+    }
+    Ok(total / episodes as f64)
 }
 
 /// Trains from scratch; `progress(episode, episode_reward)` is called after each episode.
@@ -121,6 +163,8 @@ pub fn train(
     let mut last_loss = 0.0;
     let mut rewards = Vec::with_capacity(cfg.episodes);
     let mut per_decision = Vec::with_capacity(cfg.episodes);
+    let mut validation = Vec::new();
+    let mut best: Option<(usize, f64, Mlp)> = None;
     for ep in 0..cfg.episodes {
         let mut erng =
             ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(ep as u64));
@@ -195,8 +239,17 @@ pub fn train(
         }
         rewards.push(ep_reward);
         per_decision.push(ep_reward / ep_decisions.max(1) as f64);
+        if (ep + 1) % cfg.validate_every.max(1) == 0 || ep + 1 == cfg.episodes {
+            let score = validation_objective(m.actor(), traces, cfg)?;
+            validation.push((ep, score));
+            if best.as_ref().is_none_or(|(_, b, _)| score > *b) {
+                best = Some((ep, score, m.actor().clone()));
+            }
+        }
         progress(ep, ep_reward);
     }
+    let (best_episode, best_validation_objective, actor) =
+        best.unwrap_or_else(|| (0, f64::NAN, m.actor().clone()));
     let tenth = (cfg.episodes / 10).max(1);
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
     let report = TrainReport {
@@ -210,8 +263,11 @@ pub fn train(
         ),
         episode_rewards: rewards,
         final_critic_loss: last_loss,
+        validation,
+        best_episode,
+        best_validation_objective,
     };
-    Ok((m.actor().clone(), report))
+    Ok((actor, report))
 }
 
 #[cfg(test)]
@@ -237,5 +293,6 @@ mod tests {
         assert!(a.is_finite());
         assert!(r.updates > 0);
         assert_eq!(r.episode_rewards.len(), 2);
+        assert_eq!(r.validation.len(), 1, "validated after the last episode");
     }
 }

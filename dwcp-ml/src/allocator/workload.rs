@@ -69,17 +69,24 @@ fn lognormal(rng: &mut ChaCha8Rng, median: f32, sigma: f32) -> f32 {
 }
 
 fn poisson(rng: &mut ChaCha8Rng, lambda: f32) -> u32 {
-    // Knuth's method; lambda stays below ~100 here.
-    let l = (-lambda).exp();
-    let mut k = 0;
-    let mut p = 1.0f32;
-    loop {
-        p *= rng.gen_range(0.0f32..1.0);
-        if p <= l || k > 1000 {
-            return k;
+    // Knuth's method on chunks of at most 16: e^-lambda must stay well inside f32 range,
+    // and a sum of independent Poisson variables is Poisson with the summed mean.
+    let mut left = lambda.max(0.0);
+    let mut total = 0;
+    while left > 0.0 {
+        let chunk = left.min(16.0);
+        left -= chunk;
+        let l = (-chunk).exp();
+        let mut p = 1.0f32;
+        loop {
+            p *= rng.gen_range(0.0f32..1.0);
+            if p <= l {
+                break;
+            }
+            total += 1;
         }
-        k += 1;
     }
+    total
 }
 
 /// Generates the arrivals of a whole episode up front, so every allocator sees exactly
@@ -174,6 +181,23 @@ mod tests {
         for w in a.iter().flatten() {
             assert!(w.demand.is_valid());
             assert!(w.deadline as f32 >= w.arrival as f32 + w.work);
+        }
+    }
+
+    #[test]
+    fn poisson_mean_is_right_for_small_and_large_rates() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for lambda in [0.5f32, 8.0, 150.0] {
+            let n = 400;
+            let mean = (0..n)
+                .map(|_| poisson(&mut rng, lambda) as f64)
+                .sum::<f64>()
+                / n as f64;
+            let se = (lambda as f64 / n as f64).sqrt();
+            assert!(
+                (mean - lambda as f64).abs() < 5.0 * se,
+                "lambda {lambda}: mean {mean}"
+            );
         }
     }
 
