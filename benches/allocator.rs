@@ -67,6 +67,20 @@ fn scenario() -> (ClusterState, Vec<Workload>) {
 fn bench(c: &mut Criterion) {
     let (state, pending) = scenario();
     let mut maddpg = MaddpgAllocator::embedded().expect("embedded model");
+    // Tail latency, which criterion's mean/median estimates do not show.
+    let mut ms: Vec<f64> = (0..200)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            black_box(maddpg.allocate(&state, &pending));
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let placed = maddpg.allocate(&state, &pending).len();
+    println!(
+        "maddpg allocate, 100 nodes, 1000 pending ({placed} placed): p50 {:.3} ms, p99 {:.3} ms over 200 calls",
+        ms[99], ms[197]
+    );
     let mut g = c.benchmark_group("allocate_100_nodes_1000_pending");
     g.sample_size(30);
     g.bench_function("maddpg", |b| {
