@@ -26,6 +26,10 @@ pub enum AllocateCmd {
         /// Seed (training is deterministic for a seed).
         #[arg(long, default_value_t = TrainConfig::default().seed)]
         seed: u64,
+        /// Independent runs (seeds seed, seed+1, ...); the best on the validation
+        /// objective (training days only) is kept.
+        #[arg(long, default_value_t = TrainConfig::default().restarts)]
+        restarts: usize,
         /// Also write the training report (JSON) here.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -64,14 +68,16 @@ pub fn run(cmd: AllocateCmd) -> anyhow::Result<()> {
             episodes,
             out,
             seed,
+            restarts,
             report,
         } => {
             let cfg = TrainConfig {
                 episodes,
                 seed,
+                restarts,
                 ..TrainConfig::default()
             };
-            let pb = bar(episodes as u64);
+            let pb = bar((episodes * cfg.restarts.max(1)) as u64);
             let mut recent: Vec<f64> = Vec::new();
             let (actor, rep) = train(&traces, &cfg, &mut |_, r| {
                 recent.push(r);
@@ -83,12 +89,13 @@ pub fn run(cmd: AllocateCmd) -> anyhow::Result<()> {
             .context("training")?;
             pb.finish();
             let command = format!(
-                "dwcpd allocate train --episodes {episodes} --seed {seed} --out {}",
+                "dwcpd allocate train --episodes {episodes} --seed {seed} --restarts {restarts} --out {}",
                 out.display()
             );
+            let run = &rep.runs[rep.chosen];
             let prov = Provenance {
                 episodes,
-                seed,
+                seed: run.seed,
                 nodes: cfg.nodes,
                 ticks: cfg.ticks,
                 seconds: rep.seconds,
@@ -101,13 +108,23 @@ pub fn run(cmd: AllocateCmd) -> anyhow::Result<()> {
                 std::fs::write(&path, serde_json::to_vec_pretty(&rep)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+            for r in &rep.runs {
+                println!(
+                    "seed {}: {} decisions, {} updates; reward per decision {:.3} -> {:.3}; best validation objective {:.4} at episode {}",
+                    r.seed,
+                    r.decisions,
+                    r.updates,
+                    r.first_tenth_reward_per_decision,
+                    r.last_tenth_reward_per_decision,
+                    r.best_validation_objective,
+                    r.best_episode
+                );
+            }
             println!(
-                "trained {episodes} episodes in {:.1} s ({} decisions, {} updates); reward per decision {:.3} -> {:.3}; wrote {}",
+                "trained {} x {episodes} episodes in {:.1} s; kept seed {}; wrote {}",
+                rep.runs.len(),
                 rep.seconds,
-                rep.decisions,
-                rep.updates,
-                rep.first_tenth_reward_per_decision,
-                rep.last_tenth_reward_per_decision,
+                run.seed,
                 out.display()
             );
         }

@@ -327,3 +327,88 @@ mod tests {
         println!("{:?}", r.episodes);
     }
 }
+
+#[cfg(test)]
+mod reward_greedy {
+    //! Diagnostic only: the myopic optimum of the training reward, to see how much room
+    //! the reward design leaves above the baselines. Not shipped as an allocator.
+    use super::*;
+    use crate::allocator::features::Round;
+    use crate::allocator::workload::queue_order;
+    use crate::allocator::{ClusterState, Placement, Workload};
+
+    struct Greedy;
+    impl Allocator for Greedy {
+        fn name(&self) -> &str {
+            "reward-greedy"
+        }
+        fn allocate(&mut self, state: &ClusterState, pending: &[Workload]) -> Vec<Placement> {
+            let mut round = Round::new(state, pending.len());
+            let mut out = Vec::new();
+            for i in queue_order(pending) {
+                let w = &pending[i];
+                let mut best: Option<(usize, f32)> = None;
+                for k in 0..round.nodes() {
+                    if !round.fits(k, w) {
+                        continue;
+                    }
+                    let on_time = round.meets_deadline(k, w);
+                    let idle = round.running[k] == 0;
+                    let share = {
+                        let s = round.ledger.share_after(k, w.demand);
+                        s.iter().sum::<f32>() / 4.0
+                    };
+                    let r = if on_time { 0.6 } else { -0.3 } + 0.4 * share
+                        - if idle { 0.1 } else { 0.0 };
+                    if best.is_none_or(|(_, b)| r > b) {
+                        best = Some((k, r));
+                    }
+                }
+                if let Some((k, r)) = best {
+                    if r > -0.02 || !round.can_wait(w) {
+                        round.place(k, w);
+                        out.push(Placement {
+                            workload: w.id,
+                            node: k,
+                        });
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    #[test]
+    #[ignore = "diagnostic printout, run by hand"]
+    fn reward_greedy_diagnostic() {
+        let traces = DemandTraces::embedded().expect("trace");
+        let cfg = EvalConfig {
+            seeds: 11,
+            latency_ticks: 1,
+            ..EvalConfig::default()
+        };
+        let r = evaluate(
+            &traces,
+            &cfg,
+            &|| Box::new(Greedy) as Box<dyn Allocator>,
+            &|_| {
+                vec![
+                    Box::new(crate::allocator::baselines::first_fit::FirstFitDecreasing)
+                        as Box<dyn Allocator>,
+                ]
+            },
+            &mut || {},
+        )
+        .expect("eval");
+        for (n, a) in &r.allocators {
+            println!(
+                "{n:26} sla {:.4} util {:.4} rej {:.1} obj {:.4} ± {:.4}",
+                a.sla_compliance.mean,
+                a.mean_utilisation.mean,
+                a.rejected.mean,
+                a.objective.mean,
+                a.objective.ci95
+            );
+        }
+    }
+}

@@ -12,7 +12,8 @@
 //!
 //! Model selection: every `validate_every` episodes the deterministic actor is scored
 //! on a few whole *training* days (never the held-out ones) and the best-scoring actor is
-//! returned (early stopping).
+//! returned (early stopping); with `restarts` > 1 the same criterion picks the best of
+//! several independently seeded runs.
 
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -53,6 +54,9 @@ pub struct TrainConfig {
     /// Score the current actor on the validation episodes every this many episodes
     /// (and after the last one); the best-scoring actor is the one returned.
     pub validate_every: usize,
+    /// Independent runs with seeds `seed`, `seed + 1`, ...; the one with the best
+    /// validation objective is kept (DDPG-style learners vary a lot between seeds).
+    pub restarts: usize,
     /// Number of validation episodes: whole *training* days (never held-out ones),
     /// fixed seeds, scored with [`super::eval::objective`].
     pub validation_episodes: usize,
@@ -74,17 +78,18 @@ impl Default for TrainConfig {
             update_every: 2,
             threshold: 0.0,
             validate_every: 25,
-            validation_episodes: 3,
+            validation_episodes: 6,
+            restarts: 2,
             maddpg: MaddpgConfig::new(nodes, OBS_DIM),
         }
     }
 }
 
-/// What training did.
+/// What one training run (one seed) did.
 #[derive(Debug, Clone, Serialize)]
-pub struct TrainReport {
-    /// Parameters used.
-    pub config: TrainConfig,
+pub struct RunReport {
+    /// Seed of the run.
+    pub seed: u64,
     /// Decisions taken.
     pub decisions: u64,
     /// Gradient updates.
@@ -105,6 +110,19 @@ pub struct TrainReport {
     pub best_episode: usize,
     /// Its validation objective.
     pub best_validation_objective: f64,
+}
+
+/// What training did: one run per restart, and which one was kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Parameters used.
+    pub config: TrainConfig,
+    /// Wall-clock seconds of the whole training.
+    pub seconds: f64,
+    /// The runs, seeds `seed`, `seed + 1`, ...
+    pub runs: Vec<RunReport>,
+    /// Index in `runs` of the run whose actor was returned (best validation objective).
+    pub chosen: usize,
 }
 
 /// Mean objective of `actor` on the validation episodes (training days only).
@@ -130,13 +148,57 @@ pub fn validation_objective(
     Ok(total / episodes as f64)
 }
 
-/// Trains from scratch; `progress(episode, episode_reward)` is called after each episode.
+/// Trains `cfg.restarts` independent runs (seeds `cfg.seed`, `cfg.seed + 1`, ...) and
+/// returns the actor with the best validation objective (training days only).
+/// `progress(episode, episode_reward)` is called after each episode, counting across runs.
 /// Deterministic for a configuration.
 pub fn train(
     traces: &DemandTraces,
     cfg: &TrainConfig,
     progress: &mut dyn FnMut(usize, f64),
 ) -> Result<(Mlp, TrainReport), AllocError> {
+    let started = std::time::Instant::now();
+    let mut runs = Vec::new();
+    let mut best: Option<(usize, Mlp)> = None;
+    for r in 0..cfg.restarts.max(1) {
+        let offset = r * cfg.episodes;
+        let (actor, run) = train_run(
+            traces,
+            cfg,
+            cfg.seed.wrapping_add(r as u64),
+            &mut |ep, rew| progress(offset + ep, rew),
+        )?;
+        let better = match &best {
+            None => true,
+            Some((k, _)) => {
+                run.best_validation_objective
+                    > runs.get(*k).map_or(f64::NEG_INFINITY, |b: &RunReport| {
+                        b.best_validation_objective
+                    })
+            }
+        };
+        runs.push(run);
+        if better {
+            best = Some((runs.len() - 1, actor));
+        }
+    }
+    let (chosen, actor) = best.ok_or_else(|| AllocError::Config("no training run".into()))?;
+    let report = TrainReport {
+        config: cfg.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        runs,
+        chosen,
+    };
+    Ok((actor, report))
+}
+
+/// One training run from scratch with `seed`.
+pub fn train_run(
+    traces: &DemandTraces,
+    cfg: &TrainConfig,
+    seed: u64,
+    progress: &mut dyn FnMut(usize, f64),
+) -> Result<(Mlp, RunReport), AllocError> {
     if cfg.nodes == 0
         || cfg.ticks == 0
         || cfg.ticks > super::trace::SLOTS_PER_DAY
@@ -155,7 +217,7 @@ pub fn train(
     let mut m = Maddpg::new(MaddpgConfig {
         agents: n,
         obs_dim: OBS_DIM,
-        seed: cfg.seed,
+        seed,
         ..cfg.maddpg.clone()
     });
     let mut decisions = 0u64;
@@ -167,7 +229,7 @@ pub fn train(
     let mut best: Option<(usize, f64, Mlp)> = None;
     for ep in 0..cfg.episodes {
         let mut erng =
-            ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(ep as u64));
+            ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(ep as u64));
         let day = days[erng.gen_range(0..days.len())];
         let start = erng.gen_range(0..=day.cpu.len() - cfg.ticks);
         let env_cfg = EnvConfig {
@@ -252,8 +314,8 @@ pub fn train(
         best.unwrap_or_else(|| (0, f64::NAN, m.actor().clone()));
     let tenth = (cfg.episodes / 10).max(1);
     let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let report = TrainReport {
-        config: cfg.clone(),
+    let report = RunReport {
+        seed,
         decisions,
         updates,
         seconds: started.elapsed().as_secs_f64(),
@@ -282,6 +344,8 @@ mod tests {
             nodes: 3,
             ticks: 4,
             warmup: 16,
+            validation_episodes: 1,
+            restarts: 1,
             ..TrainConfig::default()
         };
         cfg.maddpg.batch = 8;
@@ -291,8 +355,13 @@ mod tests {
         let (b, _) = train(&traces, &cfg, &mut |_, _| {}).expect("train");
         assert_eq!(a, b);
         assert!(a.is_finite());
-        assert!(r.updates > 0);
-        assert_eq!(r.episode_rewards.len(), 2);
-        assert_eq!(r.validation.len(), 1, "validated after the last episode");
+        assert!(r.runs[0].updates > 0);
+        assert_eq!(r.runs.len(), 1);
+        assert_eq!(r.runs[0].episode_rewards.len(), 2);
+        assert_eq!(
+            r.runs[0].validation.len(),
+            1,
+            "validated after the last episode"
+        );
     }
 }
