@@ -19,6 +19,9 @@ enum Command {
     Keygen(cmd::keygen::KeygenArgs),
     /// Run one node from its config file.
     Run(cmd::run::RunArgs),
+    /// Resource allocator: train MADDPG, evaluate it against the baselines.
+    #[command(subcommand)]
+    Allocate(cmd::allocate::AllocateCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,5 +29,6 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Allocate(c) => cmd::allocate::run(c),
     }
 }

@@ -1,1 +1,2 @@
 //! Compression selector and MADDPG resource allocator.
+pub mod allocator;

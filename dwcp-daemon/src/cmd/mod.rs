@@ -1,5 +1,6 @@
 //! One module per `dwcpd` subcommand: its clap arguments and its `run` function.
 
+pub mod allocate;
 pub mod keygen;
 pub mod run;
 pub mod sim;
