@@ -1,1 +1,3 @@
 //! Compression selector and MADDPG resource allocator.
+
+pub mod compression;
