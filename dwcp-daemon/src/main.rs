@@ -1,6 +1,7 @@
 //! `dwcpd`: the DWCP daemon and its tools.
 
 use clap::{Parser, Subcommand};
+use dwcp_daemon::cmd;
 
 /// The DWCP daemon and its tools.
 #[derive(Debug, Parser)]
@@ -11,9 +12,15 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Train, calibrate and evaluate the adaptive compression selector.
+    #[command(subcommand)]
+    Compress(cmd::compress::CompressCmd),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Compress(c) => cmd::compress::run(c),
+    }
 }
