@@ -34,7 +34,7 @@ pub struct ChunkArgs {
     #[arg(long, value_delimiter = ',', default_values_t = vec![16384usize, 65536])]
     pub chunk_sizes: Vec<usize>,
     /// At most this many chunks per file and chunk size.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = ChunkPlan::default().max_per_size)]
     pub max_chunks_per_size: usize,
     /// Timing repetitions per chunk and codec (the minimum is kept).
     #[arg(long, default_value_t = 3)]

@@ -138,7 +138,7 @@ impl Default for ChunkPlan {
     fn default() -> Self {
         ChunkPlan {
             sizes: vec![16 << 10, 64 << 10],
-            max_per_size: 3,
+            max_per_size: 6,
         }
     }
 }
@@ -188,7 +188,7 @@ mod tests {
     fn chunks_are_spread_and_bounded() {
         let plan = ChunkPlan {
             sizes: vec![10, 100],
-            max_per_size: 3,
+            max_per_size: 6,
         };
         let data: Vec<u8> = (0..95u8).collect();
         let chunks = plan.chunks(&data);

@@ -51,6 +51,18 @@ pub struct ChunkFeatures {
     pub lz4_probe_ratio: f32,
 }
 
+/// `c * log2(c)` for every count a sample can hold.
+fn clog2c_table() -> &'static [f32; SAMPLE_LEN + 1] {
+    static TABLE: std::sync::OnceLock<Box<[f32; SAMPLE_LEN + 1]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0f32; SAMPLE_LEN + 1]);
+        for (c, v) in t.iter_mut().enumerate().skip(1) {
+            *v = (c as f64 * (c as f64).log2()) as f32;
+        }
+        t
+    })
+}
+
 thread_local! {
     static SAMPLE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
@@ -91,26 +103,40 @@ impl ChunkFeatures {
                 lz4_probe_ratio: 1.0,
             };
         }
-        let mut hist = [0u32; 256];
-        let mut repeats = 0u32;
-        let mut prev = !sample[0];
-        for &b in sample {
-            hist[usize::from(b)] += 1;
-            repeats += u32::from(b == prev);
-            prev = b;
+        // Four interleaved histograms: consecutive equal bytes (runs, sparse data)
+        // would otherwise serialise on one counter's load-increment-store.
+        let mut hists = [[0u32; 256]; 4];
+        let mut quads = sample.chunks_exact(4);
+        for q in &mut quads {
+            hists[0][usize::from(q[0])] += 1;
+            hists[1][usize::from(q[1])] += 1;
+            hists[2][usize::from(q[2])] += 1;
+            hists[3][usize::from(q[3])] += 1;
         }
+        for &b in quads.remainder() {
+            hists[0][usize::from(b)] += 1;
+        }
+        let mut hist = [0u32; 256];
+        for (i, h) in hist.iter_mut().enumerate() {
+            *h = hists[0][i] + hists[1][i] + hists[2][i] + hists[3][i];
+        }
+        let repeats = sample
+            .iter()
+            .zip(&sample[1..])
+            .filter(|(a, b)| a == b)
+            .count() as u32;
         let inv = 1.0 / n as f32;
-        let mut entropy = 0.0f32;
+        // H = log2(n) - sum(c log2 c) / n, with c log2 c from a table (n <= SAMPLE_LEN).
+        let clogc = clog2c_table();
+        let mut sum_clogc = 0.0f32;
         let mut distinct = 0u32;
         let mut top = 0u32;
         for &c in &hist {
-            if c > 0 {
-                let p = c as f32 * inv;
-                entropy -= p * p.log2();
-                distinct += 1;
-                top = top.max(c);
-            }
+            sum_clogc += clogc[c as usize];
+            distinct += u32::from(c > 0);
+            top = top.max(c);
         }
+        let entropy = (n as f32).log2() - sum_clogc * inv;
         let text: u32 = hist[0x20..0x7f].iter().sum::<u32>()
             + hist[usize::from(b'\t')]
             + hist[usize::from(b'\n')]
@@ -125,7 +151,7 @@ impl ChunkFeatures {
 
         ChunkFeatures {
             len,
-            entropy_bits: entropy.max(0.0),
+            entropy_bits: entropy.clamp(0.0, 8.0),
             distinct_share: distinct as f32 / 256.0,
             text_share: text as f32 * inv,
             zero_share: hist[0] as f32 * inv,

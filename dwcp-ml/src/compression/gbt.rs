@@ -1,44 +1,43 @@
-//! A small gradient-boosted regression-tree ensemble (squared loss, fixed-depth trees).
+//! A small gradient-boosted ensemble of *oblivious* regression trees (squared
+//! loss, L2-regularised leaves).
 //!
-//! Why not a crate: the selector needs a regressor whose prediction is a few hundred
-//! comparisons (the decision budget is 20 µs for 8 codecs × 3 targets), whose
-//! serialised form is ours to version (a model file must stay readable when a
-//! dependency changes its serde layout), and which trains in seconds on a few
-//! thousand rows with 9 features. Complete fixed-depth trees give all three in about
-//! 200 lines: prediction is `depth` branch-free steps per tree, the file is flat
-//! arrays, and training uses quantile-binned split search. Boosted trees also fit the
-//! targets here well: compression ratio and speed are monotone-ish, thresholded
-//! functions of entropy and the LZ4 probe (incompressible data switches zstd to its
-//! raw-block path, for instance), which trees capture and linear models do not.
-//! A random forest (e.g. `smartcore`) would be the other natural choice; it needs
-//! deeper trees for the same fit, and so more nodes to store and walk.
+//! Why not a crate: the selector needs a regressor whose prediction fits a 20 µs
+//! decision budget for 8 codecs × 3 targets, whose serialised form is ours to
+//! version (a model file must stay readable when a dependency changes its serde
+//! layout), and which trains in about a second on a few thousand rows of 9 features.
+//! `smartcore` offers random forests and CART trees, but its trees are pointer-linked
+//! nodes walked with data-dependent branches, a forest needs deep trees for this fit,
+//! and its model format is its own serde layout. Oblivious trees (one split per
+//! level, as in CatBoost) give all three properties in about 250 lines: a tree is
+//! `depth` independent comparisons whose bits form the leaf index, so prediction is
+//! branch-free and the comparisons of one tree run in parallel; the file is three flat
+//! arrays; training is a quantile-binned scan per level. Boosted trees also suit the
+//! targets: ratio and speed are thresholded, monotone-ish functions of entropy and the
+//! LZ4 probe (incompressible input switches zstd to raw blocks, for instance), which
+//! trees capture and linear models do not.
 
 use serde::{Deserialize, Serialize};
 
-/// One complete binary tree of fixed depth, stored breadth-first.
+/// A boosted ensemble of oblivious trees of one fixed depth: `base + sum(tree(x))`.
 ///
-/// Internal node `i` sends `x` right when `x[feature[i]] > threshold[i]`, i.e. to
-/// child `2i + 2`, else left to `2i + 1`. A node that did not split has threshold
-/// `f32::MAX`, so every finite value goes left (and both subtrees carry the same leaf values).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tree {
-    /// Feature index per internal node (`2^depth - 1` entries).
-    pub feature: Vec<u8>,
-    /// Threshold per internal node.
-    pub threshold: Vec<f32>,
-    /// Leaf values (`2^depth` entries), learning rate already applied.
-    pub leaf: Vec<f32>,
-}
-
-/// A boosted ensemble: `base + sum(tree(x))`.
+/// Tree `t` owns entries `t * depth ..` of `feature`/`threshold` (one split per
+/// level) and leaves `t * 2^depth ..` of `leaf`. Its leaf index has bit `l` set
+/// when `x[feature[l]] > threshold[l]`. A level that did not split has threshold
+/// `f32::MAX`, so every finite value sends its bit to 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ensemble {
     /// Depth of every tree.
     pub depth: u8,
     /// The initial prediction (mean of the training target).
     pub base: f32,
-    /// The trees.
-    pub trees: Vec<Tree>,
+    /// Number of trees.
+    pub trees: usize,
+    /// Feature index per level, `trees × depth` entries.
+    pub feature: Vec<u8>,
+    /// Threshold per level, same layout as `feature`.
+    pub threshold: Vec<f32>,
+    /// Leaf values (learning rate already applied), `trees × 2^depth` entries.
+    pub leaf: Vec<f32>,
 }
 
 /// Why an ensemble read from a file cannot be used.
@@ -47,26 +46,32 @@ pub enum EnsembleError {
     /// Depth outside 1..=8.
     #[error("tree depth {0} outside 1..=8")]
     Depth(u8),
-    /// Array sizes do not match the depth.
-    #[error("tree {0} has arrays of the wrong size for its depth")]
-    Shape(usize),
+    /// Array sizes do not match depth and tree count.
+    #[error("ensemble arrays do not match {trees} trees of depth {depth}")]
+    Shape {
+        /// Declared trees.
+        trees: usize,
+        /// Declared depth.
+        depth: u8,
+    },
     /// A feature index is out of range.
-    #[error("tree {tree} uses feature {feature}, the model has {count}")]
+    #[error("split {split} uses feature {feature}, the model has {count}")]
     Feature {
-        /// Tree index.
-        tree: usize,
+        /// Split index.
+        split: usize,
         /// The bad feature index.
         feature: u8,
         /// Number of features.
         count: usize,
     },
-    /// A leaf or the base is not finite.
+    /// A leaf, threshold or the base is not a number.
     #[error("non-finite value in the ensemble")]
     NonFinite,
 }
 
 impl Ensemble {
-    /// Checks the arrays are consistent, so [`Ensemble::predict`] cannot index out of bounds.
+    /// Checks the arrays are consistent, so [`Ensemble::predict`] cannot index out
+    /// of bounds for inputs of `feature_count` values.
     pub fn validate(&self, feature_count: usize) -> Result<(), EnsembleError> {
         if !(1..=8).contains(&self.depth) {
             return Err(EnsembleError::Depth(self.depth));
@@ -74,40 +79,55 @@ impl Ensemble {
         if !self.base.is_finite() {
             return Err(EnsembleError::NonFinite);
         }
-        let internal = (1usize << self.depth) - 1;
-        for (i, t) in self.trees.iter().enumerate() {
-            if t.feature.len() != internal
-                || t.threshold.len() != internal
-                || t.leaf.len() != internal + 1
-            {
-                return Err(EnsembleError::Shape(i));
-            }
-            if let Some(&f) = t.feature.iter().find(|&&f| usize::from(f) >= feature_count) {
-                return Err(EnsembleError::Feature {
-                    tree: i,
-                    feature: f,
-                    count: feature_count,
-                });
-            }
-            if t.leaf.iter().any(|v| !v.is_finite()) || t.threshold.iter().any(|v| v.is_nan()) {
-                return Err(EnsembleError::NonFinite);
-            }
+        let d = usize::from(self.depth);
+        let shape_ok = self
+            .trees
+            .checked_mul(1 << d)
+            .is_some_and(|n| self.leaf.len() == n)
+            && self
+                .trees
+                .checked_mul(d)
+                .is_some_and(|n| self.feature.len() == n && self.threshold.len() == n);
+        if !shape_ok {
+            return Err(EnsembleError::Shape {
+                trees: self.trees,
+                depth: self.depth,
+            });
+        }
+        if let Some((split, &f)) = self
+            .feature
+            .iter()
+            .enumerate()
+            .find(|(_, &f)| usize::from(f) >= feature_count)
+        {
+            return Err(EnsembleError::Feature {
+                split,
+                feature: f,
+                count: feature_count,
+            });
+        }
+        if self.leaf.iter().any(|v| !v.is_finite()) || self.threshold.iter().any(|v| v.is_nan()) {
+            return Err(EnsembleError::NonFinite);
         }
         Ok(())
     }
 
-    /// Predicts the target for `x`. The ensemble must have passed [`Ensemble::validate`]
-    /// for `x.len()` features.
+    /// Predicts the target for `x`. The ensemble must have passed
+    /// [`Ensemble::validate`] for `x.len()` features (an out-of-range feature index
+    /// would panic; validation rules it out).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        let internal = (1usize << self.depth) - 1;
+        let d = usize::from(self.depth);
         let mut sum = self.base;
-        for t in &self.trees {
-            let mut i = 0usize;
-            for _ in 0..self.depth {
-                let go_right = x[usize::from(t.feature[i])] > t.threshold[i];
-                i = 2 * i + 1 + usize::from(go_right);
+        let splits = self
+            .feature
+            .chunks_exact(d)
+            .zip(self.threshold.chunks_exact(d));
+        for ((feature, threshold), leaf) in splits.zip(self.leaf.chunks_exact(1 << d)) {
+            let mut idx = 0usize;
+            for l in 0..d {
+                idx |= usize::from(x[usize::from(feature[l])] > threshold[l]) << l;
             }
-            sum += t.leaf[i - internal];
+            sum += leaf[idx];
         }
         sum
     }
@@ -122,8 +142,8 @@ pub struct BoostParams {
     pub depth: u8,
     /// Shrinkage applied to every tree.
     pub learning_rate: f32,
-    /// Smallest number of rows in a leaf.
-    pub min_leaf: usize,
+    /// L2 regularisation of leaf values: a leaf's value is `sum / (count + l2)`.
+    pub l2: f32,
     /// Number of quantile bins per feature for split search.
     pub bins: usize,
 }
@@ -132,9 +152,9 @@ impl Default for BoostParams {
     fn default() -> Self {
         BoostParams {
             trees: 48,
-            depth: 3,
+            depth: 4,
             learning_rate: 0.15,
-            min_leaf: 8,
+            l2: 4.0,
             bins: 48,
         }
     }
@@ -172,17 +192,24 @@ pub fn fit(rows: &[Vec<f32>], target: &[f32], params: &BoostParams) -> Ensemble 
         (target[..n].iter().map(|&y| f64::from(y)).sum::<f64>() / n as f64) as f32
     };
     let depth = params.depth.clamp(1, 8);
+    let d = usize::from(depth);
+    let mut model = Ensemble {
+        depth,
+        base,
+        trees: 0,
+        feature: Vec::with_capacity(params.trees * d),
+        threshold: Vec::with_capacity(params.trees * d),
+        leaf: Vec::with_capacity(params.trees << d),
+    };
     if n == 0 || features == 0 {
-        return Ensemble {
-            depth,
-            base,
-            trees: Vec::new(),
-        };
+        return model;
     }
+    let l2 = f64::from(params.l2.max(0.0));
     let thresholds: Vec<Vec<f32>> = (0..features)
         .map(|f| quantile_thresholds(&rows[..n], f, params.bins.max(2)))
         .collect();
-    // bin[r][f] = number of thresholds strictly below row r's value = the bin index.
+    // bin[r][f] = number of thresholds strictly below row r's value, so
+    // `bin <= b` is exactly `value <= thresholds[f][b]`.
     let bin: Vec<Vec<u16>> = rows[..n]
         .iter()
         .map(|r| {
@@ -192,115 +219,78 @@ pub fn fit(rows: &[Vec<f32>], target: &[f32], params: &BoostParams) -> Ensemble 
         })
         .collect();
     let mut pred = vec![base; n];
-    let mut trees = Vec::with_capacity(params.trees);
-    let internal = (1usize << depth) - 1;
+    let mut node = vec![0usize; n];
     for _ in 0..params.trees {
-        let resid: Vec<f32> = (0..n).map(|i| target[i] - pred[i]).collect();
-        let mut feature = vec![0u8; internal];
-        let mut threshold = vec![f32::MAX; internal];
-        // Rows at each node of the current level.
-        let mut level: Vec<Vec<usize>> = vec![(0..n).collect()];
-        let mut node = 0usize;
-        for _ in 0..depth {
-            let mut next = Vec::with_capacity(level.len() * 2);
-            for rows_here in level {
-                let split = best_split(&rows_here, &bin, &resid, &thresholds, params.min_leaf);
-                let (left, right) = match split {
-                    Some((f, b)) => {
-                        feature[node] = f as u8;
-                        threshold[node] = thresholds[f][b];
-                        rows_here
-                            .into_iter()
-                            .partition(|&r| usize::from(bin[r][f]) <= b)
+        let resid: Vec<f64> = (0..n).map(|i| f64::from(target[i] - pred[i])).collect();
+        node.iter_mut().for_each(|v| *v = 0);
+        let mut feature = vec![0u8; d];
+        let mut threshold = vec![f32::MAX; d];
+        for level in 0..d {
+            let nodes = 1usize << level;
+            let mut node_sum = vec![0f64; nodes];
+            let mut node_cnt = vec![0f64; nodes];
+            for i in 0..n {
+                node_sum[node[i]] += resid[i];
+                node_cnt[node[i]] += 1.0;
+            }
+            let parent: f64 = (0..nodes)
+                .map(|k| node_sum[k] * node_sum[k] / (node_cnt[k] + l2))
+                .sum();
+            let mut best: Option<(f64, usize, usize)> = None;
+            for (f, th) in thresholds.iter().enumerate() {
+                if th.is_empty() {
+                    continue;
+                }
+                let bins = th.len() + 1;
+                let mut sum = vec![0f64; nodes * bins];
+                let mut cnt = vec![0f64; nodes * bins];
+                for i in 0..n {
+                    let k = node[i] * bins + usize::from(bin[i][f]);
+                    sum[k] += resid[i];
+                    cnt[k] += 1.0;
+                }
+                let mut ls = vec![0f64; nodes];
+                let mut lc = vec![0f64; nodes];
+                for b in 0..th.len() {
+                    let mut gain = -parent;
+                    for k in 0..nodes {
+                        ls[k] += sum[k * bins + b];
+                        lc[k] += cnt[k * bins + b];
+                        let (rs, rc) = (node_sum[k] - ls[k], node_cnt[k] - lc[k]);
+                        gain += ls[k] * ls[k] / (lc[k] + l2) + rs * rs / (rc + l2);
                     }
-                    None => (rows_here, Vec::new()),
-                };
-                next.push(left);
-                next.push(right);
-                node += 1;
+                    if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                        best = Some((gain, f, b));
+                    }
+                }
             }
-            level = next;
-        }
-        let mut leaf = Vec::with_capacity(internal + 1);
-        for rows_here in &level {
-            let v = if rows_here.is_empty() {
-                0.0
-            } else {
-                rows_here.iter().map(|&r| resid[r]).sum::<f32>() / rows_here.len() as f32
-            };
-            leaf.push(v * params.learning_rate);
-        }
-        // Empty right leaves of unsplit nodes would read 0; give them the sibling's value
-        // so a NaN-free but out-of-distribution input still gets a sensible answer.
-        for i in (0..leaf.len()).step_by(2) {
-            if level[i + 1].is_empty() {
-                leaf[i + 1] = leaf[i];
+            if let Some((_, f, b)) = best {
+                feature[level] = f as u8;
+                threshold[level] = thresholds[f][b];
+                for i in 0..n {
+                    node[i] |= usize::from(usize::from(bin[i][f]) > b) << level;
+                }
             }
         }
-        let tree = Tree {
-            feature,
-            threshold,
-            leaf,
-        };
-        for (i, p) in pred.iter_mut().enumerate() {
-            *p += tree_predict(&tree, depth, &rows[i]);
+        let mut leaf_sum = vec![0f64; 1 << d];
+        let mut leaf_cnt = vec![0f64; 1 << d];
+        for i in 0..n {
+            leaf_sum[node[i]] += resid[i];
+            leaf_cnt[node[i]] += 1.0;
         }
-        trees.push(tree);
-    }
-    Ensemble { depth, base, trees }
-}
-
-fn tree_predict(t: &Tree, depth: u8, x: &[f32]) -> f32 {
-    let internal = (1usize << depth) - 1;
-    let mut i = 0usize;
-    for _ in 0..depth {
-        i = 2 * i + 1 + usize::from(x[usize::from(t.feature[i])] > t.threshold[i]);
-    }
-    t.leaf[i - internal]
-}
-
-/// The (feature, bin) split of `rows` that most reduces squared error, if any.
-fn best_split(
-    rows: &[usize],
-    bin: &[Vec<u16>],
-    resid: &[f32],
-    thresholds: &[Vec<f32>],
-    min_leaf: usize,
-) -> Option<(usize, usize)> {
-    if rows.len() < 2 * min_leaf.max(1) {
-        return None;
-    }
-    let total: f64 = rows.iter().map(|&r| f64::from(resid[r])).sum();
-    let count = rows.len() as f64;
-    let parent = total * total / count;
-    let mut best: Option<(f64, usize, usize)> = None;
-    for (f, th) in thresholds.iter().enumerate() {
-        if th.is_empty() {
-            continue;
+        let lr = f64::from(params.learning_rate);
+        let leaf: Vec<f32> = (0..1usize << d)
+            .map(|k| (lr * leaf_sum[k] / (leaf_cnt[k] + l2.max(1e-9))) as f32)
+            .collect();
+        for i in 0..n {
+            pred[i] += leaf[node[i]];
         }
-        let mut sum = vec![0f64; th.len() + 1];
-        let mut cnt = vec![0usize; th.len() + 1];
-        for &r in rows {
-            let b = usize::from(bin[r][f]);
-            sum[b] += f64::from(resid[r]);
-            cnt[b] += 1;
-        }
-        let (mut ls, mut lc) = (0f64, 0usize);
-        for b in 0..th.len() {
-            ls += sum[b];
-            lc += cnt[b];
-            let rc = rows.len() - lc;
-            if lc < min_leaf || rc < min_leaf {
-                continue;
-            }
-            let rs = total - ls;
-            let gain = ls * ls / lc as f64 + rs * rs / rc as f64 - parent;
-            if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
-                best = Some((gain, f, b));
-            }
-        }
+        model.feature.extend_from_slice(&feature);
+        model.threshold.extend_from_slice(&threshold);
+        model.leaf.extend_from_slice(&leaf);
+        model.trees += 1;
     }
-    best.map(|(_, f, b)| (f, b))
+    model
 }
 
 #[cfg(test)]
@@ -338,11 +328,13 @@ mod tests {
             &BoostParams::default(),
         );
         assert!(m.validate(1).is_ok());
-        m.trees[0].feature[0] = 5;
+        m.feature[0] = 5;
         assert!(matches!(m.validate(1), Err(EnsembleError::Feature { .. })));
-        m.trees[0].feature[0] = 0;
-        m.trees[0].leaf.pop();
-        assert_eq!(m.validate(1), Err(EnsembleError::Shape(0)));
+        m.feature[0] = 0;
+        m.leaf.pop();
+        assert!(matches!(m.validate(1), Err(EnsembleError::Shape { .. })));
+        m.leaf.push(f32::NAN);
+        assert_eq!(m.validate(1), Err(EnsembleError::NonFinite));
         m.depth = 0;
         assert_eq!(m.validate(1), Err(EnsembleError::Depth(0)));
     }

@@ -1,7 +1,11 @@
 //! The trained model: per codec, three boosted-tree regressors over the chunk
 //! features ([`super::features::FEATURE_NAMES`]):
 //!
-//! - `log_ratio`: ln(frame bytes / chunk bytes), header included;
+//! - `log_ratio`: ln(frame bytes / chunk bytes), header included, either absolute
+//!   or, when `log_ratio_relative_to` names a reference codec, as the difference to
+//!   that codec's log ratio. Codecs are compared with each other, so what matters
+//!   most is the *difference* of their sizes; modelling it directly lets the error
+//!   of the shared part (how compressible the chunk is at all) cancel out;
 //! - `log_compress_factor`: ln(measured compress time / the calibration profile's
 //!   reference time for a chunk of that length);
 //! - `log_decompress_factor`: the same for decompression.
@@ -32,8 +36,12 @@ pub const EMBEDDED_MODEL: &[u8] = include_bytes!("../../models/compression-v1.js
 pub struct CodecModel {
     /// The codec.
     pub codec: CodecId,
-    /// Predicts ln(frame bytes / chunk bytes).
+    /// Predicts ln(frame bytes / chunk bytes), minus the reference codec's if
+    /// `log_ratio_relative_to` is set.
     pub log_ratio: Ensemble,
+    /// The reference codec of `log_ratio` (itself modelled absolutely), if any.
+    #[serde(default)]
+    pub log_ratio_relative_to: Option<CodecId>,
     /// Predicts ln(compress time / profile reference compress time).
     pub log_compress_factor: Ensemble,
     /// Predicts ln(decompress time / profile reference decompress time).
@@ -170,6 +178,13 @@ impl CompressionModel {
                     m.codec
                 )));
             }
+            if let Some(r) = m.log_ratio_relative_to {
+                if self.codecs[r.index()].log_ratio_relative_to.is_some() {
+                    return Err(ModelError::Codecs(format!(
+                        "{want} is relative to {r}, which is itself relative"
+                    )));
+                }
+            }
             for e in [
                 &m.log_ratio,
                 &m.log_compress_factor,
@@ -183,6 +198,21 @@ impl CompressionModel {
             }
         }
         Ok(())
+    }
+
+    /// Predicted ln(frame bytes / chunk bytes) of every codec, in [`CodecId::ALL`] order.
+    pub fn log_ratios(&self, x: &[f32]) -> [f32; CodecId::COUNT] {
+        let mut out = [0f32; CodecId::COUNT];
+        for (o, m) in out.iter_mut().zip(&self.codecs) {
+            *o = m.log_ratio.predict(x);
+        }
+        let own = out;
+        for (o, m) in out.iter_mut().zip(&self.codecs) {
+            if let Some(r) = m.log_ratio_relative_to {
+                *o += own[r.index()];
+            }
+        }
+        out
     }
 
     /// The model of `codec`.
@@ -224,5 +254,9 @@ mod tests {
         let mut m = CompressionModel::embedded().expect("embedded");
         m.codecs[2].log_ratio.depth = 12;
         assert!(matches!(m.validate(), Err(ModelError::Ensemble { .. })));
+        let mut m = CompressionModel::embedded().expect("embedded");
+        m.codecs[1].log_ratio_relative_to = Some(CodecId::Snappy);
+        m.codecs[2].log_ratio_relative_to = Some(CodecId::Lz4);
+        assert!(matches!(m.validate(), Err(ModelError::Codecs(_))));
     }
 }

@@ -195,18 +195,28 @@ impl CompressionSelector {
         }
     }
 
-    /// The predicted cost of `codec` for a chunk with `features` on `link`.
-    pub fn estimate(
+    /// Every candidate's predicted cost for a chunk with `features` on `link`.
+    pub fn estimates(&self, features: &ChunkFeatures, link: &Link) -> Vec<Estimate> {
+        let x = features.to_vector();
+        let log_ratios = self.model.log_ratios(&x);
+        self.candidates
+            .iter()
+            .map(|&c| self.estimate(features, &x, log_ratios[c.index()], c, link))
+            .collect()
+    }
+
+    fn estimate(
         &self,
         features: &ChunkFeatures,
         x: &[f32],
+        log_ratio: f32,
         codec: CodecId,
         link: &Link,
     ) -> Estimate {
         let m = self.model.codec(codec);
         let len = features.len;
         // Clamp the exponents: a wild extrapolation must not become inf or 0.
-        let ratio = f64::from(m.log_ratio.predict(x).clamp(-12.0, 2.0)).exp();
+        let ratio = f64::from(log_ratio.clamp(-12.0, 2.0)).exp();
         let cf = f64::from(m.log_compress_factor.predict(x).clamp(-8.0, 8.0)).exp();
         let df = f64::from(m.log_decompress_factor.predict(x).clamp(-8.0, 8.0)).exp();
         let bytes = (len as f64 * ratio).max(frame::HEADER_LEN as f64);
@@ -227,15 +237,17 @@ impl CompressionSelector {
     /// The decision for a chunk whose features are already known.
     pub fn select_features(&self, features: &ChunkFeatures, link: &Link) -> Choice {
         let x = features.to_vector();
+        let log_ratios = self.model.log_ratios(&x);
         let mut best: Option<Estimate> = None;
         for &codec in &self.candidates {
-            let e = self.estimate(features, &x, codec, link);
+            let e = self.estimate(features, &x, log_ratios[codec.index()], codec, link);
             if best.is_none_or(|b| e.total_s < b.total_s) {
                 best = Some(e);
             }
         }
         // `candidates` is never empty (checked in with_candidates), but stay total.
-        let estimate = best.unwrap_or_else(|| self.estimate(features, &x, CodecId::None, link));
+        let estimate =
+            best.unwrap_or_else(|| self.estimate(features, &x, log_ratios[0], CodecId::None, link));
         Choice {
             codec: estimate.codec,
             estimate,
@@ -255,12 +267,7 @@ impl CompressionSelector {
         if let Some(len) = req.len {
             features.len = len.max(req.data.len());
         }
-        let x = features.to_vector();
-        let estimates = self
-            .candidates
-            .iter()
-            .map(|&c| self.estimate(&features, &x, c, &req.link))
-            .collect();
+        let estimates = self.estimates(&features, &req.link);
         Ok(SelectResponse {
             choice: self.select_features(&features, &req.link),
             features,

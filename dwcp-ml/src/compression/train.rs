@@ -65,6 +65,16 @@ pub fn collect_samples(
     Ok(samples)
 }
 
+/// The reference codec the other compressing codecs' size models are relative to.
+pub const RATIO_REFERENCE: CodecId = CodecId::Zstd3;
+
+fn ratio_reference(codec: CodecId) -> Option<CodecId> {
+    match codec {
+        CodecId::None | RATIO_REFERENCE => None,
+        _ => Some(RATIO_REFERENCE),
+    }
+}
+
 /// Fits the model to measured samples; time targets are relative to `profile`,
 /// which must have been measured on the same machine as the samples.
 pub fn fit_model(
@@ -84,16 +94,22 @@ pub fn fit_model(
             let mut ratio = Vec::with_capacity(samples.len());
             let mut cf = Vec::with_capacity(samples.len());
             let mut df = Vec::with_capacity(samples.len());
+            let reference = ratio_reference(codec);
             for s in samples {
                 let o = &s.outcome.codecs[codec.index()];
                 let len = s.outcome.len.max(1);
-                ratio.push((o.frame_len as f64 / len as f64).ln() as f32);
+                let mut r = (o.frame_len as f64 / len as f64).ln();
+                if let Some(rc) = reference {
+                    r -= (s.outcome.codecs[rc.index()].frame_len as f64 / len as f64).ln();
+                }
+                ratio.push(r as f32);
                 cf.push((o.compress_s / profile.compress_s(codec, len).max(1e-12)).ln() as f32);
                 df.push((o.decompress_s / profile.decompress_s(codec, len).max(1e-12)).ln() as f32);
             }
             CodecModel {
                 codec,
                 log_ratio: gbt::fit(&rows, &ratio, params),
+                log_ratio_relative_to: reference,
                 log_compress_factor: gbt::fit(&rows, &cf, params),
                 log_decompress_factor: gbt::fit(&rows, &df, params),
             }
@@ -209,7 +225,7 @@ fn in_sample_fit(
                 let x = s.features.to_vector();
                 let o = &s.outcome.codecs[codec.index()];
                 let len = s.outcome.len;
-                let pb = len as f64 * f64::from(m.log_ratio.predict(&x)).exp();
+                let pb = len as f64 * f64::from(model.log_ratios(&x)[codec.index()]).exp();
                 let pc = profile.compress_s(codec, len)
                     * f64::from(m.log_compress_factor.predict(&x)).exp();
                 let pd = profile.decompress_s(codec, len)
@@ -267,7 +283,7 @@ mod tests {
         let profile = CalibrationProfile::embedded().expect("profile");
         let params = BoostParams {
             trees: 10,
-            min_leaf: 2,
+            l2: 1.0,
             ..BoostParams::default()
         };
         let model = fit_model(&samples, &profile, &params, 3, &ChunkPlan::default());
