@@ -188,7 +188,7 @@ mod tests {
     fn chunks_are_spread_and_bounded() {
         let plan = ChunkPlan {
             sizes: vec![10, 100],
-            max_per_size: 6,
+            max_per_size: 3,
         };
         let data: Vec<u8> = (0..95u8).collect();
         let chunks = plan.chunks(&data);
