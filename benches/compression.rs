@@ -6,7 +6,7 @@
 //! medians of batches, not tail latency).
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use dwcp_ml::compression::calibrate::reference_payloads;
@@ -75,6 +75,8 @@ fn codecs(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("codec_64KiB_{kind}"));
         g.throughput(Throughput::Bytes(CHUNK as u64));
         g.sample_size(10);
+        g.warm_up_time(Duration::from_millis(500));
+        g.measurement_time(Duration::from_secs(2));
         for codec in CodecId::ALL {
             let mut out = Vec::with_capacity(2 * CHUNK);
             g.bench_function(BenchmarkId::new("compress", codec.name()), |b| {

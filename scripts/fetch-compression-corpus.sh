@@ -60,17 +60,17 @@ pick() { # category count find-args...
   done < "$WORK/pick.list"
 }
 echo "selecting Debian-packaged files ..." >&2
-pick elf-lib 24 /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*'
-pick elf-bin 16 /usr/bin
-pick copyright 16 /usr/share/doc -name copyright
-pick gzip 16 /usr/share/doc /usr/share/man -name '*.gz'
-pick mo 16 /usr/share/locale -name '*.mo'
-pick python 16 /usr/lib/python3 /usr/lib/python3.* -name '*.py'
-pick perl 12 /usr/share/perl /usr/share/perl5 -name '*.pm'
-pick png 12 /usr/share -name '*.png'
-pick markup 12 /usr/share \( -name '*.xml' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \)
-pick zoneinfo 8 /usr/share/zoneinfo
-pick jar 6 /usr/share/java /usr/lib/jvm -name '*.jar'
+pick elf-lib 40 /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*'
+pick elf-bin 30 /usr/bin
+pick copyright 30 /usr/share/doc -name copyright
+pick gzip 24 /usr/share/doc /usr/share/man -name '*.gz'
+pick mo 30 /usr/share/locale -name '*.mo'
+pick python 30 /usr/lib/python3 /usr/lib/python3.* -name '*.py'
+pick perl 24 /usr/share/perl /usr/share/perl5 -name '*.pm'
+pick png 20 /usr/share -name '*.png'
+pick markup 24 /usr/share \( -name '*.xml' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \)
+pick zoneinfo 12 /usr/share/zoneinfo
+pick jar 8 /usr/share/java /usr/lib/jvm -name '*.jar'
 
 echo "generating extremes ..." >&2
 python3 - "$DIR/generated" <<'PY'

@@ -37,7 +37,7 @@ pub struct ChunkArgs {
     #[arg(long, default_value_t = ChunkPlan::default().max_per_size)]
     pub max_chunks_per_size: usize,
     /// Timing repetitions per chunk and codec (the minimum is kept).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub reps: usize,
 }
 
@@ -117,6 +117,9 @@ pub struct EvalArgs {
     /// Print the report as one JSON object on the last line.
     #[arg(long)]
     pub json: bool,
+    /// Measure every chunk twice and report the noise floor of the ground truth.
+    #[arg(long)]
+    pub noise_floor: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub chunks: ChunkArgs,
@@ -262,6 +265,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
         reps: a.chunks.reps,
         grid_mbps: a.grid_mbps.clone(),
         split: if a.all_files { None } else { Some(Split::Test) },
+        noise_floor: a.noise_floor,
     };
     let report = evaluate_corpus(&selector, &a.corpus, &options, &mut progress("measuring"))
         .with_context(|| format!("evaluating on {}", a.corpus.display()))?;
@@ -298,6 +302,14 @@ fn print_report(r: &EvalReport) {
         "decision latency (features + model): p50 {:.1} us, p99 {:.1} us",
         r.predict_p50_us, r.predict_p99_us
     );
+    if let Some(f) = &r.noise_floor {
+        println!(
+            "noise floor (best by a second measurement, scored on the first): top1 {:.1}%  within5 {:.1}%  mean regret {:.2}%",
+            f.top1_accuracy * 100.0,
+            f.within5_rate * 100.0,
+            f.mean_regret * 100.0
+        );
+    }
     println!("   Mbit/s   top1  within5  regret   p95   fixed(best)");
     for l in &r.per_link {
         println!(
@@ -309,6 +321,52 @@ fn print_report(r: &EvalReport) {
             l.p95_regret * 100.0,
             l.best_fixed_codec,
             l.best_fixed_mean_regret * 100.0
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: CompressCmd,
+    }
+
+    #[test]
+    fn arguments_parse() {
+        let cli =
+            Cli::try_parse_from(["compress", "eval", "--corpus", "c", "--json"]).expect("eval");
+        match cli.cmd {
+            CompressCmd::Eval(a) => {
+                assert!(a.json);
+                assert_eq!(a.grid_mbps.len(), DEFAULT_GRID_MBPS.len());
+                assert_eq!(a.chunks.chunk_sizes, vec![16384, 65536]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from(["compress", "train", "--corpus", "c", "--out", "m.json"])
+            .expect("train");
+        assert!(matches!(cli.cmd, CompressCmd::Train(_)));
+        let cli = Cli::try_parse_from(["compress", "calibrate"]).expect("calibrate");
+        assert!(matches!(
+            cli.cmd,
+            CompressCmd::Calibrate(CalibrateArgs { out: None, .. })
+        ));
+        assert!(Cli::try_parse_from(["compress", "train", "--corpus", "c"]).is_err());
+    }
+
+    #[test]
+    fn eval_on_a_missing_corpus_is_a_clear_error() {
+        let cli = Cli::try_parse_from(["compress", "eval", "--corpus", "/nonexistent/corpus"])
+            .expect("parse");
+        let err = run(cli.cmd).expect_err("must fail");
+        assert!(
+            format!("{err:#}").contains("/nonexistent/corpus"),
+            "{err:#}"
         );
     }
 }

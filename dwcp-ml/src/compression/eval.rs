@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use super::codec::CodecId;
 use super::corpus::{self, ChunkPlan, Split};
 use super::features::Link;
-use super::measure::ChunkOutcome;
+use super::measure::{measure_chunk, ChunkOutcome};
 use super::selector::CompressionSelector;
-use super::train::{collect_samples, TrainError};
+use super::train::TrainError;
 
 /// The default link grid, Mbit/s: 1 Mbit/s to 10 Gbit/s, log-spaced.
 pub const DEFAULT_GRID_MBPS: [f64; 9] =
@@ -36,17 +36,34 @@ pub struct EvalOptions {
     pub grid_mbps: Vec<f64>,
     /// Which files: the test side (default) or, with `None`, every file in the directory.
     pub split: Option<Split>,
+    /// Measure every chunk a second time and report how well choosing by one
+    /// measurement does when scored against the other (see [`NoiseFloor`]).
+    pub noise_floor: bool,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
         EvalOptions {
             plan: ChunkPlan::default(),
-            reps: 3,
+            reps: 5,
             grid_mbps: DEFAULT_GRID_MBPS.to_vec(),
             split: Some(Split::Test),
+            noise_floor: false,
         }
     }
+}
+
+/// How reproducible the measured ground truth is on this machine: an oracle picks
+/// the best codec from a second, independent measurement of the same chunk and is
+/// scored against the first. No predictor can be expected to beat this by much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// Share of the oracle's decisions within 5% of the best.
+    pub within5_rate: f64,
+    /// The oracle's mean regret.
+    pub mean_regret: f64,
+    /// The oracle's top-1 agreement.
+    pub top1_accuracy: f64,
 }
 
 /// A fixed codec's result when used for every chunk.
@@ -125,6 +142,8 @@ pub struct EvalReport {
     pub per_link: Vec<LinkResult>,
     /// The calibration profile the selector used.
     pub profile: String,
+    /// Reproducibility of the ground truth, if asked for.
+    pub noise_floor: Option<NoiseFloor>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -156,11 +175,33 @@ fn measured_times(o: &ChunkOutcome, link: &Link) -> (Vec<f64>, usize) {
     (t, best)
 }
 
+/// Scores choosing by the `second` measurement against the `first`.
+fn noise_floor(first: &[ChunkOutcome], second: &[ChunkOutcome], links: &[Link]) -> NoiseFloor {
+    let mut regrets = Vec::new();
+    let mut top1 = 0usize;
+    for link in links {
+        for (a, b) in first.iter().zip(second) {
+            let (ta, best_a) = measured_times(a, link);
+            let (_, best_b) = measured_times(b, link);
+            regrets.push(ta[best_b] / ta[best_a] - 1.0);
+            top1 += usize::from(best_a == best_b);
+        }
+    }
+    let n = regrets.len().max(1) as f64;
+    NoiseFloor {
+        within5_rate: regrets.iter().filter(|&&r| r <= 0.05).count() as f64 / n,
+        mean_regret: mean(&regrets),
+        top1_accuracy: top1 as f64 / n,
+    }
+}
+
 /// Evaluates `selector` on measured outcomes. `chunks` pairs each chunk's bytes with
-/// its measured outcome; `files` is reported as is.
+/// its measured outcome; `repeat`, if given, holds a second measurement of every
+/// chunk for the noise floor; `files` is reported as is.
 pub fn evaluate_measured(
     selector: &CompressionSelector,
     chunks: &[(&[u8], ChunkOutcome)],
+    repeat: Option<&[ChunkOutcome]>,
     files: usize,
     options: &EvalOptions,
 ) -> EvalReport {
@@ -262,6 +303,10 @@ pub fn evaluate_measured(
         fixed,
         per_link,
         profile: selector.profile().description.clone(),
+        noise_floor: repeat.map(|second| {
+            let first: Vec<ChunkOutcome> = chunks.iter().map(|(_, o)| o.clone()).collect();
+            noise_floor(&first, second, &links)
+        }),
     }
 }
 
@@ -282,28 +327,35 @@ pub fn evaluate_corpus(
 ) -> Result<EvalReport, TrainError> {
     let files = corpus::scan(dir, options.split)?;
     let mut owned: Vec<(Vec<u8>, ChunkOutcome)> = Vec::new();
+    let mut repeat = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let data = corpus::read_prefix(f)?;
-        let samples = collect_samples(
-            std::slice::from_ref(f),
-            &options.plan,
-            options.reps,
-            &mut |_, _| {},
-        )?;
-        for (chunk, s) in options.plan.chunks(&data).into_iter().zip(samples) {
-            owned.push((chunk.to_vec(), s.outcome));
+        for chunk in options.plan.chunks(&data) {
+            owned.push((chunk.to_vec(), measure_chunk(chunk, options.reps)?));
+            if options.noise_floor {
+                repeat.push(measure_chunk(chunk, options.reps)?);
+            }
         }
         progress(i + 1, files.len());
     }
+    if owned.is_empty() {
+        return Err(TrainError::NoChunks);
+    }
     let chunks: Vec<(&[u8], ChunkOutcome)> =
         owned.iter().map(|(d, o)| (&d[..], o.clone())).collect();
-    Ok(evaluate_measured(selector, &chunks, files.len(), options))
+    let repeat = options.noise_floor.then_some(&repeat[..]);
+    Ok(evaluate_measured(
+        selector,
+        &chunks,
+        repeat,
+        files.len(),
+        options,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compression::measure::measure_chunk;
 
     #[test]
     fn report_is_consistent_on_generated_chunks() {
@@ -328,7 +380,13 @@ mod tests {
             grid_mbps: vec![1.0, 10_000.0],
             ..EvalOptions::default()
         };
-        let r = evaluate_measured(&selector, &chunks, 3, &opts);
+        let again: Vec<ChunkOutcome> = data
+            .iter()
+            .map(|d| measure_chunk(d, 1).expect("measure"))
+            .collect();
+        let r = evaluate_measured(&selector, &chunks, Some(&again), 3, &opts);
+        let floor = r.noise_floor.clone().expect("noise floor");
+        assert!((0.0..=1.0).contains(&floor.within5_rate) && floor.mean_regret >= 0.0);
         assert_eq!(r.chunks, 3);
         assert_eq!(r.decisions, 6);
         assert!((0.0..=1.0).contains(&r.top1_accuracy));

@@ -116,6 +116,9 @@ impl Ensemble {
     /// [`Ensemble::validate`] for `x.len()` features (an out-of-range feature index
     /// would panic; validation rules it out).
     pub fn predict(&self, x: &[f32]) -> f32 {
+        if self.depth == 4 {
+            return self.predict_depth4(x);
+        }
         let d = usize::from(self.depth);
         let mut sum = self.base;
         let splits = self
@@ -127,6 +130,22 @@ impl Ensemble {
             for l in 0..d {
                 idx |= usize::from(x[usize::from(feature[l])] > threshold[l]) << l;
             }
+            sum += leaf[idx];
+        }
+        sum
+    }
+
+    /// [`Ensemble::predict`] for the default depth, with the level loop unrolled
+    /// (fixed-size chunks let the compiler drop the inner bounds checks).
+    fn predict_depth4(&self, x: &[f32]) -> f32 {
+        let mut sum = self.base;
+        let splits = self
+            .feature
+            .chunks_exact(4)
+            .zip(self.threshold.chunks_exact(4));
+        for ((f, t), leaf) in splits.zip(self.leaf.chunks_exact(16)) {
+            let bit = |l: usize| usize::from(x[usize::from(f[l])] > t[l]) << l;
+            let idx = (bit(0) | bit(1) | bit(2) | bit(3)) & 15;
             sum += leaf[idx];
         }
         sum
@@ -308,6 +327,21 @@ mod tests {
             .collect();
         let m = fit(&rows, &target, &BoostParams::default());
         m.validate(2).expect("valid");
+        let m3 = fit(
+            &rows,
+            &target,
+            &BoostParams {
+                depth: 3,
+                ..BoostParams::default()
+            },
+        );
+        let mse3: f32 = rows
+            .iter()
+            .zip(&target)
+            .map(|(r, y)| (m3.predict(r) - y).powi(2))
+            .sum::<f32>()
+            / rows.len() as f32;
+        assert!(mse3 < 0.02, "depth-3 mse {mse3}");
         let mse: f32 = rows
             .iter()
             .zip(&target)
