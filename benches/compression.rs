@@ -25,11 +25,18 @@ fn selector() -> CompressionSelector {
 
 /// Times `calls` single decisions over the payloads and links; prints p50/p99/max.
 fn decision_tail_latency() {
+    // `cargo test --all-targets` runs benches once without `--bench` in a debug
+    // build: keep that smoke run short.
+    let calls = if std::env::args().any(|a| a == "--bench") {
+        60_000
+    } else {
+        600
+    };
     let s = selector();
     let payloads = reference_payloads(CHUNK);
     let links = [1.0, 100.0, 10_000.0].map(Link::mbps);
-    let mut times = Vec::with_capacity(60_000);
-    for i in 0..60_000usize {
+    let mut times = Vec::with_capacity(calls);
+    for i in 0..calls {
         let p = &payloads[i % payloads.len()];
         let l = &links[(i / payloads.len()) % links.len()];
         let t = Instant::now();
