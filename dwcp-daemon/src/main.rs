@@ -22,6 +22,9 @@ enum Command {
     /// Resource allocator: train MADDPG, evaluate it against the baselines.
     #[command(subcommand)]
     Allocate(cmd::allocate::AllocateCmd),
+    /// Train, calibrate and evaluate the adaptive compression selector.
+    #[command(subcommand)]
+    Compress(cmd::compress::CompressCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Allocate(c) => cmd::allocate::run(c),
+        Command::Compress(c) => cmd::compress::run(c),
     }
 }

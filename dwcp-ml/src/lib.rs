@@ -1,2 +1,4 @@
 //! Compression selector and MADDPG resource allocator.
 pub mod allocator;
+
+pub mod compression;

@@ -1,6 +1,7 @@
 //! One module per `dwcpd` subcommand: its clap arguments and its `run` function.
 
 pub mod allocate;
+pub mod compress;
 pub mod keygen;
 pub mod run;
 pub mod sim;

@@ -1,0 +1,415 @@
+//! Evaluation against measured reality on held-out files.
+//!
+//! For every chunk of every test-side file, every codec is actually run: frame size
+//! is exact, and compress/decompress times are **measured** (minimum of `reps`
+//! interleaved repetitions, see [`measure_chunk`]); nothing comes from the model or
+//! the calibration profile. For each link of the grid, the measured end-to-end time
+//! of each codec is `compress + frame bytes × 8 / bandwidth + decompress`; the
+//! selector's choice (made from the chunk alone, timed) is compared with the
+//! measured best. RTT is left at zero in the grid: it adds the same constant to
+//! every codec and would only shrink the regrets.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::CodecId;
+use super::corpus::{self, ChunkPlan, Split};
+use super::features::Link;
+use super::measure::{measure_chunk, ChunkOutcome};
+use super::selector::CompressionSelector;
+use super::train::TrainError;
+
+/// The default link grid, Mbit/s: 1 Mbit/s to 10 Gbit/s, log-spaced.
+pub const DEFAULT_GRID_MBPS: [f64; 9] =
+    [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0];
+
+/// Evaluation options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalOptions {
+    /// How files are cut.
+    pub plan: ChunkPlan,
+    /// Timing repetitions per chunk and codec (minimum kept).
+    pub reps: usize,
+    /// Link bandwidths, Mbit/s.
+    pub grid_mbps: Vec<f64>,
+    /// Which files: the test side (default) or, with `None`, every file in the directory.
+    pub split: Option<Split>,
+    /// Measure every chunk a second time and report how well choosing by one
+    /// measurement does when scored against the other (see [`NoiseFloor`]).
+    pub noise_floor: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            plan: ChunkPlan::default(),
+            reps: 5,
+            grid_mbps: DEFAULT_GRID_MBPS.to_vec(),
+            split: Some(Split::Test),
+            noise_floor: false,
+        }
+    }
+}
+
+/// How reproducible the measured ground truth is on this machine: an oracle picks
+/// the best codec from a second, independent measurement of the same chunk and is
+/// scored against the first. No predictor can be expected to beat this by much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// Share of the oracle's decisions within 5% of the best.
+    pub within5_rate: f64,
+    /// The oracle's mean regret.
+    pub mean_regret: f64,
+    /// The oracle's top-1 agreement.
+    pub top1_accuracy: f64,
+}
+
+/// A fixed codec's result when used for every chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixedResult {
+    /// The codec.
+    pub codec: CodecId,
+    /// Mean regret over all decisions.
+    pub mean_regret: f64,
+    /// Share of decisions within 5% of the best.
+    pub within5_rate: f64,
+}
+
+/// Results on one link of the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkResult {
+    /// Bandwidth, Mbit/s.
+    pub mbps: f64,
+    /// Share of chunks where the choice is the measured best.
+    pub top1_accuracy: f64,
+    /// Share of chunks whose choice is within 5% of the measured best.
+    pub within5_rate: f64,
+    /// Mean of chosen / best - 1.
+    pub mean_regret: f64,
+    /// 95th percentile of the regret.
+    pub p95_regret: f64,
+    /// The best single codec on this link (knows the link, not the data).
+    pub best_fixed_codec: CodecId,
+    /// Its mean regret on this link.
+    pub best_fixed_mean_regret: f64,
+    /// How often each codec was chosen, in [`CodecId::ALL`] order.
+    pub chosen: Vec<usize>,
+    /// How often each codec was the measured best, in [`CodecId::ALL`] order.
+    pub best: Vec<usize>,
+}
+
+/// The evaluation report; `dwcpd compress eval --json` prints it as its last line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Files evaluated.
+    pub files: usize,
+    /// Chunks evaluated.
+    pub chunks: usize,
+    /// Decisions evaluated (chunks × links).
+    pub decisions: usize,
+    /// Share of decisions choosing the measured best codec.
+    pub top1_accuracy: f64,
+    /// Share of decisions whose codec's measured time is within 5% of the best.
+    pub within5_rate: f64,
+    /// Mean of chosen time / best time - 1.
+    pub mean_regret: f64,
+    /// 95th percentile of that regret.
+    pub p95_regret: f64,
+    /// Largest regret seen.
+    pub max_regret: f64,
+    /// The single codec with the lowest mean regret over the whole grid.
+    pub best_fixed_codec: CodecId,
+    /// Its mean regret.
+    pub best_fixed_mean_regret: f64,
+    /// Mean regret of the best fixed codec chosen per link (an oracle that knows
+    /// the link but not the data): a stronger baseline than one codec everywhere.
+    pub per_link_fixed_mean_regret: f64,
+    /// Median time of one `select` (features + decision), microseconds.
+    pub predict_p50_us: f64,
+    /// 99th percentile of that time, microseconds.
+    pub predict_p99_us: f64,
+    /// Link grid, Mbit/s.
+    pub grid_mbps: Vec<f64>,
+    /// Timing repetitions per chunk and codec.
+    pub reps: usize,
+    /// How the ground-truth times were obtained.
+    pub timing: String,
+    /// Every fixed codec's result.
+    pub fixed: Vec<FixedResult>,
+    /// Per-link breakdown.
+    pub per_link: Vec<LinkResult>,
+    /// The calibration profile the selector used.
+    pub profile: String,
+    /// Reproducibility of the ground truth, if asked for.
+    pub noise_floor: Option<NoiseFloor>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// Measured end-to-end times per codec and the index of the best.
+fn measured_times(o: &ChunkOutcome, link: &Link) -> (Vec<f64>, usize) {
+    let t: Vec<f64> = o
+        .codecs
+        .iter()
+        .map(|c| c.total_s(link.bandwidth_bps, link.rtt_s))
+        .collect();
+    let best = (0..t.len())
+        .min_by(|&a, &b| t[a].total_cmp(&t[b]))
+        .unwrap_or(0);
+    (t, best)
+}
+
+/// Scores choosing by the `second` measurement against the `first`.
+fn noise_floor(first: &[ChunkOutcome], second: &[ChunkOutcome], links: &[Link]) -> NoiseFloor {
+    let mut regrets = Vec::new();
+    let mut top1 = 0usize;
+    for link in links {
+        for (a, b) in first.iter().zip(second) {
+            let (ta, best_a) = measured_times(a, link);
+            let (_, best_b) = measured_times(b, link);
+            regrets.push(ta[best_b] / ta[best_a] - 1.0);
+            top1 += usize::from(best_a == best_b);
+        }
+    }
+    let n = regrets.len().max(1) as f64;
+    NoiseFloor {
+        within5_rate: regrets.iter().filter(|&&r| r <= 0.05).count() as f64 / n,
+        mean_regret: mean(&regrets),
+        top1_accuracy: top1 as f64 / n,
+    }
+}
+
+/// Evaluates `selector` on measured outcomes. `chunks` pairs each chunk's bytes with
+/// its measured outcome; `repeat`, if given, holds a second measurement of every
+/// chunk for the noise floor; `files` is reported as is.
+pub fn evaluate_measured(
+    selector: &CompressionSelector,
+    chunks: &[(&[u8], ChunkOutcome)],
+    repeat: Option<&[ChunkOutcome]>,
+    files: usize,
+    options: &EvalOptions,
+) -> EvalReport {
+    let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
+    let mut regrets = Vec::new();
+    let mut top1 = 0usize;
+    let mut latencies_us = Vec::new();
+    let mut fixed_regrets = vec![Vec::new(); CodecId::COUNT];
+    let mut per_link = Vec::new();
+    for (li, link) in links.iter().enumerate() {
+        let mut r_link = Vec::with_capacity(chunks.len());
+        let mut top1_link = 0usize;
+        let mut chosen = vec![0usize; CodecId::COUNT];
+        let mut best_counts = vec![0usize; CodecId::COUNT];
+        let mut fixed_link: Vec<Vec<f64>> = (0..CodecId::COUNT)
+            .map(|_| Vec::with_capacity(chunks.len()))
+            .collect();
+        for (data, outcome) in chunks {
+            let t0 = Instant::now();
+            let choice = selector.select(data, link);
+            latencies_us.push(t0.elapsed().as_secs_f64() * 1e6);
+            let (t, best) = measured_times(outcome, link);
+            let c = choice.codec.index();
+            let regret = t[c] / t[best] - 1.0;
+            r_link.push(regret);
+            chosen[c] += 1;
+            best_counts[best] += 1;
+            if c == best {
+                top1_link += 1;
+            }
+            for (k, tk) in t.iter().enumerate() {
+                fixed_link[k].push(tk / t[best] - 1.0);
+            }
+        }
+        let (bf, bf_regret) = best_fixed(&fixed_link);
+        let mut sorted = r_link.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = r_link.len().max(1) as f64;
+        per_link.push(LinkResult {
+            mbps: options.grid_mbps[li],
+            top1_accuracy: top1_link as f64 / n,
+            within5_rate: r_link.iter().filter(|&&r| r <= 0.05).count() as f64 / n,
+            mean_regret: mean(&r_link),
+            p95_regret: percentile(&sorted, 0.95),
+            best_fixed_codec: bf,
+            best_fixed_mean_regret: bf_regret,
+            chosen,
+            best: best_counts,
+        });
+        top1 += top1_link;
+        regrets.extend(r_link);
+        for (k, v) in fixed_link.into_iter().enumerate() {
+            fixed_regrets[k].extend(v);
+        }
+    }
+    let (best_fixed_codec, best_fixed_mean_regret) = best_fixed(&fixed_regrets);
+    let fixed = CodecId::ALL
+        .iter()
+        .map(|&codec| {
+            let v = &fixed_regrets[codec.index()];
+            FixedResult {
+                codec,
+                mean_regret: mean(v),
+                within5_rate: v.iter().filter(|&&r| r <= 0.05).count() as f64
+                    / v.len().max(1) as f64,
+            }
+        })
+        .collect();
+    let decisions = regrets.len();
+    let mut sorted = regrets.clone();
+    sorted.sort_by(f64::total_cmp);
+    latencies_us.sort_by(f64::total_cmp);
+    let d = decisions.max(1) as f64;
+    EvalReport {
+        files,
+        chunks: chunks.len(),
+        decisions,
+        top1_accuracy: top1 as f64 / d,
+        within5_rate: regrets.iter().filter(|&&r| r <= 0.05).count() as f64 / d,
+        mean_regret: mean(&regrets),
+        p95_regret: percentile(&sorted, 0.95),
+        max_regret: sorted.last().copied().unwrap_or(0.0),
+        best_fixed_codec,
+        best_fixed_mean_regret,
+        per_link_fixed_mean_regret: mean(
+            &per_link
+                .iter()
+                .map(|l| l.best_fixed_mean_regret)
+                .collect::<Vec<_>>(),
+        ),
+        predict_p50_us: percentile(&latencies_us, 0.50),
+        predict_p99_us: percentile(&latencies_us, 0.99),
+        grid_mbps: options.grid_mbps.clone(),
+        reps: options.reps,
+        timing: format!(
+            "measured: every codec run on every chunk, minimum of {} interleaved repetitions",
+            options.reps.max(1)
+        ),
+        fixed,
+        per_link,
+        profile: selector.profile().description.clone(),
+        noise_floor: repeat.map(|second| {
+            let first: Vec<ChunkOutcome> = chunks.iter().map(|(_, o)| o.clone()).collect();
+            noise_floor(&first, second, &links)
+        }),
+    }
+}
+
+fn best_fixed(per_codec: &[Vec<f64>]) -> (CodecId, f64) {
+    CodecId::ALL
+        .iter()
+        .map(|&c| (c, mean(&per_codec[c.index()])))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((CodecId::None, 0.0))
+}
+
+/// Evaluates `selector` on the files under `dir` (test side by default).
+pub fn evaluate_corpus(
+    selector: &CompressionSelector,
+    dir: &Path,
+    options: &EvalOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<EvalReport, TrainError> {
+    let files = corpus::scan(dir, options.split)?;
+    let mut owned: Vec<(Vec<u8>, ChunkOutcome)> = Vec::new();
+    let mut repeat = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let data = corpus::read_prefix(f)?;
+        for chunk in options.plan.chunks(&data) {
+            owned.push((chunk.to_vec(), measure_chunk(chunk, options.reps)?));
+            if options.noise_floor {
+                repeat.push(measure_chunk(chunk, options.reps)?);
+            }
+        }
+        progress(i + 1, files.len());
+    }
+    if owned.is_empty() {
+        return Err(TrainError::NoChunks);
+    }
+    let chunks: Vec<(&[u8], ChunkOutcome)> =
+        owned.iter().map(|(d, o)| (&d[..], o.clone())).collect();
+    let repeat = options.noise_floor.then_some(&repeat[..]);
+    Ok(evaluate_measured(
+        selector,
+        &chunks,
+        repeat,
+        files.len(),
+        options,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_is_consistent_on_generated_chunks() {
+        let selector = CompressionSelector::embedded().expect("selector");
+        let text = b"a line of log output: level=info msg=\"committed\" seq=42\n".repeat(100);
+        let zeros = vec![0u8; 4096];
+        let mut x = 1u64;
+        let random: Vec<u8> = (0..4096)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 56) as u8
+            })
+            .collect();
+        let data = [text, zeros, random];
+        let chunks: Vec<(&[u8], ChunkOutcome)> = data
+            .iter()
+            .map(|d| (&d[..], measure_chunk(d, 1).expect("measure")))
+            .collect();
+        let opts = EvalOptions {
+            grid_mbps: vec![1.0, 10_000.0],
+            ..EvalOptions::default()
+        };
+        let again: Vec<ChunkOutcome> = data
+            .iter()
+            .map(|d| measure_chunk(d, 1).expect("measure"))
+            .collect();
+        let r = evaluate_measured(&selector, &chunks, Some(&again), 3, &opts);
+        let floor = r.noise_floor.clone().expect("noise floor");
+        assert!((0.0..=1.0).contains(&floor.within5_rate) && floor.mean_regret >= 0.0);
+        assert_eq!(r.chunks, 3);
+        assert_eq!(r.decisions, 6);
+        assert!((0.0..=1.0).contains(&r.top1_accuracy));
+        assert!(r.within5_rate >= r.top1_accuracy);
+        assert!(r.mean_regret >= 0.0 && r.p95_regret <= r.max_regret);
+        assert!(r.best_fixed_mean_regret >= r.per_link_fixed_mean_regret - 1e-12);
+        assert_eq!(r.per_link.len(), 2);
+        assert_eq!(r.fixed.len(), CodecId::COUNT);
+        assert!(r.predict_p99_us >= r.predict_p50_us);
+        let line = serde_json::to_string(&r).expect("json");
+        for key in [
+            "\"files\"",
+            "\"chunks\"",
+            "\"top1_accuracy\"",
+            "\"within5_rate\"",
+            "\"mean_regret\"",
+            "\"p95_regret\"",
+            "\"best_fixed_codec\"",
+            "\"best_fixed_mean_regret\"",
+            "\"predict_p50_us\"",
+            "\"predict_p99_us\"",
+        ] {
+            assert!(line.contains(key), "{key}");
+        }
+    }
+}

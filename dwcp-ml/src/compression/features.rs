@@ -1,0 +1,299 @@
+//! Per-chunk features computed from a bounded sample, and the link a chunk travels on.
+//!
+//! The sample is at most [`SAMPLE_LEN`] bytes taken as [`SAMPLE_WINDOWS`] evenly
+//! spaced windows, so the cost of [`ChunkFeatures::of`] does not grow with the
+//! chunk: one histogram pass and one LZ4 probe over 2 KiB.
+
+use std::cell::RefCell;
+
+use serde::{Deserialize, Serialize};
+
+/// Total bytes sampled from a chunk.
+pub const SAMPLE_LEN: usize = 2048;
+/// Number of evenly spaced windows the sample is taken from.
+pub const SAMPLE_WINDOWS: usize = 4;
+/// Bytes of the sample the LZ4 probe compresses (all of it). The sample is laid out
+/// first halves of all windows, then second halves, so a shorter probe would still
+/// see every region. Probe and histogram are the costliest steps; 2 KiB keeps the
+/// decision inside its latency budget.
+pub const PROBE_LEN: usize = SAMPLE_LEN;
+/// Number of values in [`ChunkFeatures::to_vector`].
+pub const FEATURE_COUNT: usize = 9;
+/// Names of the entries of [`ChunkFeatures::to_vector`], in order (stored in model files
+/// so a model trained on other features is refused).
+pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
+    "log2_len",
+    "entropy_bits",
+    "distinct_share",
+    "text_share",
+    "zero_share",
+    "high_share",
+    "top_byte_share",
+    "repeat_share",
+    "lz4_probe_ratio",
+];
+
+/// What the selector knows about a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChunkFeatures {
+    /// Length of the whole chunk in bytes.
+    pub len: usize,
+    /// Order-0 entropy of the sample, bits per byte (0..=8).
+    pub entropy_bits: f32,
+    /// Distinct byte values in the sample / 256.
+    pub distinct_share: f32,
+    /// Share of printable ASCII plus tab, CR, LF.
+    pub text_share: f32,
+    /// Share of zero bytes.
+    pub zero_share: f32,
+    /// Share of bytes >= 0x80 (UTF-8 text, binaries, compressed data).
+    pub high_share: f32,
+    /// Share of the most frequent byte value.
+    pub top_byte_share: f32,
+    /// Share of bytes equal to their predecessor (runs).
+    pub repeat_share: f32,
+    /// LZ4 compressed size / size of the first [`PROBE_LEN`] sample bytes.
+    pub lz4_probe_ratio: f32,
+}
+
+/// `c * log2(c)` for every count a sample can hold.
+fn clog2c_table() -> &'static [f32; SAMPLE_LEN + 1] {
+    static TABLE: std::sync::OnceLock<Box<[f32; SAMPLE_LEN + 1]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = Box::new([0f32; SAMPLE_LEN + 1]);
+        for (c, v) in t.iter_mut().enumerate().skip(1) {
+            *v = (c as f64 * (c as f64).log2()) as f32;
+        }
+        t
+    })
+}
+
+thread_local! {
+    static SAMPLE: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl ChunkFeatures {
+    /// Computes the features of `chunk` from a bounded sample of it.
+    pub fn of(chunk: &[u8]) -> ChunkFeatures {
+        SAMPLE.with(|cell| {
+            let mut bufs = cell.borrow_mut();
+            let (sample, probe) = &mut *bufs;
+            sample.clear();
+            if chunk.len() <= SAMPLE_LEN {
+                sample.extend_from_slice(chunk);
+            } else {
+                let w = SAMPLE_LEN / SAMPLE_WINDOWS;
+                let half = w / 2;
+                let stride = (chunk.len() - w) / (SAMPLE_WINDOWS - 1);
+                // First halves of all windows, then second halves: the probe reads
+                // the first PROBE_LEN bytes and so still sees every region.
+                for part in 0..2 {
+                    for i in 0..SAMPLE_WINDOWS {
+                        let at = i * stride + part * half;
+                        sample.extend_from_slice(&chunk[at..at + half]);
+                    }
+                }
+            }
+            Self::of_sample(chunk.len(), sample, probe)
+        })
+    }
+
+    fn of_sample(len: usize, sample: &[u8], probe: &mut Vec<u8>) -> ChunkFeatures {
+        let n = sample.len();
+        if n == 0 {
+            return ChunkFeatures {
+                len,
+                entropy_bits: 0.0,
+                distinct_share: 0.0,
+                text_share: 0.0,
+                zero_share: 0.0,
+                high_share: 0.0,
+                top_byte_share: 0.0,
+                repeat_share: 0.0,
+                lz4_probe_ratio: 1.0,
+            };
+        }
+        // Four interleaved histograms: consecutive equal bytes (runs, sparse data)
+        // would otherwise serialise on one counter's load-increment-store.
+        let mut hists = [[0u32; 256]; 4];
+        let mut quads = sample.chunks_exact(4);
+        for q in &mut quads {
+            hists[0][usize::from(q[0])] += 1;
+            hists[1][usize::from(q[1])] += 1;
+            hists[2][usize::from(q[2])] += 1;
+            hists[3][usize::from(q[3])] += 1;
+        }
+        for &b in quads.remainder() {
+            hists[0][usize::from(b)] += 1;
+        }
+        let mut hist = [0u32; 256];
+        for (i, h) in hist.iter_mut().enumerate() {
+            *h = hists[0][i] + hists[1][i] + hists[2][i] + hists[3][i];
+        }
+        // map + sum (not filter + count) so the compiler vectorises it.
+        let repeats: u32 = sample
+            .iter()
+            .zip(&sample[1..])
+            .map(|(a, b)| u32::from(a == b))
+            .sum();
+        let inv = 1.0 / n as f32;
+        // H = log2(n) - sum(c log2 c) / n, with c log2 c from a table (n <= SAMPLE_LEN).
+        let clogc = clog2c_table();
+        let mut sum_clogc = 0.0f32;
+        let mut distinct = 0u32;
+        let mut top = 0u32;
+        for &c in &hist {
+            sum_clogc += clogc[c as usize];
+            distinct += u32::from(c > 0);
+            top = top.max(c);
+        }
+        let entropy = (n as f32).log2() - sum_clogc * inv;
+        let text: u32 = hist[0x20..0x7f].iter().sum::<u32>()
+            + hist[usize::from(b'\t')]
+            + hist[usize::from(b'\n')]
+            + hist[usize::from(b'\r')];
+        let high: u32 = hist[0x80..].iter().sum();
+
+        let probed = &sample[..n.min(PROBE_LEN)];
+        let bound = lz4_flex::block::get_maximum_output_size(probed.len());
+        probe.resize(bound, 0);
+        // Compressing into a buffer of the maximum output size cannot fail; if it
+        // ever did, "incompressible" is the safe reading.
+        let packed = lz4_flex::block::compress_into(probed, probe).unwrap_or(probed.len());
+
+        ChunkFeatures {
+            len,
+            entropy_bits: entropy.clamp(0.0, 8.0),
+            distinct_share: distinct as f32 / 256.0,
+            text_share: text as f32 * inv,
+            zero_share: hist[0] as f32 * inv,
+            high_share: high as f32 * inv,
+            top_byte_share: top as f32 * inv,
+            repeat_share: repeats as f32 * inv,
+            lz4_probe_ratio: packed as f32 / probed.len() as f32,
+        }
+    }
+
+    /// The model's input vector, in the order of [`FEATURE_NAMES`].
+    pub fn to_vector(&self) -> [f32; FEATURE_COUNT] {
+        [
+            ((self.len as f64) + 1.0).log2() as f32,
+            self.entropy_bits,
+            self.distinct_share,
+            self.text_share,
+            self.zero_share,
+            self.high_share,
+            self.top_byte_share,
+            self.repeat_share,
+            self.lz4_probe_ratio,
+        ]
+    }
+}
+
+/// The network link and the local CPU a transfer uses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// Bandwidth available to this transfer, bits per second.
+    pub bandwidth_bps: f64,
+    /// Round-trip time, seconds. It adds the same constant to every codec's time, so
+    /// it never changes the choice; it is part of the reported end-to-end estimate.
+    #[serde(default)]
+    pub rtt_s: f64,
+    /// Share of one core available for (de)compression, in (0, 1]; compute times are
+    /// divided by it.
+    #[serde(default = "full_cpu")]
+    pub cpu_share: f64,
+}
+
+fn full_cpu() -> f64 {
+    1.0
+}
+
+/// A link description that cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LinkError {
+    /// Bandwidth must be finite and positive.
+    #[error("bandwidth must be a positive number of bits per second, got {0}")]
+    Bandwidth(f64),
+    /// RTT must be finite and non-negative.
+    #[error("rtt must be a non-negative number of seconds, got {0}")]
+    Rtt(f64),
+    /// CPU share must lie in (0, 1].
+    #[error("cpu share must lie in (0, 1], got {0}")]
+    CpuShare(f64),
+}
+
+impl Link {
+    /// A link with the given bandwidth in megabits per second, zero RTT, a full core.
+    pub fn mbps(mbit_per_s: f64) -> Link {
+        Link {
+            bandwidth_bps: mbit_per_s * 1e6,
+            rtt_s: 0.0,
+            cpu_share: 1.0,
+        }
+    }
+
+    /// Checks the values are usable (they may come from an HTTP request).
+    pub fn validate(&self) -> Result<(), LinkError> {
+        if !(self.bandwidth_bps.is_finite() && self.bandwidth_bps > 0.0) {
+            return Err(LinkError::Bandwidth(self.bandwidth_bps));
+        }
+        if !(self.rtt_s.is_finite() && self.rtt_s >= 0.0) {
+            return Err(LinkError::Rtt(self.rtt_s));
+        }
+        if !(self.cpu_share.is_finite() && self.cpu_share > 0.0 && self.cpu_share <= 1.0) {
+            return Err(LinkError::CpuShare(self.cpu_share));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeros_and_random_are_at_the_extremes() {
+        let zeros = ChunkFeatures::of(&[0u8; 65536]);
+        assert_eq!(zeros.entropy_bits, 0.0);
+        assert_eq!(zeros.zero_share, 1.0);
+        assert!(zeros.lz4_probe_ratio < 0.05);
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let random: Vec<u8> = (0..65536)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let r = ChunkFeatures::of(&random);
+        assert!(r.entropy_bits > 7.8, "{r:?}");
+        assert!(r.lz4_probe_ratio > 1.0);
+        assert!(r.distinct_share > 0.99);
+        assert_eq!(r.len, 65536);
+    }
+
+    #[test]
+    fn text_is_recognised_and_small_chunks_work() {
+        let text = b"It was the best of times, it was the worst of times.\n".repeat(40);
+        let f = ChunkFeatures::of(&text);
+        assert_eq!(f.text_share, 1.0);
+        assert!(f.entropy_bits > 3.0 && f.entropy_bits < 5.0);
+        let empty = ChunkFeatures::of(&[]);
+        assert_eq!(empty.len, 0);
+        let one = ChunkFeatures::of(&[42]);
+        assert_eq!(one.to_vector().len(), FEATURE_COUNT);
+    }
+
+    #[test]
+    fn link_validation() {
+        assert!(Link::mbps(100.0).validate().is_ok());
+        assert!(Link::mbps(0.0).validate().is_err());
+        let mut l = Link::mbps(1.0);
+        l.cpu_share = 1.5;
+        assert_eq!(l.validate(), Err(LinkError::CpuShare(1.5)));
+        let parsed: Link = serde_json::from_str(r#"{"bandwidth_bps": 1e9}"#).expect("json");
+        assert_eq!(parsed.cpu_share, 1.0);
+    }
+}

@@ -1,0 +1,28 @@
+//! Adaptive compression: pick, per chunk and per link, the codec that minimises
+//! end-to-end transfer time `t_compress + compressed_bytes / bandwidth + t_decompress`.
+//!
+//! - [`codec`]: the codecs behind one trait;
+//! - [`frame`]: the self-describing, bounded frame format;
+//! - [`features`]: chunk features from a bounded sample, and the [`features::Link`];
+//! - [`gbt`]: the boosted regression trees the model is made of;
+//! - [`model`]: the trained per-codec predictors of size and speed;
+//! - [`calibrate`]: this machine's codec speeds (the profile the model is scaled by);
+//! - [`selector`]: [`CompressionSelector`], the decision and the adaptive API;
+//! - [`measure`], [`corpus`], [`train`], [`eval`]: measuring, the by-file split,
+//!   training and evaluation against measured outcomes.
+
+pub mod calibrate;
+pub mod codec;
+pub mod corpus;
+pub mod eval;
+pub mod features;
+pub mod frame;
+pub mod gbt;
+pub mod measure;
+pub mod model;
+pub mod selector;
+pub mod train;
+
+pub use codec::CodecId;
+pub use features::{ChunkFeatures, Link};
+pub use selector::{Choice, CompressionSelector};
