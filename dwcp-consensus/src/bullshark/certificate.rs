@@ -232,3 +232,176 @@ impl Certificate {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bullshark::notation::certificate;
+    use dwcp_core::codec::{decode, encode};
+    use dwcp_core::NodeKeys;
+
+    /// Real ed25519 signatures: signatures are the point here.
+    fn setup() -> (Committee, Vec<NodeKeys>, Certificate) {
+        let (c, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 11);
+        let parents = Certificate::genesis(&c)
+            .iter()
+            .map(Certificate::digest)
+            .collect();
+        let cert = certificate(&c, &keys, NodeId(2), 1, parents, vec![Digest::of(b"b")]);
+        (c, keys, cert)
+    }
+
+    #[test]
+    fn valid_certificate_verifies_and_roundtrips() {
+        let (c, _, cert) = setup();
+        assert_eq!(cert.verify(&c), Ok(()));
+        assert_eq!(cert.votes.len(), c.quorum_threshold());
+        let back: Certificate = decode(&encode(&cert), 1 << 20).unwrap();
+        assert_eq!(back, cert);
+        assert_eq!(back.digest(), cert.digest());
+        assert_eq!(back.verify(&c), Ok(()));
+    }
+
+    #[test]
+    fn genesis_is_deterministic_and_only_exact_genesis_verifies() {
+        let (c, keys, cert) = setup();
+        let g = Certificate::genesis(&c);
+        assert_eq!(g.len(), 4);
+        assert_eq!(g, Certificate::genesis(&c));
+        for (i, cert) in g.iter().enumerate() {
+            assert_eq!(cert.author(), NodeId(i as u16));
+            assert_eq!(cert.round(), 0);
+            assert_eq!(cert.verify(&c), Ok(()));
+        }
+        // Distinct digests per member.
+        let digests: HashSet<_> = g.iter().map(Certificate::digest).collect();
+        assert_eq!(digests.len(), 4);
+        // A round-0 header signed by the member itself is not genesis.
+        let fake = certificate(&c, &keys, NodeId(1), 0, vec![], vec![]);
+        assert_eq!(
+            fake.verify(&c),
+            Err(CertificateError::BadGenesis(NodeId(1)))
+        );
+        // Genesis with votes attached is not genesis either.
+        let mut padded = g[0].clone();
+        padded.votes = cert.votes.clone();
+        assert_eq!(
+            padded.verify(&c),
+            Err(CertificateError::BadGenesis(NodeId(0)))
+        );
+        assert_eq!(
+            Certificate::genesis_of(NodeId(9)).verify(&c),
+            Err(CertificateError::BadGenesis(NodeId(9)))
+        );
+    }
+
+    #[test]
+    fn too_few_votes() {
+        let (c, _, mut cert) = setup();
+        cert.votes.pop();
+        assert_eq!(
+            cert.verify(&c),
+            Err(CertificateError::TooFewVotes { got: 2, need: 3 })
+        );
+    }
+
+    #[test]
+    fn duplicate_voter() {
+        let (c, _, mut cert) = setup();
+        cert.votes[2] = cert.votes[0].clone();
+        assert_eq!(
+            cert.verify(&c),
+            Err(CertificateError::DuplicateVoter(NodeId(0)))
+        );
+    }
+
+    #[test]
+    fn vote_for_wrong_digest() {
+        let (c, keys, mut cert) = setup();
+        let mut other = HeaderVote::for_header(&cert.header);
+        other.header = Digest::of(b"another header");
+        cert.votes[1] = Signed::new(other, NodeId(1), &keys[1].signing);
+        assert_eq!(cert.verify(&c), Err(CertificateError::WrongVote(NodeId(1))));
+        // Right digest, wrong round.
+        let mut other = HeaderVote::for_header(&cert.header);
+        other.round += 1;
+        cert.votes[1] = Signed::new(other, NodeId(1), &keys[1].signing);
+        assert_eq!(cert.verify(&c), Err(CertificateError::WrongVote(NodeId(1))));
+    }
+
+    #[test]
+    fn bad_signatures() {
+        let (c, _, cert) = setup();
+        let mut bad_vote = cert.clone();
+        bad_vote.votes[1].corrupt_signature();
+        assert!(matches!(
+            bad_vote.verify(&c),
+            Err(CertificateError::Signature(_))
+        ));
+        let mut bad_header = cert;
+        bad_header.header.corrupt_signature();
+        assert!(matches!(
+            bad_header.verify(&c),
+            Err(CertificateError::Signature(_))
+        ));
+    }
+
+    #[test]
+    fn vote_by_non_member_and_header_by_impostor() {
+        let (c, keys, mut cert) = setup();
+        let vote = HeaderVote::for_header(&cert.header);
+        cert.votes[0] = Signed::new(vote, NodeId(7), &keys[0].signing);
+        assert_eq!(
+            cert.verify(&c),
+            Err(CertificateError::UnknownVoter(NodeId(7)))
+        );
+        // Header claims author 2 but is signed (as envelope author) by 3.
+        let (_, _, good) = setup();
+        let header = Signed::new(good.header.value().clone(), NodeId(3), &keys[3].signing);
+        let forged = Certificate {
+            header,
+            votes: good.votes,
+        };
+        assert_eq!(
+            forged.verify(&c),
+            Err(CertificateError::AuthorMismatch {
+                claimed: NodeId(2),
+                signer: NodeId(3)
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let (c, keys, cert) = setup();
+        let g: Vec<Digest> = Certificate::genesis(&c)
+            .iter()
+            .map(Certificate::digest)
+            .collect();
+        let few = certificate(&c, &keys, NodeId(0), 1, g[..2].to_vec(), vec![]);
+        assert_eq!(
+            few.verify(&c),
+            Err(CertificateError::TooFewParents { got: 2, need: 3 })
+        );
+        let dup = certificate(&c, &keys, NodeId(0), 1, vec![g[0], g[1], g[1]], vec![]);
+        assert_eq!(dup.verify(&c), Err(CertificateError::DuplicateParent(g[1])));
+        let many = certificate(
+            &c,
+            &keys,
+            NodeId(0),
+            1,
+            [&g[..], &[cert.digest()]].concat(),
+            vec![],
+        );
+        assert_eq!(
+            many.verify(&c),
+            Err(CertificateError::TooManyParents { got: 5, max: 4 })
+        );
+        let b = Digest::of(b"b");
+        let dup_batch = certificate(&c, &keys, NodeId(0), 1, g.clone(), vec![b, b]);
+        assert_eq!(
+            dup_batch.verify(&c),
+            Err(CertificateError::DuplicateBatch(b))
+        );
+    }
+}

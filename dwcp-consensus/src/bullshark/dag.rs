@@ -97,7 +97,7 @@ impl Dag {
     /// Digests of `certificate`'s parents that are not stored. Parents below the
     /// garbage-collection round count as present.
     pub fn missing_parents(&self, certificate: &Certificate) -> Vec<Digest> {
-        if certificate.round() == 0 || certificate.round() - 1 < self.gc_round {
+        if certificate.round() <= self.gc_round {
             return Vec::new();
         }
         certificate
@@ -144,7 +144,8 @@ impl Dag {
         if !missing.is_empty() {
             return Err(DagError::MissingParents(missing));
         }
-        if round > 0 && round - 1 >= self.gc_round {
+        // Parents of a vertex at the boundary were collected: nothing to check.
+        if round > self.gc_round {
             for parent in certificate.parents() {
                 if let Some(&(parent_round, _)) = self.index.get(parent) {
                     if parent_round + 1 != round {
@@ -224,5 +225,152 @@ impl Dag {
             }
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bullshark::notation::{certificate, committee, id, TestDag};
+
+    const FULL: &str = "
+        r1: A B C D
+        r2: A B C D
+        r3: A B C D
+        r4: A B C D
+    ";
+
+    #[test]
+    fn starts_with_genesis() {
+        let (c, _) = committee(4);
+        let dag = Dag::new(&c);
+        assert_eq!(dag.len(), 4);
+        assert_eq!(dag.round(0).count(), 4);
+        assert_eq!(dag.highest_round(), 0);
+        for g in Certificate::genesis(&c) {
+            assert!(dag.contains(&g.digest()));
+        }
+    }
+
+    #[test]
+    fn insert_requires_parents_and_names_the_missing_ones() {
+        let (c, keys) = committee(4);
+        let t = TestDag::parse(FULL, &c, &keys);
+        let mut dag = Dag::new(&c);
+        let a2 = t.at('A', 2).clone();
+        let mut missing = dag.insert(a2.clone()).unwrap_err();
+        let DagError::MissingParents(ref mut digests) = missing else {
+            panic!("{missing:?}")
+        };
+        let mut expected: Vec<_> = "ABCD".chars().map(|l| t.at(l, 1).digest()).collect();
+        digests.sort();
+        expected.sort();
+        assert_eq!(*digests, expected);
+        assert_eq!(dag.len(), 4);
+
+        for l in "ABC".chars() {
+            assert_eq!(dag.insert(t.at(l, 1).clone()), Ok(Inserted::New));
+        }
+        assert_eq!(
+            dag.insert(a2.clone()),
+            Err(DagError::MissingParents(vec![t.at('D', 1).digest()]))
+        );
+        assert_eq!(dag.insert(t.at('D', 1).clone()), Ok(Inserted::New));
+        assert_eq!(dag.insert(a2.clone()), Ok(Inserted::New));
+        assert_eq!(dag.insert(a2.clone()), Ok(Inserted::Duplicate));
+        assert_eq!(dag.get(&a2.digest()).map(|c| c.round()), Some(2));
+        assert_eq!(
+            dag.get_at(2, id('A')).map(|c| c.digest()),
+            Some(a2.digest())
+        );
+        assert_eq!(dag.highest_round(), 2);
+        assert_eq!(dag.len(), 9);
+    }
+
+    #[test]
+    fn equivocation_keeps_the_first_and_reports_the_second() {
+        let (c, keys) = committee(4);
+        let mut dag = Dag::new(&c);
+        let g: Vec<_> = dag.round(0).map(|c| c.digest()).collect();
+        let first = certificate(&c, &keys, id('B'), 1, g.clone(), vec![Digest::of(b"x")]);
+        let second = certificate(&c, &keys, id('B'), 1, g, vec![Digest::of(b"y")]);
+        assert_eq!(dag.insert(first.clone()), Ok(Inserted::New));
+        assert_eq!(
+            dag.insert(second.clone()),
+            Err(DagError::Equivocation {
+                author: id('B'),
+                round: 1,
+                kept: first.digest(),
+                refused: second.digest(),
+            })
+        );
+        assert_eq!(
+            dag.get_at(1, id('B')).map(|c| c.digest()),
+            Some(first.digest())
+        );
+        assert!(!dag.contains(&second.digest()));
+        assert_eq!(dag.len(), 5);
+    }
+
+    #[test]
+    fn parent_of_the_wrong_round_and_unknown_author_are_refused() {
+        let (c, keys) = committee(4);
+        let t = TestDag::parse(FULL, &c, &keys);
+        let mut dag = Dag::new(&c);
+        for l in "ABCD".chars() {
+            dag.insert(t.at(l, 1).clone()).unwrap();
+        }
+        // A round-2 vertex that names genesis vertices as parents.
+        let g: Vec<_> = dag.round(0).map(|c| c.digest()).collect();
+        let skip = certificate(&c, &keys, id('A'), 2, g.clone(), vec![]);
+        assert!(matches!(
+            dag.insert(skip),
+            Err(DagError::ParentFromWrongRound {
+                parent_round: 0,
+                expected: 1,
+                ..
+            })
+        ));
+        let (big, big_keys) = committee(5);
+        let stranger = certificate(&big, &big_keys, NodeId(4), 1, g, vec![]);
+        assert_eq!(
+            dag.insert(stranger),
+            Err(DagError::UnknownAuthor(NodeId(4)))
+        );
+    }
+
+    #[test]
+    fn garbage_collection_drops_old_rounds() {
+        let (c, keys) = committee(4);
+        let t = TestDag::parse(FULL, &c, &keys);
+        let mut dag = Dag::new(&c);
+        for cert in &t.certificates {
+            if cert.round() <= 3 && (cert.round(), cert.author()) != (3, id('D')) {
+                dag.insert(cert.clone()).unwrap();
+            }
+        }
+        assert_eq!(dag.len(), 4 + 3 * 4 - 1);
+        assert_eq!(dag.garbage_collect(3), 12);
+        assert_eq!(dag.gc_round(), 3);
+        assert_eq!(dag.len(), 3);
+        assert_eq!(dag.round(2).count(), 0);
+        assert!(dag.get(&t.at('A', 2).digest()).is_none());
+        // Old rounds are refused from now on.
+        assert_eq!(
+            dag.insert(t.at('A', 2).clone()),
+            Err(DagError::BelowGc {
+                round: 2,
+                gc_round: 3
+            })
+        );
+        // A vertex at the boundary whose parents were collected goes in.
+        assert_eq!(dag.missing_parents(t.at('D', 3)), vec![]);
+        assert_eq!(dag.insert(t.at('D', 3).clone()), Ok(Inserted::New));
+        // Collecting is monotone.
+        assert_eq!(dag.garbage_collect(1), 0);
+        assert_eq!(dag.gc_round(), 3);
+        assert_eq!(dag.garbage_collect(10), 4);
+        assert!(dag.is_empty());
+        assert_eq!(dag.highest_round(), 10);
     }
 }
