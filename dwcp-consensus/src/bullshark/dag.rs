@@ -113,7 +113,11 @@ impl Dag {
     /// Refuses a certificate below the garbage-collection round, one with missing
     /// parents (naming them), one with a parent of the wrong round, and a second,
     /// different certificate of an author in a round (equivocation: the first stays).
-    pub fn insert(&mut self, certificate: Certificate) -> Result<Inserted, DagError> {
+    pub fn insert(
+        &mut self,
+        certificate: impl Into<Arc<Certificate>>,
+    ) -> Result<Inserted, DagError> {
+        let certificate: Arc<Certificate> = certificate.into();
         let (round, author, digest) = (
             certificate.round(),
             certificate.author(),
@@ -158,7 +162,7 @@ impl Dag {
                 }
             }
         }
-        self.store(Arc::new(certificate));
+        self.store(certificate);
         Ok(Inserted::New)
     }
 
@@ -183,7 +187,8 @@ impl Dag {
         self.rounds.get(&round).into_iter().flat_map(|m| m.values())
     }
 
-    /// The highest round holding a certificate.
+    /// The highest round holding a certificate (the garbage-collection round when
+    /// nothing is stored).
     pub fn highest_round(&self) -> Round {
         self.rounds
             .keys()

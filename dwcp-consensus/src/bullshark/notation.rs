@@ -114,3 +114,47 @@ impl TestDag {
         dag
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notation_forms_agree() {
+        let (c, keys) = committee(4);
+        let t = TestDag::parse(
+            "
+            # all forms
+            r1: A B C D
+            r2: A->ABC B->{A,B,D} C
+            ",
+            &c,
+            &keys,
+        );
+        assert_eq!(t.certificates.len(), 7);
+        let parents = |l, r| {
+            let mut p: Vec<Digest> = t.at(l, r).parents().to_vec();
+            p.sort();
+            p
+        };
+        let of = |ls: &str, r| {
+            let mut p: Vec<Digest> = ls.chars().map(|l| t.at(l, r).digest()).collect();
+            p.sort();
+            p
+        };
+        assert_eq!(parents('A', 2), of("ABC", 1));
+        assert_eq!(parents('B', 2), of("ABD", 1));
+        assert_eq!(parents('C', 2), of("ABCD", 1));
+        assert_eq!(parents('A', 1), {
+            let mut g: Vec<_> = Certificate::genesis(&c)
+                .iter()
+                .map(Certificate::digest)
+                .collect();
+            g.sort();
+            g
+        });
+        for cert in &t.certificates {
+            assert_eq!(cert.verify(&c), Ok(()));
+        }
+    }
+}
