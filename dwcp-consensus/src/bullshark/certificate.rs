@@ -98,12 +98,18 @@ fn genesis_key() -> SigningKey {
     )
 }
 
-/// Structural checks of a header of round 1 or later against the committee.
+/// Structural checks of a header against the committee: round 1 or later, a member
+/// author who signed it, a quorum of distinct parents (at most one per member), and
+/// distinct batches. A voter runs this (and checks the parents exist) before voting.
 pub fn check_header(
     header: &Signed<Header>,
     committee: &Committee,
 ) -> Result<(), CertificateError> {
     let h = header.value();
+    if h.round == 0 {
+        // Genesis is fixed, never proposed.
+        return Err(CertificateError::BadGenesis(h.author));
+    }
     if !committee.contains(h.author) {
         return Err(CertificateError::UnknownAuthor(h.author));
     }
@@ -293,6 +299,26 @@ mod tests {
             Certificate::genesis_of(NodeId(9)).verify(&c),
             Err(CertificateError::BadGenesis(NodeId(9)))
         );
+    }
+
+    #[test]
+    fn truncated_or_oversized_encodings_are_errors() {
+        let (_, _, cert) = setup();
+        let bytes = encode(&cert);
+        for cut in 0..bytes.len() {
+            assert!(
+                decode::<Certificate>(&bytes[..cut], 1 << 20).is_err(),
+                "cut {cut}"
+            );
+        }
+        assert!(decode::<Certificate>(&bytes, bytes.len() - 1).is_err());
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(7) {
+            flipped[i] ^= 0x5a;
+            // Either refused while decoding or decoded into something else; never a panic.
+            let _ = decode::<Certificate>(&flipped, 1 << 20);
+            flipped[i] ^= 0x5a;
+        }
     }
 
     #[test]
