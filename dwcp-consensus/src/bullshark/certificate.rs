@@ -1,4 +1,4 @@
-//! Certificates of availability (Narwhal §4.1): a header with a quorum of votes.
+//! Certificates of availability (Narwhal, Danezis et al., EuroSys '22): a header with a quorum of votes.
 
 use dwcp_core::crypto::{CryptoError, SignatureScheme, SigningKey};
 use dwcp_core::{Committee, Digest, NodeId, Round, Signed};

@@ -1,4 +1,4 @@
-//! Narwhal headers (Danezis et al., EuroSys '22, §4.1): a node's proposal for a round.
+//! Narwhal headers (Danezis et al., EuroSys '22): a node's proposal for a round.
 
 use dwcp_core::{Digest, NodeId, Round};
 use serde::{Deserialize, Serialize};

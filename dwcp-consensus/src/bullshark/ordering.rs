@@ -1,5 +1,5 @@
 //! The Bullshark commit rule, partially synchronous version (Spiegelman,
-//! Giridharan, Sonnino, Kokoris-Kogias, CCS '22, §5 and Algorithm 2 ordering).
+//! Giridharan, Sonnino, Kokoris-Kogias, CCS '22).
 //!
 //! Even rounds have a leader (anchor). A leader vertex of round `r` is committed
 //! directly once `f+1` vertices of round `r+1` reference it. Then earlier leaders
