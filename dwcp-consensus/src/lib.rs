@@ -1,6 +1,7 @@
 //! DWCP consensus engines, each a deterministic sans-IO state machine behind
 //! [`dwcp_core::Engine`], and the deterministic simulator that tests them.
 
+pub mod bullshark;
 pub mod fuzzing;
 pub mod pbft;
 pub mod sim;
