@@ -140,6 +140,16 @@ impl Committee {
                 }
             })
             .collect();
+        // Ids are 0..n in order and keys are distinct with overwhelming probability.
+        let committee = Committee::from_keys(scheme, &keys).unwrap_or_else(|e| panic!("{e}"));
+        (committee, keys)
+    }
+
+    /// The committee of the members holding `keys` (ids `0..n` in order), each with stake 1.
+    pub fn from_keys(
+        scheme: SignatureScheme,
+        keys: &[NodeKeys],
+    ) -> Result<Committee, CommitteeError> {
         let members = keys
             .iter()
             .map(|k| Member {
@@ -149,9 +159,7 @@ impl Committee {
                 stake: 1,
             })
             .collect();
-        // Ids are 0..n in order and keys are distinct with overwhelming probability.
-        let committee = Committee::new(scheme, members).unwrap_or_else(|e| panic!("{e}"));
-        (committee, keys)
+        Committee::new(scheme, members)
     }
 
     /// The signature scheme.

@@ -366,17 +366,24 @@ impl Pbft {
             self.id,
             &self.keys.signing,
         );
-        self.my_pre_prepares.insert(seq, (self.view, digest));
+        self.remember_own_pre_prepare(&pp, fx);
+        self.slots.entry(seq).or_default().pre_prepare = Some(pp.clone());
+        fx.broadcast(PbftMessage::PrePrepare(pp));
+    }
+
+    /// Records a pre-prepare this replica signed as primary, durably, so that it
+    /// never proposes another batch for the same view and sequence number.
+    fn remember_own_pre_prepare(&mut self, pp: &Signed<PrePrepare>, fx: &mut Effects<PbftMessage>) {
+        let v = pp.value();
+        self.my_pre_prepares.insert(v.seq, (v.view, v.digest));
         self.persist(
             WalKey {
-                slot: seq,
+                slot: v.seq,
                 tag: TAG_PRE_PREPARE,
             },
             &WalEntry::PrePrepare(pp.clone()),
             fx,
         );
-        self.slots.entry(seq).or_default().pre_prepare = Some(pp.clone());
-        fx.broadcast(PbftMessage::PrePrepare(pp));
     }
 
     // ----- normal case -------------------------------------------------------------
@@ -1202,15 +1209,7 @@ impl Pbft {
                 continue;
             }
             if self.committee.leader(w) == self.id {
-                self.my_pre_prepares.insert(seq, (w, pp.value().digest));
-                self.persist(
-                    WalKey {
-                        slot: seq,
-                        tag: TAG_PRE_PREPARE,
-                    },
-                    &WalEntry::PrePrepare(pp.clone()),
-                    fx,
-                );
+                self.remember_own_pre_prepare(&pp, fx);
             }
             self.accept_pre_prepare(now, pp, fx);
         }

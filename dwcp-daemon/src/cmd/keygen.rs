@@ -3,7 +3,7 @@
 use crate::config::{save_committee, save_keys, NodeConfig, PbftSection};
 use anyhow::{bail, Context};
 use clap::Args;
-use dwcp_core::committee::{Committee, Member, NodeKeys};
+use dwcp_core::committee::{Committee, NodeKeys};
 use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
 use dwcp_core::NodeId;
 use rand::RngCore;
@@ -50,16 +50,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let members = keys
-        .iter()
-        .map(|k| Member {
-            id: k.id,
-            key: k.signing.public(),
-            vrf_key: k.vrf.public(),
-            stake: 1,
-        })
-        .collect();
-    let committee = Committee::new(SignatureScheme::Ed25519, members)?;
+    let committee = Committee::from_keys(SignatureScheme::Ed25519, &keys)?;
     save_committee(&committee, &args.out.join("committee.json"))?;
     let port = |base: u16, i: usize| -> anyhow::Result<std::net::SocketAddr> {
         let p = base.checked_add(i as u16).context("port out of range")?;
