@@ -37,6 +37,8 @@ pub struct NodeState {
     pub driver_alive: AtomicBool,
     /// Expected `Authorization: Bearer` token of write endpoints.
     pub token: String,
+    /// The compression selector and allocator models.
+    pub ml: crate::http_ml::MlServices,
 }
 
 impl NodeState {
@@ -51,7 +53,8 @@ impl NodeState {
     }
 }
 
-fn error(code: StatusCode, message: &str) -> Response {
+/// A JSON error response.
+pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
@@ -62,6 +65,10 @@ pub fn router(state: Arc<NodeState>, body_limit: usize) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/committed/{seq}", get(committed))
         .route("/v1/transactions", post(submit))
+        .route("/v1/compression/select", post(crate::http_ml::select))
+        .route("/v1/compression/batch", post(crate::http_ml::batch))
+        .route("/v1/compression/model", get(crate::http_ml::model))
+        .route("/v1/allocate", post(crate::http_ml::allocate))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -73,11 +80,16 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         .filter(|p| *p != s.id)
         .filter(|p| s.network.is_connected(*p))
         .count();
+    let model_loaded = s.ml.selector.is_ok();
+    let allocator_loaded = s.ml.maddpg.is_ok();
     let body = json!({
         "status": if driver { "healthy" } else { "unhealthy" },
+        "model_loaded": model_loaded,
         "components": {
             "driver": { "healthy": driver },
             "transport": { "healthy": true, "connected_peers": peers },
+            "compression": { "healthy": model_loaded, "model_loaded": model_loaded },
+            "allocator": { "healthy": allocator_loaded, "model_loaded": allocator_loaded },
         }
     });
     let code = if driver {
@@ -149,7 +161,8 @@ struct SubmitBody {
     transactions: Vec<String>,
 }
 
-fn authorised(s: &NodeState, headers: &HeaderMap) -> bool {
+/// Whether the request carries the node's bearer token.
+pub(crate) fn authorised(s: &NodeState, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -5,5 +5,6 @@ pub mod cmd;
 pub mod config;
 pub mod driver;
 pub mod http;
+pub mod http_ml;
 pub mod node;
 pub mod transport;

@@ -77,6 +77,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         committee_size: committee.size(),
         driver_alive: AtomicBool::new(true),
         token: cfg.http_token.clone(),
+        ml: crate::http_ml::MlServices::embedded(),
     });
 
     let (commit_tx, commit_rx) = channel();

@@ -234,6 +234,7 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         Some(0),
         "rejected requests must not commit anything"
     );
+    check_ml_endpoints(p, &token);
 
     // 300 transactions submitted to different nodes commit in one order everywhere.
     for (k, n) in nodes.iter().enumerate() {
@@ -277,5 +278,107 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         digest_at(nodes[3].http, height),
         Some(digest),
         "restarted node rewrote history"
+    );
+}
+
+/// The compression selector and allocator over HTTP: valid, malformed and
+/// unauthenticated requests.
+fn check_ml_endpoints(port: u16, token: &str) {
+    let auth = format!("Bearer {token}");
+    let h = [("Authorization", auth.as_str())];
+    let health = json(port, "/health").expect("health");
+    assert_eq!(health["model_loaded"], true);
+    let model = json(port, "/v1/compression/model").expect("model");
+    assert!(
+        model["candidates"].as_array().is_some_and(|c| c.len() >= 5),
+        "{model}"
+    );
+
+    let text: Vec<u8> = "the quick brown fox jumps over the lazy dog "
+        .repeat(400)
+        .into_bytes();
+    let body = serde_json::json!({ "data": text, "link": { "bandwidth_bps": 1e6 } }).to_string();
+    let (code, out) =
+        http(port, "POST", "/v1/compression/select", &h, body.as_bytes()).expect("select");
+    assert_eq!(code, 200, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_ne!(
+        v["choice"]["codec"], "none",
+        "repetitive text on a slow link must be compressed: {out}"
+    );
+    assert_eq!(
+        http(port, "POST", "/v1/compression/select", &[], body.as_bytes()).map(|x| x.0),
+        Some(401)
+    );
+    let bad_link =
+        serde_json::json!({ "data": [1, 2, 3], "link": { "bandwidth_bps": -5.0 } }).to_string();
+    assert_eq!(
+        http(
+            port,
+            "POST",
+            "/v1/compression/select",
+            &h,
+            bad_link.as_bytes()
+        )
+        .map(|x| x.0),
+        Some(400)
+    );
+    assert_eq!(
+        http(port, "POST", "/v1/compression/select", &h, b"[").map(|x| x.0),
+        Some(400)
+    );
+    let batch =
+        serde_json::json!({ "chunks": [text, vec![0u8; 1000]], "link": { "bandwidth_bps": 1e10 } })
+            .to_string();
+    let (code, out) =
+        http(port, "POST", "/v1/compression/batch", &h, batch.as_bytes()).expect("batch");
+    assert_eq!(code, 200, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["choices"].as_array().map(|c| c.len()), Some(2));
+
+    let res = |cpu: f32, mem: f32, io: f32| serde_json::json!({ "cpu": cpu, "mem": mem, "net": io, "disk": io });
+    let node = |cpu: f32| serde_json::json!({ "capacity": res(cpu, 4.0 * cpu, 10.0), "allocated": res(0.0, 0.0, 0.0), "speed": 1.0, "running": 0 });
+    let work = |id: u64| serde_json::json!({ "id": id, "demand": res(4.0, 8.0, 1.0), "work": 2.0, "priority": 1, "tenant": 0, "arrival": 0, "deadline": 10 });
+    for allocator in ["maddpg", "best-fit-decreasing"] {
+        let req = serde_json::json!({ "state": { "time": 0, "nodes": [node(16.0), node(32.0)] }, "pending": [work(1), work(2), work(3)], "allocator": allocator }).to_string();
+        let (code, out) = http(port, "POST", "/v1/allocate", &h, req.as_bytes()).expect("allocate");
+        assert_eq!(code, 200, "{allocator}: {out}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        let placements = v["placements"].as_array().expect("placements").clone();
+        // A policy may defer work (MADDPG waits when no node bids); whatever it places
+        // must name a real node and each workload at most once.
+        let mut seen = std::collections::HashSet::new();
+        for p in &placements {
+            assert!(
+                p["node"].as_u64().is_some_and(|n| n < 2),
+                "{allocator}: {out}"
+            );
+            assert!(
+                seen.insert(p["workload"].as_u64()),
+                "{allocator} placed a workload twice: {out}"
+            );
+        }
+        if allocator == "best-fit-decreasing" {
+            assert_eq!(placements.len(), 3, "everything fits: {out}");
+        }
+    }
+    let unknown = serde_json::json!({ "state": { "time": 0, "nodes": [node(16.0)] }, "pending": [], "allocator": "magic" }).to_string();
+    assert_eq!(
+        http(port, "POST", "/v1/allocate", &h, unknown.as_bytes()).map(|x| x.0),
+        Some(400)
+    );
+    let nan = serde_json::json!({ "state": { "time": 0, "nodes": [] }, "pending": [] }).to_string();
+    assert_eq!(
+        http(port, "POST", "/v1/allocate", &h, nan.as_bytes()).map(|x| x.0),
+        Some(400)
+    );
+    let dup = serde_json::json!({ "state": { "time": 0, "nodes": [node(16.0)] }, "pending": [work(1), work(1)] }).to_string();
+    assert_eq!(
+        http(port, "POST", "/v1/allocate", &h, dup.as_bytes()).map(|x| x.0),
+        Some(400)
+    );
+    assert_eq!(
+        http(port, "POST", "/v1/allocate", &[], dup.as_bytes()).map(|x| x.0),
+        Some(401)
     );
 }
