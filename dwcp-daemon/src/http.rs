@@ -39,11 +39,14 @@ pub struct NodeState {
     pub token: String,
     /// The compression selector and allocator models.
     pub ml: crate::http_ml::MlServices,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl NodeState {
     /// Records a committed batch.
     pub fn on_commit(&self, c: Committed) {
+        self.metrics.on_commit(&c);
         if let Ok(mut r) = self.recent.lock() {
             r.insert(c.seq, c);
             while r.len() > RECENT_COMMITS {
@@ -62,6 +65,7 @@ pub(crate) fn error(code: StatusCode, message: &str) -> Response {
 pub fn router(state: Arc<NodeState>, body_limit: usize) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
         .route("/v1/committed/{seq}", get(committed))
         .route("/v1/transactions", post(submit))
@@ -98,6 +102,32 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body)).into_response()
+}
+
+async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
+    let status = s.status.lock().map(|g| g.clone()).unwrap_or_default();
+    let peers: Vec<(NodeId, bool)> = (0..s.committee_size)
+        .map(|i| NodeId(i as u16))
+        .filter(|p| *p != s.id)
+        .map(|p| (p, s.network.is_connected(p)))
+        .collect();
+    let components = [
+        ("driver", s.driver_alive.load(Ordering::Relaxed)),
+        ("transport", true),
+        ("compression", s.ml.selector.is_ok()),
+        ("allocator", s.ml.maddpg.is_ok()),
+    ];
+    let body = s
+        .metrics
+        .render(&status, s.network.stats(), &peers, &components);
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Serialize)]

@@ -6,5 +6,6 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod http_ml;
+pub mod metrics;
 pub mod node;
 pub mod transport;

@@ -78,6 +78,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         driver_alive: AtomicBool::new(true),
         token: cfg.http_token.clone(),
         ml: crate::http_ml::MlServices::embedded(),
+        metrics: crate::metrics::Metrics::new(&cfg.engine, keys.id),
     });
 
     let (commit_tx, commit_rx) = channel();

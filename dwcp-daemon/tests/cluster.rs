@@ -262,6 +262,17 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         last(nodes[0].http).is_some_and(|(s, _)| committed_count(nodes[0].http, s) == 400)
     });
     let (height2, digest2) = last(nodes[0].http).expect("status");
+    let (code, metrics) = http(nodes[0].http, "GET", "/metrics", &[], b"").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics
+            .contains(r#"dwcp_consensus_committed_transactions_total{engine="pbft",node="0"} 400"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"dwcp_transport_peer_connected{engine="pbft",node="0",peer="3"} 0"#),
+        "{metrics}"
+    );
     assert!(height2 > height);
 
     // Restart it from its store: it catches up and agrees.

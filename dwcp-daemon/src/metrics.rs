@@ -1,0 +1,268 @@
+//! Prometheus metrics of one node, labelled by engine and node, in a registry of its
+//! own (never a global one).
+
+use crate::transport::TransportStats;
+use dwcp_core::{Committed, EngineStatus, NodeId};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Label of per-peer series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    /// The peer's id.
+    pub peer: u16,
+}
+
+/// Label of per-component series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabel {
+    /// The component's name.
+    pub component: String,
+}
+
+/// A counter fed from a monotonic source read at scrape time.
+#[derive(Default)]
+struct Mirrored {
+    counter: Counter,
+    seen: AtomicU64,
+}
+
+impl Mirrored {
+    fn sync(&self, now: u64) {
+        let before = self.seen.swap(now, Ordering::Relaxed);
+        if now > before {
+            self.counter.inc_by(now - before);
+        }
+    }
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    committed_transactions: Counter,
+    committed_blocks: Counter,
+    view: Gauge,
+    last_committed: Gauge,
+    view_changes: Mirrored,
+    frames_sent: Mirrored,
+    frames_dropped: Mirrored,
+    frames_received: Mirrored,
+    frames_dropped_inbound: Mirrored,
+    bad_frames: Mirrored,
+    refused: Mirrored,
+    dial_failures: Mirrored,
+    peer_connected: Family<PeerLabel, Gauge>,
+    component_healthy: Family<ComponentLabel, Gauge>,
+}
+
+impl Metrics {
+    /// Metrics for `engine` on `node`.
+    pub fn new(engine: &str, node: NodeId) -> Metrics {
+        let labels = [
+            (Cow::Borrowed("engine"), Cow::Owned(engine.to_string())),
+            (Cow::Borrowed("node"), Cow::Owned(node.0.to_string())),
+        ];
+        let mut registry = Registry::with_prefix_and_labels("dwcp", labels.into_iter());
+        let m = Metrics {
+            committed_transactions: Counter::default(),
+            committed_blocks: Counter::default(),
+            view: Gauge::default(),
+            last_committed: Gauge::default(),
+            view_changes: Mirrored::default(),
+            frames_sent: Mirrored::default(),
+            frames_dropped: Mirrored::default(),
+            frames_received: Mirrored::default(),
+            frames_dropped_inbound: Mirrored::default(),
+            bad_frames: Mirrored::default(),
+            refused: Mirrored::default(),
+            dial_failures: Mirrored::default(),
+            peer_connected: Family::default(),
+            component_healthy: Family::default(),
+            registry: Registry::default(),
+        };
+        let c = |r: &mut Registry, name: &str, help: &str, metric: Counter| {
+            r.register(name, help, metric)
+        };
+        c(
+            &mut registry,
+            "consensus_committed_transactions",
+            "Transactions committed",
+            m.committed_transactions.clone(),
+        );
+        c(
+            &mut registry,
+            "consensus_committed_blocks",
+            "Batches committed",
+            m.committed_blocks.clone(),
+        );
+        c(
+            &mut registry,
+            "consensus_view_changes",
+            "View changes this node took part in",
+            m.view_changes.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_frames_sent",
+            "Frames written to peer connections",
+            m.frames_sent.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_frames_dropped",
+            "Outgoing frames dropped because a peer queue was full",
+            m.frames_dropped.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_frames_received",
+            "Frames received from peers",
+            m.frames_received.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_frames_dropped_inbound",
+            "Incoming frames dropped because the engine inbox was full",
+            m.frames_dropped_inbound.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_bad_frames",
+            "Connections closed for a malformed or oversized frame",
+            m.bad_frames.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_refused_connections",
+            "Incoming connections refused at authentication",
+            m.refused.counter.clone(),
+        );
+        c(
+            &mut registry,
+            "transport_dial_failures",
+            "Failed outgoing connection attempts",
+            m.dial_failures.counter.clone(),
+        );
+        registry.register("consensus_view", "Current view or round", m.view.clone());
+        registry.register(
+            "consensus_last_committed_sequence",
+            "Highest committed sequence number",
+            m.last_committed.clone(),
+        );
+        registry.register(
+            "transport_peer_connected",
+            "1 when the outgoing link to a peer is up",
+            m.peer_connected.clone(),
+        );
+        registry.register(
+            "component_healthy",
+            "1 when a component is healthy",
+            m.component_healthy.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Counts a committed batch.
+    pub fn on_commit(&self, c: &Committed) {
+        self.committed_blocks.inc();
+        self.committed_transactions
+            .inc_by(c.transactions.len() as u64);
+    }
+
+    /// Brings scrape-time series up to date and renders the text exposition format.
+    pub fn render(
+        &self,
+        status: &EngineStatus,
+        transport: &TransportStats,
+        peers: &[(NodeId, bool)],
+        components: &[(&str, bool)],
+    ) -> String {
+        self.view
+            .set(i64::try_from(status.view).unwrap_or(i64::MAX));
+        self.last_committed
+            .set(i64::try_from(status.last_committed).unwrap_or(i64::MAX));
+        self.view_changes.sync(status.view_changes);
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        self.frames_sent.sync(r(&transport.frames_sent));
+        self.frames_dropped.sync(r(&transport.frames_dropped));
+        self.frames_received.sync(r(&transport.frames_received));
+        self.frames_dropped_inbound
+            .sync(r(&transport.frames_dropped_inbound));
+        self.bad_frames.sync(r(&transport.bad_frames));
+        self.refused.sync(r(&transport.refused));
+        self.dial_failures.sync(r(&transport.dial_failures));
+        for (peer, up) in peers {
+            self.peer_connected
+                .get_or_create(&PeerLabel { peer: peer.0 })
+                .set(i64::from(*up));
+        }
+        for (name, ok) in components {
+            self.component_healthy
+                .get_or_create(&ComponentLabel {
+                    component: (*name).to_string(),
+                })
+                .set(i64::from(*ok));
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use dwcp_core::Digest;
+
+    #[test]
+    fn renders_labelled_series() {
+        let m = Metrics::new("pbft", NodeId(2));
+        m.on_commit(&Committed {
+            seq: 1,
+            digest: Digest::ZERO,
+            transactions: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
+        });
+        let stats = TransportStats::default();
+        stats.frames_sent.store(7, Ordering::Relaxed);
+        let status = EngineStatus {
+            engine: "pbft".into(),
+            view: 3,
+            last_committed: 1,
+            view_changes: 2,
+        };
+        let text = m.render(&status, &stats, &[(NodeId(0), true)], &[("driver", true)]);
+        assert!(
+            text.contains(
+                r#"dwcp_consensus_committed_transactions_total{engine="pbft",node="2"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dwcp_consensus_view{engine="pbft",node="2"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dwcp_transport_frames_sent_total{engine="pbft",node="2"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"dwcp_transport_peer_connected{engine="pbft",node="2",peer="0"} 1"#),
+            "{text}"
+        );
+        // Mirrored counters only move forward and never double count.
+        stats.frames_sent.store(9, Ordering::Relaxed);
+        let text = m.render(&status, &stats, &[], &[]);
+        assert!(
+            text.contains(r#"dwcp_transport_frames_sent_total{engine="pbft",node="2"} 9"#),
+            "{text}"
+        );
+    }
+}
