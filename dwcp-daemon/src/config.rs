@@ -110,9 +110,23 @@ pub struct NodeConfig {
     /// Largest request body the HTTP API accepts, bytes.
     #[serde(default = "default_body_limit")]
     pub http_body_limit: usize,
+    /// Requests per second each client address may make to the `/v1` API.
+    #[serde(default = "default_rate")]
+    pub http_rate_per_second: u32,
+    /// Requests a client may burst above that rate.
+    #[serde(default = "default_burst")]
+    pub http_rate_burst: u32,
     /// PBFT overrides.
     #[serde(default)]
     pub pbft: PbftSection,
+}
+
+fn default_rate() -> u32 {
+    200
+}
+
+fn default_burst() -> u32 {
+    400
 }
 
 fn default_engine() -> String {
@@ -146,6 +160,11 @@ impl NodeConfig {
         if cfg.http_token.len() < 16 {
             return Err(ConfigError::Invalid(
                 "http_token must be at least 16 characters".into(),
+            ));
+        }
+        if cfg.http_rate_per_second == 0 || cfg.http_rate_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "http_rate_per_second and http_rate_burst must be positive".into(),
             ));
         }
         if cfg.engine != "pbft" {
@@ -280,6 +299,8 @@ mod tests {
             engine: "pbft".into(),
             http_token: "0123456789abcdef".into(),
             http_body_limit: 1024,
+            http_rate_per_second: 10,
+            http_rate_burst: 10,
             pbft: PbftSection::default(),
         };
         let path = dir.path().join("node.toml");

@@ -2,16 +2,20 @@
 
 use crate::driver::DriverInput;
 use crate::transport::Network;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use dwcp_core::{Committed, Digest, EngineStatus, NodeId, Seq};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -61,11 +65,46 @@ pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-/// The API router over `state`, with a request body limit of `body_limit` bytes.
-pub fn router(state: Arc<NodeState>, body_limit: usize) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
+/// Per-client request budget of the `/v1` API, keyed by client IP address.
+pub struct RateLimit {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl RateLimit {
+    /// `per_second` sustained, `burst` at once (both at least 1).
+    pub fn new(per_second: u32, burst: u32) -> RateLimit {
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+        RateLimit {
+            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+        }
+    }
+
+    /// Forgets clients whose budget is full again, bounding memory.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+async fn rate_limit(
+    State(limit): State<Arc<RateLimit>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if limit.limiter.check_key(&peer.ip()).is_err() {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded; slow down",
+        );
+    }
+    next.run(request).await
+}
+
+/// The API router over `state`, with a request body limit of `body_limit` bytes and a
+/// per-client budget on `/v1`. Serve it with `into_make_service_with_connect_info`.
+pub fn router(state: Arc<NodeState>, body_limit: usize, limit: Arc<RateLimit>) -> Router {
+    let v1 = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/committed/{seq}", get(committed))
         .route("/v1/transactions", post(submit))
@@ -73,6 +112,11 @@ pub fn router(state: Arc<NodeState>, body_limit: usize) -> Router {
         .route("/v1/compression/batch", post(crate::http_ml::batch))
         .route("/v1/compression/model", get(crate::http_ml::model))
         .route("/v1/allocate", post(crate::http_ml::allocate))
+        .layer(middleware::from_fn_with_state(limit, rate_limit));
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .merge(v1)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

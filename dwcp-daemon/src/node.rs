@@ -3,7 +3,7 @@
 
 use crate::config::{load_committee, load_keys, NodeConfig};
 use crate::driver::{Driver, DriverInput};
-use crate::http::{router, NodeState};
+use crate::http::{router, NodeState, RateLimit};
 use crate::transport::{start, TransportConfig};
 use anyhow::{bail, Context};
 use dwcp_consensus::pbft::Pbft;
@@ -103,8 +103,18 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             }
         })?;
 
-    let app = router(state, cfg.http_body_limit);
+    let limit = Arc::new(RateLimit::new(
+        cfg.http_rate_per_second,
+        cfg.http_rate_burst,
+    ));
+    let app = router(state, cfg.http_body_limit, limit.clone());
     rt.block_on(async {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                limit.forget_idle();
+            }
+        });
         let l = tokio::net::TcpListener::bind(cfg.http)
             .await
             .with_context(|| format!("binding {}", cfg.http))?;
@@ -112,10 +122,13 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             "dwcpd: node {} serving consensus on {} and HTTP on {}",
             id, cfg.listen, cfg.http
         );
-        axum::serve(l, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("HTTP server")
+        axum::serve(
+            l,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server")
     })?;
     let _ = inbox_tx.send(DriverInput::Shutdown);
     match driver.join() {

@@ -393,3 +393,58 @@ fn check_ml_endpoints(port: u16, token: &str) {
         Some(401)
     );
 }
+
+#[test]
+fn per_client_rate_limit_answers_429_and_spares_health() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = 40_000 + (std::process::id() % 20_000) as u16;
+    let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
+        .args([
+            "keygen",
+            "--nodes",
+            "1",
+            "--base-port",
+            &base.to_string(),
+            "--http-base-port",
+            &(base + 1).to_string(),
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .expect("keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.path().join("node-0.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text
+        .replace("http_rate_per_second = 200", "http_rate_per_second = 1")
+        .replace("http_rate_burst = 400", "http_rate_burst = 3");
+    std::fs::write(&path, text).expect("write config");
+    let mut node = Node {
+        child: None,
+        config: path,
+        http: base + 1,
+    };
+    node.start();
+    wait_until("health", Duration::from_secs(20), || {
+        http(node.http, "GET", "/health", &[], b"").is_some_and(|(c, _)| c == 200)
+    });
+    let codes: Vec<u16> = (0..8)
+        .filter_map(|_| http(node.http, "GET", "/v1/status", &[], b"").map(|x| x.0))
+        .collect();
+    assert!(
+        codes.iter().filter(|c| **c == 200).count() <= 4,
+        "{codes:?}"
+    );
+    assert!(codes.contains(&429), "{codes:?}");
+    for _ in 0..5 {
+        assert_eq!(
+            http(node.http, "GET", "/health", &[], b"").map(|x| x.0),
+            Some(200),
+            "health is never throttled"
+        );
+    }
+}

@@ -75,6 +75,8 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             engine: "pbft".into(),
             http_token: hex::encode(token),
             http_body_limit: 4 << 20,
+            http_rate_per_second: 200,
+            http_rate_burst: 400,
             pbft: PbftSection::default(),
         }
         .save(&args.out.join(format!("node-{i}.toml")))?;
