@@ -19,6 +19,8 @@ enum Command {
     Keygen(cmd::keygen::KeygenArgs),
     /// Run one node from its config file.
     Run(cmd::run::RunArgs),
+    /// Start a local cluster of real nodes on loopback, drive load, show what commits.
+    Demo(cmd::demo::DemoArgs),
     /// Resource allocator: train MADDPG, evaluate it against the baselines.
     #[command(subcommand)]
     Allocate(cmd::allocate::AllocateCmd),
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Allocate(c) => cmd::allocate::run(c),
         Command::Compress(c) => cmd::compress::run(c),
     }

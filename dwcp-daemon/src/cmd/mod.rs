@@ -2,6 +2,7 @@
 
 pub mod allocate;
 pub mod compress;
+pub mod demo;
 pub mod keygen;
 pub mod run;
 pub mod sim;
