@@ -17,6 +17,9 @@
 #   HTTP_HOST       address the HTTP API binds: 127.0.0.1 (default; put a TLS proxy
 #                   in front), "host" for the machine's address, or 0.0.0.0
 #   STORE           path of the redb store (/var/lib/dwcp/node.redb)
+#
+# http_body_limit and [pbft] are left at their defaults; add them to each
+# node.toml if the cluster needs other values.
 set -eu
 
 usage() {
