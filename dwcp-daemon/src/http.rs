@@ -128,6 +128,11 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         .filter(|p| *p != s.id)
         .filter(|p| s.network.is_connected(*p))
         .count();
+    let breakers: Vec<serde_json::Value> = (0..s.committee_size)
+        .map(|i| NodeId(i as u16))
+        .filter(|p| *p != s.id)
+        .map(|p| json!({ "peer": p.0, "state": s.network.breaker_state(p) }))
+        .collect();
     let model_loaded = s.ml.selector.is_ok();
     let allocator_loaded = s.ml.maddpg.is_ok();
     let body = json!({
@@ -135,7 +140,7 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         "model_loaded": model_loaded,
         "components": {
             "driver": { "healthy": driver },
-            "transport": { "healthy": true, "connected_peers": peers },
+            "transport": { "healthy": true, "connected_peers": peers, "breakers": breakers },
             "compression": { "healthy": model_loaded, "model_loaded": model_loaded },
             "allocator": { "healthy": allocator_loaded, "model_loaded": allocator_loaded },
         }
@@ -150,10 +155,10 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
 
 async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
     let status = s.status.lock().map(|g| g.clone()).unwrap_or_default();
-    let peers: Vec<(NodeId, bool)> = (0..s.committee_size)
+    let peers: Vec<(NodeId, bool, crate::breaker::BreakerState)> = (0..s.committee_size)
         .map(|i| NodeId(i as u16))
         .filter(|p| *p != s.id)
-        .map(|p| (p, s.network.is_connected(p)))
+        .map(|p| (p, s.network.is_connected(p), s.network.breaker_state(p)))
         .collect();
     let components = [
         ("driver", s.driver_alive.load(Ordering::Relaxed)),

@@ -1,6 +1,7 @@
 //! Prometheus metrics of one node, labelled by engine and node, in a registry of its
 //! own (never a global one).
 
+use crate::breaker::BreakerState;
 use crate::transport::TransportStats;
 use dwcp_core::{Committed, EngineStatus, NodeId};
 use prometheus_client::encoding::text::encode;
@@ -58,6 +59,7 @@ pub struct Metrics {
     refused: Mirrored,
     dial_failures: Mirrored,
     peer_connected: Family<PeerLabel, Gauge>,
+    breaker_state: Family<PeerLabel, Gauge>,
     component_healthy: Family<ComponentLabel, Gauge>,
 }
 
@@ -83,6 +85,7 @@ impl Metrics {
             refused: Mirrored::default(),
             dial_failures: Mirrored::default(),
             peer_connected: Family::default(),
+            breaker_state: Family::default(),
             component_healthy: Family::default(),
             registry: Registry::default(),
         };
@@ -180,7 +183,7 @@ impl Metrics {
         &self,
         status: &EngineStatus,
         transport: &TransportStats,
-        peers: &[(NodeId, bool)],
+        peers: &[(NodeId, bool, BreakerState)],
         components: &[(&str, bool)],
     ) -> String {
         self.view
@@ -197,10 +200,14 @@ impl Metrics {
         self.bad_frames.sync(r(&transport.bad_frames));
         self.refused.sync(r(&transport.refused));
         self.dial_failures.sync(r(&transport.dial_failures));
-        for (peer, up) in peers {
+        for (peer, up, breaker) in peers {
+            let label = PeerLabel { peer: peer.0 };
             self.peer_connected
-                .get_or_create(&PeerLabel { peer: peer.0 })
+                .get_or_create(&label)
                 .set(i64::from(*up));
+            self.breaker_state
+                .get_or_create(&label)
+                .set(breaker.as_gauge());
         }
         for (name, ok) in components {
             self.component_healthy
@@ -238,7 +245,12 @@ mod tests {
             last_committed: 1,
             view_changes: 2,
         };
-        let text = m.render(&status, &stats, &[(NodeId(0), true)], &[("driver", true)]);
+        let text = m.render(
+            &status,
+            &stats,
+            &[(NodeId(0), true, BreakerState::Closed)],
+            &[("driver", true)],
+        );
         assert!(
             text.contains(
                 r#"dwcp_consensus_committed_transactions_total{engine="pbft",node="2"} 2"#

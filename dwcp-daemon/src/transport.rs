@@ -13,14 +13,15 @@
 //! dropped and counted (the engines retransmit), so a slow peer cannot exhaust memory.
 //! Dialling retries with capped exponential backoff.
 
+use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::driver::{DriverInput, Transport};
 use bytes::Bytes;
 use dwcp_core::{Committee, Digest, NodeId, NodeKeys};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -64,6 +65,10 @@ pub struct TransportConfig {
     pub backoff_max: Duration,
     /// Time allowed for a handshake.
     pub handshake_timeout: Duration,
+    /// Consecutive failures of a link that open its circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker refuses to dial before one trial.
+    pub breaker_open_for: Duration,
 }
 
 impl Default for TransportConfig {
@@ -74,6 +79,8 @@ impl Default for TransportConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(5),
+            breaker_threshold: 5,
+            breaker_open_for: Duration::from_secs(10),
         }
     }
 }
@@ -102,8 +109,11 @@ pub struct Network {
     id: NodeId,
     queues: Vec<Option<mpsc::Sender<Bytes>>>,
     connected: Arc<Vec<AtomicBool>>,
+    breakers: Breakers,
     stats: Arc<TransportStats>,
 }
+
+type Breakers = Arc<Vec<Mutex<CircuitBreaker>>>;
 
 impl Network {
     /// Counters.
@@ -121,6 +131,14 @@ impl Network {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The circuit breaker state of the outgoing link to `peer`.
+    pub fn breaker_state(&self, peer: NodeId) -> BreakerState {
+        self.breakers
+            .get(peer.index())
+            .and_then(|b| b.lock().ok().map(|b| b.state(Instant::now())))
+            .unwrap_or(BreakerState::Closed)
     }
 }
 
@@ -152,6 +170,16 @@ pub fn start(
 ) -> Network {
     let keys = Arc::new(keys);
     let stats = Arc::new(TransportStats::default());
+    let breakers: Breakers = Arc::new(
+        (0..committee.size())
+            .map(|_| {
+                Mutex::new(CircuitBreaker::new(
+                    cfg.breaker_threshold,
+                    cfg.breaker_open_for,
+                ))
+            })
+            .collect(),
+    );
     let connected: Arc<Vec<AtomicBool>> = Arc::new(
         (0..committee.size())
             .map(|_| AtomicBool::new(false))
@@ -174,6 +202,7 @@ pub fn start(
             cfg.clone(),
             stats.clone(),
             connected.clone(),
+            breakers.clone(),
         ));
     }
     tokio::spawn(accept_loop(
@@ -188,6 +217,7 @@ pub fn start(
         id: keys.id,
         queues,
         connected,
+        breakers,
         stats,
     }
 }
@@ -202,9 +232,26 @@ async fn dial_loop(
     cfg: TransportConfig,
     stats: Arc<TransportStats>,
     connected: Arc<Vec<AtomicBool>>,
+    breakers: Breakers,
 ) {
+    let breaker = |f: &mut dyn FnMut(&mut CircuitBreaker)| {
+        if let Some(Ok(mut b)) = breakers.get(peer.index()).map(|b| b.lock()) {
+            f(&mut b);
+        }
+    };
     let mut backoff = cfg.backoff_min;
     loop {
+        let mut wait = Duration::ZERO;
+        breaker(&mut |b| {
+            let now = Instant::now();
+            if !b.allow(now) {
+                wait = b.wait(now).max(Duration::from_millis(10));
+            }
+        });
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+            continue;
+        }
         let attempt = tokio::time::timeout(cfg.handshake_timeout, async {
             let mut stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -222,6 +269,7 @@ async fn dial_loop(
             Ok(Ok(link)) => link,
             Ok(Err(_)) | Err(_) => {
                 stats.dial_failures.fetch_add(1, Ordering::Relaxed);
+                breaker(&mut |b| b.on_failure(Instant::now()));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(cfg.backoff_max);
                 if rx.is_closed() {
@@ -231,13 +279,16 @@ async fn dial_loop(
             }
         };
         backoff = cfg.backoff_min;
+        breaker(&mut |b| b.on_success());
         connected[peer.index()].store(true, Ordering::Relaxed);
         while let Some(frame) = rx.recv().await {
             if frame.len() > cfg.max_frame {
                 continue;
             }
             if write_frame(&mut stream, &mut noise, &frame).await.is_err() {
-                break; // reconnect; this frame is lost and the engine will resend
+                // Reconnect; this frame is lost and the engine will resend.
+                breaker(&mut |b| b.on_failure(Instant::now()));
+                break;
             }
             stats.frames_sent.fetch_add(1, Ordering::Relaxed);
         }
@@ -663,5 +714,40 @@ mod tests {
             net.send(NodeId(1), Bytes::from_static(b"x"));
         }
         assert!(net.stats().frames_dropped.load(Ordering::Relaxed) >= 90);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_peer_opens_its_breaker() {
+        let (committee, keys) = Committee::deterministic(2, SignatureScheme::Ed25519, 5);
+        let (ls, mut addrs) = listeners(1).await;
+        let dead = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(dead.local_addr().expect("addr"));
+        drop(dead);
+        let cfg = TransportConfig {
+            backoff_min: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(10),
+            breaker_threshold: 3,
+            breaker_open_for: Duration::from_secs(60),
+            ..TransportConfig::default()
+        };
+        let (tx, _rx) = sync_channel(10);
+        let net = start(
+            ls.into_iter().next().expect("l"),
+            addrs,
+            keys[0].clone(),
+            committee,
+            cfg,
+            tx,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while net.breaker_state(NodeId(1)) != BreakerState::Open {
+            assert!(Instant::now() < deadline, "breaker never opened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // While open it stops dialling.
+        let failures = net.stats().dial_failures.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(net.stats().dial_failures.load(Ordering::Relaxed), failures);
+        assert_eq!(net.breaker_state(NodeId(0)), BreakerState::Closed);
     }
 }
