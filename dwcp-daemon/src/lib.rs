@@ -8,6 +8,7 @@ pub mod config;
 pub mod driver;
 pub mod http;
 pub mod http_ml;
+pub mod manager;
 pub mod metrics;
 pub mod node;
 pub mod transport;
