@@ -147,3 +147,14 @@ fn honest_run_has_textbook_message_count() {
         "{per} messages per decision"
     );
 }
+
+#[test]
+fn a_committee_of_one_commits_alone() {
+    let r = run_engine(
+        EngineKind::Pbft,
+        scenario(1, 0, "honest", 4).expect("scenario"),
+    );
+    assert!(r.violations.is_empty() && r.live, "{:?}", r.violations);
+    assert!(r.decisions > 0);
+    assert_eq!(r.messages, 0, "nobody to talk to");
+}

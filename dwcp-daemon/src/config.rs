@@ -116,9 +116,16 @@ pub struct NodeConfig {
     /// Requests a client may burst above that rate.
     #[serde(default = "default_burst")]
     pub http_rate_burst: u32,
+    /// Milliseconds between the manager's health checks.
+    #[serde(default = "default_health_interval")]
+    pub health_interval_ms: u64,
     /// PBFT overrides.
     #[serde(default)]
     pub pbft: PbftSection,
+}
+
+fn default_health_interval() -> u64 {
+    10_000
 }
 
 fn default_rate() -> u32 {
@@ -301,6 +308,7 @@ mod tests {
             http_body_limit: 1024,
             http_rate_per_second: 10,
             http_rate_burst: 10,
+            health_interval_ms: 1000,
             pbft: PbftSection::default(),
         };
         let path = dir.path().join("node.toml");

@@ -198,7 +198,7 @@ impl<E: Engine, S: Storage> Driver<E, S> {
     /// Runs until [`DriverInput::Shutdown`] or until every sender of `inbox` is gone.
     pub fn run(
         mut self,
-        inbox: Receiver<DriverInput>,
+        inbox: &Receiver<DriverInput>,
         transport: &dyn Transport,
         commits: &Sender<Committed>,
     ) -> Result<Self, DriverError> {
@@ -340,7 +340,7 @@ mod tests {
             };
             let engine = Pbft::new(keys, committee.clone(), cfg, recovered).expect("engine");
             let driver = Driver::new(id, committee, engine, store, MAX_FRAME);
-            driver.run(inbox, &transport, &commits).expect("driver");
+            driver.run(&inbox, &transport, &commits).expect("driver");
         })
     }
 

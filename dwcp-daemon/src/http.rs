@@ -37,14 +37,16 @@ pub struct NodeState {
     pub network: Arc<Network>,
     /// Members in the committee.
     pub committee_size: usize,
-    /// False once the driver thread has stopped.
-    pub driver_alive: AtomicBool,
+    /// False while the engine driver thread is not running.
+    pub driver_alive: Arc<AtomicBool>,
     /// Expected `Authorization: Bearer` token of write endpoints.
     pub token: String,
     /// The compression selector and allocator models.
     pub ml: crate::http_ml::MlServices,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// The supervisor of the node's components.
+    pub manager: Arc<crate::manager::Manager>,
 }
 
 impl NodeState {
@@ -140,6 +142,7 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         "model_loaded": model_loaded,
         "components": {
             "driver": { "healthy": driver },
+            "managed": s.manager.reports(),
             "transport": { "healthy": true, "connected_peers": peers, "breakers": breakers },
             "compression": { "healthy": model_loaded, "model_loaded": model_loaded },
             "allocator": { "healthy": allocator_loaded, "model_loaded": allocator_loaded },

@@ -6,6 +6,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod driver;
+pub mod engine_component;
 pub mod http;
 pub mod http_ml;
 pub mod manager;

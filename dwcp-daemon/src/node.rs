@@ -2,17 +2,18 @@
 //! [`NodeConfig`].
 
 use crate::config::{load_committee, load_keys, NodeConfig};
-use crate::driver::{Driver, DriverInput};
+use crate::engine_component::EngineComponent;
 use crate::http::{router, NodeState, RateLimit};
+use crate::manager::{Component, Manager, ManagerConfig};
 use crate::transport::{start, TransportConfig};
 use anyhow::{bail, Context};
 use dwcp_consensus::pbft::Pbft;
-use dwcp_core::codec::DEFAULT_MAX_FRAME;
 use dwcp_core::storage::{RedbStore, Storage};
 use dwcp_core::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Inputs queued for the engine before the HTTP API answers "busy".
 const INBOX: usize = 65_536;
@@ -37,17 +38,21 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             committee.size()
         );
     }
-    let store =
-        RedbStore::open(&cfg.store).with_context(|| format!("opening {}", cfg.store.display()))?;
-    let recovered = store.recover(4096)?;
-    let engine = Pbft::new(
-        keys.clone(),
-        committee.clone(),
-        cfg.pbft.to_config(),
-        recovered,
-    )?;
-    let last = store.last_committed()?;
-    let restored = store.committed(last.saturating_sub(RESTORE as u64) + 1, RESTORE)?;
+    // Read what the HTTP API serves from the log, then let the engine own the store.
+    let (initial_status, restored) = {
+        let store = RedbStore::open(&cfg.store)
+            .with_context(|| format!("opening {}", cfg.store.display()))?;
+        let recovered = store.recover(4096)?;
+        let engine = Pbft::new(
+            keys.clone(),
+            committee.clone(),
+            cfg.pbft.to_config(),
+            recovered,
+        )?;
+        let last = store.last_committed()?;
+        let restored = store.committed(last.saturating_sub(RESTORE as u64) + 1, RESTORE)?;
+        (engine.status(), restored)
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -67,33 +72,52 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             inbox_tx.clone(),
         )
     }));
-    let status = Arc::new(Mutex::new(engine.status()));
+    let status = Arc::new(Mutex::new(initial_status));
+    let alive = Arc::new(AtomicBool::new(false));
+    let (commit_tx, commit_rx) = channel();
+    let engine = Arc::new(EngineComponent {
+        store_path: cfg.store.clone(),
+        keys: keys.clone(),
+        committee: committee.clone(),
+        pbft: cfg.pbft.to_config(),
+        inbox: Arc::new(Mutex::new(inbox_rx)),
+        inbox_tx: inbox_tx.clone(),
+        transport: network.clone(),
+        status: status.clone(),
+        commits: commit_tx,
+        alive: alive.clone(),
+        last_error: Arc::new(Mutex::new(None)),
+        handle: Mutex::new(None),
+    });
+    let manager = Arc::new(Manager::new(
+        vec![engine as Arc<dyn Component>],
+        ManagerConfig {
+            interval: Duration::from_millis(cfg.health_interval_ms),
+            ..ManagerConfig::default()
+        },
+    )?);
+    manager.start_all()?;
     let state = Arc::new(NodeState {
         id: keys.id,
-        status: status.clone(),
+        status,
         recent: Mutex::new(restored.into_iter().map(|c| (c.seq, c)).collect()),
         inbox: inbox_tx.clone(),
         network: network.clone(),
         committee_size: committee.size(),
-        driver_alive: AtomicBool::new(true),
+        driver_alive: alive,
         token: cfg.http_token.clone(),
         ml: crate::http_ml::MlServices::embedded(),
         metrics: crate::metrics::Metrics::new(&cfg.engine, keys.id),
+        manager: manager.clone(),
     });
-
-    let (commit_tx, commit_rx) = channel();
-    let driver_state = state.clone();
-    let driver_net = network.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let supervisor = {
+        let (m, stop) = (manager.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("manager".into())
+            .spawn(move || m.run(stop))?
+    };
     let id = keys.id;
-    let driver = std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || {
-            let d =
-                Driver::new(id, committee, engine, store, DEFAULT_MAX_FRAME).with_status(status);
-            let result = d.run(inbox_rx, &*driver_net, &commit_tx);
-            driver_state.driver_alive.store(false, Ordering::Relaxed);
-            result.map(|_| ())
-        })?;
     let commit_state = state.clone();
     std::thread::Builder::new()
         .name("commits".into())
@@ -130,11 +154,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .await
         .context("HTTP server")
     })?;
-    let _ = inbox_tx.send(DriverInput::Shutdown);
-    match driver.join() {
-        Ok(r) => r.context("engine driver")?,
-        Err(_) => bail!("the engine driver panicked"),
-    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = supervisor.join();
+    manager.stop_all();
     Ok(())
 }
 

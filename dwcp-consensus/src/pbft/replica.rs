@@ -112,6 +112,8 @@ pub struct Pbft {
     highest_seen: Seq,
     fetch_cursor: usize,
     restored: bool,
+    /// Time of the input being handled.
+    now: Time,
 }
 
 impl Pbft {
@@ -167,6 +169,7 @@ impl Pbft {
             highest_seen: 0,
             fetch_cursor: 0,
             restored: false,
+            now: Time::ZERO,
         };
         p.restore(recovered)?;
         Ok(p)
@@ -369,6 +372,8 @@ impl Pbft {
         self.remember_own_pre_prepare(&pp, fx);
         self.slots.entry(seq).or_default().pre_prepare = Some(pp.clone());
         fx.broadcast(PbftMessage::PrePrepare(pp));
+        // In a committee of one the primary's own pre-prepare is a quorum.
+        self.check_prepared(self.now, seq, fx);
     }
 
     /// Records a pre-prepare this replica signed as primary, durably, so that it
@@ -1354,6 +1359,7 @@ impl Engine for Pbft {
     type Message = PbftMessage;
 
     fn handle(&mut self, now: Time, input: Input<PbftMessage>, fx: &mut Effects<PbftMessage>) {
+        self.now = now;
         match input {
             Input::Start => self.on_start(now, fx),
             Input::Message { from, msg } => self.on_message(now, from, msg, fx),

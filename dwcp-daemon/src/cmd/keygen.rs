@@ -77,6 +77,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             http_body_limit: 4 << 20,
             http_rate_per_second: 200,
             http_rate_burst: 400,
+            health_interval_ms: 10_000,
             pbft: PbftSection::default(),
         }
         .save(&args.out.join(format!("node-{i}.toml")))?;

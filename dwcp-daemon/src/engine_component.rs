@@ -1,0 +1,196 @@
+//! The engine driver as a component the [`crate::manager::Manager`] supervises: a
+//! thread running the driver over the node's inbox. If it stops (a storage error, a
+//! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
+//! where the old one left off and fetches what it missed from peers.
+
+use crate::driver::{Driver, DriverInput, Transport};
+use crate::manager::{Component, Health};
+use dwcp_consensus::pbft::{Pbft, PbftConfig};
+use dwcp_core::codec::DEFAULT_MAX_FRAME;
+use dwcp_core::storage::{RedbStore, Storage};
+use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Committed batches handed back to a rebuilt engine.
+const RESTORE_TAIL: usize = 4096;
+
+/// The engine driver of one node.
+pub struct EngineComponent {
+    /// The node's `redb` file.
+    pub store_path: PathBuf,
+    /// The node's keys.
+    pub keys: NodeKeys,
+    /// The committee.
+    pub committee: Committee,
+    /// PBFT parameters.
+    pub pbft: PbftConfig,
+    /// The node's inbox (shared so a new driver can take over after a failure).
+    pub inbox: Arc<Mutex<Receiver<DriverInput>>>,
+    /// A sender into the same inbox, to ask the driver to stop.
+    pub inbox_tx: SyncSender<DriverInput>,
+    /// Where outgoing frames go.
+    pub transport: Arc<dyn Transport + Sync>,
+    /// The engine's latest status.
+    pub status: Arc<Mutex<EngineStatus>>,
+    /// Where committed batches go.
+    pub commits: Sender<Committed>,
+    /// True while the driver thread runs.
+    pub alive: Arc<AtomicBool>,
+    /// Why the last driver stopped, if it failed.
+    pub last_error: Arc<Mutex<Option<String>>>,
+    /// The running thread.
+    pub handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Component for EngineComponent {
+    fn name(&self) -> &str {
+        "engine"
+    }
+
+    fn start(&self) -> Result<(), String> {
+        let store = RedbStore::open(&self.store_path).map_err(|e| e.to_string())?;
+        let recovered = store.recover(RESTORE_TAIL).map_err(|e| e.to_string())?;
+        let engine = Pbft::new(
+            self.keys.clone(),
+            self.committee.clone(),
+            self.pbft.clone(),
+            recovered,
+        )
+        .map_err(|e| e.to_string())?;
+        let driver = Driver::new(
+            self.keys.id,
+            self.committee.clone(),
+            engine,
+            store,
+            DEFAULT_MAX_FRAME,
+        )
+        .with_status(self.status.clone());
+        let (inbox, transport, commits) = (
+            self.inbox.clone(),
+            self.transport.clone(),
+            self.commits.clone(),
+        );
+        let (alive, last_error) = (self.alive.clone(), self.last_error.clone());
+        alive.store(true, Ordering::SeqCst);
+        let handle = std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                // A driver that died holding the lock poisons it; the receiver is fine.
+                let rx = inbox.lock().unwrap_or_else(|p| p.into_inner());
+                let result = driver.run(&rx, &*transport, &commits);
+                if let (Err(e), Ok(mut slot)) = (result, last_error.lock()) {
+                    *slot = Some(e.to_string());
+                }
+                alive.store(false, Ordering::SeqCst);
+            })
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut h) = self.handle.lock() {
+            *h = Some(handle);
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        if self.alive.load(Ordering::SeqCst) {
+            let _ = self.inbox_tx.send(DriverInput::Shutdown);
+        }
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    fn health(&self) -> Health {
+        if self.alive.load(Ordering::SeqCst) {
+            Health::Healthy
+        } else {
+            let why = self.last_error.lock().ok().and_then(|e| e.clone());
+            Health::Failed(why.unwrap_or_else(|| "engine stopped".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::LocalNetwork;
+    use crate::manager::{Manager, ManagerConfig};
+    use bytes::Bytes;
+    use dwcp_core::crypto::SignatureScheme;
+    use std::sync::mpsc::{channel, sync_channel};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_stopped_engine_is_restarted_from_its_store_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (committee, keys) = Committee::deterministic(1, SignatureScheme::Ed25519, 8);
+        let (tx, rx) = sync_channel(1000);
+        let net = LocalNetwork::new(vec![tx.clone()]);
+        let (ctx, crx) = channel();
+        let engine = Arc::new(EngineComponent {
+            store_path: dir.path().join("n0.redb"),
+            keys: keys[0].clone(),
+            committee,
+            pbft: PbftConfig::default(),
+            inbox: Arc::new(Mutex::new(rx)),
+            inbox_tx: tx.clone(),
+            transport: Arc::new(net.transport(keys[0].id)),
+            status: Arc::new(Mutex::new(EngineStatus::default())),
+            commits: ctx,
+            alive: Arc::new(AtomicBool::new(false)),
+            last_error: Arc::new(Mutex::new(None)),
+            handle: Mutex::new(None),
+        });
+        let cfg = ManagerConfig {
+            interval: Duration::from_millis(50),
+            ..ManagerConfig::default()
+        };
+        let m = Arc::new(Manager::new(vec![engine.clone() as Arc<dyn Component>], cfg).unwrap());
+        m.start_all().unwrap();
+        tx.send(DriverInput::Submit(vec![Bytes::from_static(b"first")]))
+            .unwrap();
+        let c1 = crx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(c1.seq, 1);
+
+        // Fault: the driver thread stops. The manager notices and rebuilds it.
+        tx.send(DriverInput::Shutdown).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while engine.alive.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(matches!(engine.health(), Health::Failed(_)));
+        let injected = Instant::now();
+        while m.reports()[0].recoveries == 0 {
+            m.check_once();
+            assert!(
+                injected.elapsed() < Duration::from_secs(10),
+                "{:?}",
+                m.reports()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tx.send(DriverInput::Submit(vec![Bytes::from_static(b"second")]))
+            .unwrap();
+        let c2 = match crx.recv_timeout(Duration::from_secs(10)) {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "{e}: {:?} {:?} {:?}",
+                engine.status.lock().unwrap(),
+                engine.health(),
+                m.reports()
+            ),
+        };
+        assert_eq!(
+            c2.seq, 2,
+            "the rebuilt engine continues the log from the store"
+        );
+        assert_eq!(c2.transactions, vec![Bytes::from_static(b"second")]);
+        m.stop_all();
+        assert!(!engine.alive.load(Ordering::SeqCst));
+    }
+}
