@@ -106,7 +106,7 @@ impl<S: LeaderSchedule> CommitRule for Bullshark<S> {
     fn on_certificate(&mut self, dag: &Dag, certificate: &Certificate) -> Vec<CommittedSubDag> {
         // Only a vertex of an odd round can add support to the leader below it.
         let round = certificate.round();
-        if round < 3 || round % 2 == 0 {
+        if round < 3 || round.is_multiple_of(2) {
             return Vec::new();
         }
         let leader_round = round - 1;

@@ -680,7 +680,7 @@ impl Pbft {
         while self.retained.len() > self.cfg.retain_committed {
             self.retained.pop_first();
         }
-        if seq % self.cfg.checkpoint_interval == 0 {
+        if seq.is_multiple_of(self.cfg.checkpoint_interval) {
             self.my_checkpoints.insert(seq, self.chain);
             let vote = Signed::new(
                 CheckpointVote {
@@ -704,7 +704,10 @@ impl Pbft {
     fn on_checkpoint(&mut self, vote: Signed<CheckpointVote>, fx: &mut Effects<PbftMessage>) {
         let v = *vote.value();
         let limit = self.stable_seq + 64 * self.cfg.checkpoint_interval.max(1) + self.cfg.window;
-        if v.seq <= self.stable_seq || v.seq % self.cfg.checkpoint_interval != 0 || v.seq > limit {
+        if v.seq <= self.stable_seq
+            || !v.seq.is_multiple_of(self.cfg.checkpoint_interval)
+            || v.seq > limit
+        {
             return;
         }
         let votes = self.checkpoint_votes.entry(v.seq).or_default();

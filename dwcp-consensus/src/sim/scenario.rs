@@ -71,7 +71,7 @@ pub fn scenario(
         let mut ids: Vec<usize> = (0..nodes).collect();
         ids.shuffle(&mut rng);
         // Half the seeds make the first leader faulty.
-        if seed % 2 == 0 {
+        if seed.is_multiple_of(2) {
             if let Some(pos) = ids.iter().position(|i| *i == 0) {
                 ids.swap(0, pos);
             }

@@ -287,7 +287,9 @@ pub fn train_run(
                 ep_reward += reward as f64;
                 ep_decisions += 1;
                 decisions += 1;
-                if decisions as usize >= cfg.warmup && decisions % cfg.update_every as u64 == 0 {
+                if decisions as usize >= cfg.warmup
+                    && decisions.is_multiple_of(cfg.update_every as u64)
+                {
                     if let Some(s) = m.update() {
                         updates += 1;
                         last_loss = s.critic_loss;

@@ -269,7 +269,7 @@ pub fn reference_payloads(len: usize) -> Vec<Vec<u8>> {
     let sparse: Vec<u8> = (0..len)
         .map(|_| {
             let r = rng.next();
-            if r % 16 == 0 {
+            if r.is_multiple_of(16) {
                 (r >> 40) as u8
             } else {
                 0
