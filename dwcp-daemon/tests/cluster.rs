@@ -134,7 +134,9 @@ fn token(dir: &Path) -> String {
 #[test]
 fn four_processes_agree_survive_sigkill_and_catch_up() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = 20_000 + (std::process::id() % 20_000) as u16;
+    // Below Linux's ephemeral range (32768+), so the nodes' own outgoing connections
+    // cannot take a port before a later node binds it.
+    let base = 10_000 + (std::process::id() % 10_000) as u16;
     let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
         .args([
             "keygen",
@@ -397,7 +399,7 @@ fn check_ml_endpoints(port: u16, token: &str) {
 #[test]
 fn per_client_rate_limit_answers_429_and_spares_health() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let base = 40_000 + (std::process::id() % 20_000) as u16;
+    let base = 21_000 + (std::process::id() % 10_000) as u16;
     let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
         .args([
             "keygen",

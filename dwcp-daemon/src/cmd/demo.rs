@@ -45,21 +45,28 @@ impl Drop for Proc {
 }
 
 fn free_ports(n: usize) -> anyhow::Result<u16> {
-    // Find a run of 2n free ports: n for consensus, n for HTTP.
-    for _ in 0..50 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let base = probe.local_addr()?.port();
-        drop(probe);
-        if base.checked_add(2 * n as u16).is_none() {
-            continue;
+    // A run of 2n free ports (n for consensus, n for HTTP) below Linux's ephemeral
+    // range (32768+): the nodes' own outgoing connections take ephemeral ports, and
+    // could otherwise grab one before the node meant to listen on it starts.
+    let span = 2 * n as u16;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id();
+    let mut base = 10_000 + (seed % 20_000) as u16;
+    for _ in 0..200 {
+        if base + span >= 32_000 {
+            base = 10_000;
         }
         let all_free =
-            (0..2 * n as u16).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
+            (0..span).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + k)).is_ok());
         if all_free {
             return Ok(base);
         }
+        base += span + 1;
     }
-    bail!("no run of {} free loopback ports found", 2 * n)
+    bail!("no run of {span} free loopback ports found between 10000 and 32000")
 }
 
 #[cfg(unix)]
@@ -126,13 +133,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     });
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    for p in &procs {
+    for (i, p) in procs.iter().enumerate() {
         while get_json(p.http, "/health").is_none() {
             if Instant::now() > deadline {
-                bail!(
-                    "a node did not come up; logs are in {}",
-                    dir.path().display()
-                );
+                // The folder goes away with us: show the node's own account.
+                let log = std::fs::read_to_string(dir.path().join(format!("node-{i}.log")))
+                    .unwrap_or_default();
+                bail!("node {i} did not come up within 20 s; its log:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
