@@ -36,7 +36,9 @@ pub fn request(
     s.write_all(head.as_bytes()).ok()?;
     s.write_all(body).ok()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    // A server may reset the connection right after answering (say, 413 for a body it
+    // would not read): keep what arrived.
+    let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text

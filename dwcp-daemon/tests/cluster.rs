@@ -3,8 +3,7 @@
 //! store catches up without diverging. Also: the HTTP API's answers to malformed,
 //! oversized and unauthenticated requests.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use dwcp_daemon::client::request;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +40,8 @@ impl Drop for Node {
     }
 }
 
-/// A minimal HTTP/1.1 client: (status, body).
+/// One request to a node's API on loopback: (status, body). Only the
+/// `Authorization` header is passed on (as the client's bearer token).
 fn http(
     port: u16,
     method: &str,
@@ -49,21 +49,34 @@ fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((status, body))
+    let token = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .and_then(|(_, v)| v.strip_prefix("Bearer "));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    request(addr, method, path, token, body).map(|r| (r.status, r.body))
+}
+
+/// Writes keys and configs for `nodes` nodes with consensus ports from `base` and
+/// HTTP ports from `http_base`.
+fn keygen(dir: &Path, nodes: usize, base: u16, http_base: u16) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
+        .args([
+            "keygen",
+            "--nodes",
+            &nodes.to_string(),
+            "--base-port",
+            &base.to_string(),
+        ])
+        .args(["--http-base-port", &http_base.to_string(), "--out"])
+        .arg(dir)
+        .output()
+        .expect("keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn json(port: u16, path: &str) -> Option<serde_json::Value> {
@@ -137,25 +150,7 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
     // Below Linux's ephemeral range (32768+), so the nodes' own outgoing connections
     // cannot take a port before a later node binds it.
     let base = 10_000 + (std::process::id() % 10_000) as u16;
-    let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
-        .args([
-            "keygen",
-            "--nodes",
-            "4",
-            "--base-port",
-            &base.to_string(),
-            "--http-base-port",
-            &(base + 10).to_string(),
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("keygen");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    keygen(dir.path(), 4, base, base + 10);
     let token = token(dir.path());
     let mut nodes: Vec<Node> = (0..4)
         .map(|i| Node {
@@ -400,25 +395,7 @@ fn check_ml_endpoints(port: u16, token: &str) {
 fn per_client_rate_limit_answers_429_and_spares_health() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = 21_000 + (std::process::id() % 10_000) as u16;
-    let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
-        .args([
-            "keygen",
-            "--nodes",
-            "1",
-            "--base-port",
-            &base.to_string(),
-            "--http-base-port",
-            &(base + 1).to_string(),
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .expect("keygen");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    keygen(dir.path(), 1, base, base + 1);
     let path = dir.path().join("node-0.toml");
     let text = std::fs::read_to_string(&path).expect("config");
     let text = text

@@ -247,30 +247,19 @@ mod tests {
             let ds: Vec<Digest> = (0..8u8).map(|i| Digest::of(&[i])).collect();
             let pks: Vec<PublicKey> = ks.iter().map(|k| k.public()).collect();
             let mut sigs: Vec<Signature> = ks.iter().zip(&ds).map(|(k, d)| k.sign(d)).collect();
-            let items = |sigs: &[Signature]| -> Vec<(PublicKey, Digest, Signature)> {
-                (0..8).map(|i| (pks[i], ds[i], sigs[i])).collect()
+            let check = |sigs: &[Signature]| {
+                let refs: Vec<VerifyItem<'_>> = (0..8)
+                    .map(|i| VerifyItem {
+                        key: &pks[i],
+                        digest: &ds[i],
+                        signature: &sigs[i],
+                    })
+                    .collect();
+                batch_verify(scheme, &refs)
             };
-            let owned = items(&sigs);
-            let refs: Vec<VerifyItem<'_>> = owned
-                .iter()
-                .map(|(k, d, s)| VerifyItem {
-                    key: k,
-                    digest: d,
-                    signature: s,
-                })
-                .collect();
-            assert!(batch_verify(scheme, &refs).is_ok());
+            assert!(check(&sigs).is_ok());
             sigs[3].0[5] ^= 1;
-            let owned = items(&sigs);
-            let refs: Vec<VerifyItem<'_>> = owned
-                .iter()
-                .map(|(k, d, s)| VerifyItem {
-                    key: k,
-                    digest: d,
-                    signature: s,
-                })
-                .collect();
-            assert!(batch_verify(scheme, &refs).is_err());
+            assert!(check(&sigs).is_err());
         }
     }
 
