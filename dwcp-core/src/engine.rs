@@ -211,4 +211,24 @@ pub trait Engine {
 
     /// Current progress.
     fn status(&self) -> EngineStatus;
+
+    /// Moves out what this node observed about its own proposals reaching the
+    /// committed order since the last call: the samples behind consensus latency
+    /// (proposal to commit, as Narwhal's benchmark defines it). Drivers call it
+    /// after each input; an engine that does not track proposals returns nothing.
+    fn drain_proposal_commits(&mut self, out: &mut Vec<ProposalCommitted>) {
+        let _ = out;
+    }
+}
+
+/// One of this node's proposals (a PBFT pre-prepare, a Narwhal header) that became
+/// part of the committed order, with the engine's clock at both ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalCommitted {
+    /// When this node made the proposal.
+    pub proposed: Time,
+    /// When this node committed it.
+    pub committed: Time,
+    /// Transactions the proposal carried (before dropping repeats).
+    pub transactions: u64,
 }
