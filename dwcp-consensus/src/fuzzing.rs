@@ -1,6 +1,7 @@
 //! Bodies of the `cargo fuzz` targets for the engines, as plain functions the normal
 //! test suite also drives with proptest. None may panic on any input.
 
+use crate::bullshark::{BullsharkConfig, BullsharkEngine, BullsharkMessage};
 use crate::pbft::{Pbft, PbftConfig, PbftMessage};
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::crypto::SignatureScheme;
@@ -55,9 +56,54 @@ pub fn deliver(from: NodeId, msgs: Vec<PbftMessage>) {
     );
 }
 
+/// Largest input the Bullshark target decodes.
+pub const BULLSHARK_MAX_FRAME: usize = 1 << 20;
+
+/// Decodes `data` as a Bullshark message; if it decodes, checks that it re-encodes
+/// to the same value, then hands it to a fresh node 1 (as if from the member named
+/// by the first byte) and fires every timer, none of which may panic.
+pub fn bullshark_message(data: &[u8]) {
+    let Ok(msg) = decode::<BullsharkMessage>(data, BULLSHARK_MAX_FRAME) else {
+        return;
+    };
+    let again: BullsharkMessage = match decode(&encode(&msg), BULLSHARK_MAX_FRAME) {
+        Ok(m) => m,
+        Err(e) => panic!("a decoded message must re-decode: {e}"),
+    };
+    assert_eq!(again, msg);
+    let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
+    deliver_bullshark(from, vec![msg]);
+}
+
+/// Delivers `msgs` from `from` to a fresh Bullshark node 1, then fires its timers.
+pub fn deliver_bullshark(from: NodeId, msgs: Vec<BullsharkMessage>) {
+    let (committee, keys) = fuzz_committee();
+    let Ok(mut node) = BullsharkEngine::new(
+        keys[1].clone(),
+        committee.clone(),
+        BullsharkConfig::default(),
+        Recovered::default(),
+    ) else {
+        return;
+    };
+    let mut fx = Effects::new();
+    node.handle(Time(0), Input::Start, &mut fx);
+    for (k, msg) in msgs.into_iter().enumerate() {
+        node.handle(Time(k as u64 + 1), Input::Message { from, msg }, &mut fx);
+    }
+    for t in 1..=3 {
+        node.handle(
+            Time(10_000_000 * t),
+            Input::Timeout(dwcp_core::TimerId(t)),
+            &mut fx,
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bullshark::{BatchMaker, Certificate, Header, HeaderVote};
     use crate::pbft::{batch_digest, CheckpointVote, Phase, PrePrepare, Vote};
     use bytes::Bytes;
     use dwcp_core::{Digest, Signed};
@@ -122,6 +168,51 @@ mod tests {
         proptest::collection::vec(one, 0..40)
     }
 
+    fn bullshark_messages() -> impl Strategy<Value = Vec<(u16, BullsharkMessage)>> {
+        let one = (0u16..4, 1u64..6, 0u8..5, any::<u8>()).prop_map(|(who, round, kind, b)| {
+            let (committee, keys) = fuzz_committee();
+            let key = &keys[who as usize].signing;
+            let mut maker = BatchMaker::default();
+            maker.push(&[b; 8]);
+            let batch = maker.seal().expect("one transaction");
+            let parents = Certificate::genesis(committee)
+                .iter()
+                .map(Certificate::digest)
+                .collect();
+            let header = Signed::new(
+                Header {
+                    author: NodeId(who),
+                    round,
+                    batches: vec![batch.digest()],
+                    parents,
+                },
+                NodeId(who),
+                key,
+            );
+            let msg = match kind {
+                0 => BullsharkMessage::Batch(batch),
+                1 => BullsharkMessage::Header(header),
+                2 => BullsharkMessage::Vote(Signed::new(
+                    HeaderVote::for_header(&header),
+                    NodeId(who),
+                    key,
+                )),
+                3 => {
+                    let vote = HeaderVote::for_header(&header);
+                    let votes = keys
+                        .iter()
+                        .take(3)
+                        .map(|k| Signed::new(vote, k.id, &k.signing))
+                        .collect();
+                    BullsharkMessage::Certificate(Certificate { header, votes })
+                }
+                _ => BullsharkMessage::CertificateRange(round),
+            };
+            (who, msg)
+        });
+        proptest::collection::vec(one, 0..30)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -140,6 +231,32 @@ mod tests {
                     pbft_message(&bytes);
                     pbft_message(&bytes[..cut % bytes.len()]);
                 }
+            }
+        }
+
+        #[test]
+        fn bullshark_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            bullshark_message(&bytes);
+        }
+
+        #[test]
+        fn bullshark_mutated_valid_messages_never_panic(msgs in bullshark_messages(), flip in any::<(usize, u8)>(), cut in any::<usize>()) {
+            for (_, m) in &msgs {
+                let mut bytes = encode(m);
+                if !bytes.is_empty() {
+                    let i = flip.0 % bytes.len();
+                    bytes[i] ^= flip.1 | 1;
+                    bullshark_message(&bytes);
+                    bullshark_message(&bytes[..cut % bytes.len()]);
+                }
+            }
+        }
+
+        #[test]
+        fn bullshark_validly_signed_message_storms_never_panic(msgs in bullshark_messages()) {
+            for from in 0..4u16 {
+                let mine: Vec<BullsharkMessage> = msgs.iter().filter(|(w, _)| *w == from).map(|(_, m)| m.clone()).collect();
+                deliver_bullshark(NodeId(from), mine);
             }
         }
 

@@ -1,6 +1,7 @@
 //! The interface between the DAG and a rule that totally orders it.
 
 use dwcp_core::{Digest, Round};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use super::certificate::Certificate;
@@ -44,4 +45,22 @@ pub trait CommitRule {
 
     /// Forgets bookkeeping about rounds below `below_round`, after the DAG did.
     fn garbage_collect(&mut self, below_round: Round);
+
+    /// What a restarted node needs to continue the same sequence: see [`RuleState`].
+    fn state(&self) -> RuleState;
+
+    /// Continues from a state taken with [`CommitRule::state`] (on a rule that has
+    /// seen no certificate yet).
+    fn restore(&mut self, state: RuleState);
+}
+
+/// The durable state of a DAG commit rule: the last committed leader round and the
+/// certificates already committed above garbage collection, so that a restarted
+/// node, refetching the DAG, neither commits them again nor skips others.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// Round of the last committed leader (0 before any commit).
+    pub last_committed_round: Round,
+    /// Committed certificates still above garbage collection, with their rounds.
+    pub committed: Vec<(Round, Digest)>,
 }

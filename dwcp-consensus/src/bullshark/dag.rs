@@ -70,6 +70,8 @@ pub struct Dag {
     size: usize,
     rounds: BTreeMap<Round, BTreeMap<NodeId, Arc<Certificate>>>,
     index: HashMap<Digest, (Round, NodeId)>,
+    /// Committed vertices this store does not hold (a restarted node's), by round.
+    settled: HashMap<Digest, Round>,
     gc_round: Round,
 }
 
@@ -80,6 +82,7 @@ impl Dag {
             size: committee.size(),
             rounds: BTreeMap::new(),
             index: HashMap::new(),
+            settled: HashMap::new(),
             gc_round: 0,
         };
         for g in Certificate::genesis(committee) {
@@ -103,7 +106,7 @@ impl Dag {
         certificate
             .parents()
             .iter()
-            .filter(|p| !self.index.contains_key(p))
+            .filter(|p| !self.is_present(p))
             .copied()
             .collect()
     }
@@ -166,6 +169,24 @@ impl Dag {
         Ok(Inserted::New)
     }
 
+    /// Records vertices known to be committed without holding them: children may
+    /// name them as parents. A restarted node does this with what its commit rule
+    /// remembers, so that it fetches only the part of the DAG not yet ordered.
+    /// Since committed histories are closed under "parent of", nothing below a
+    /// settled vertex is needed either.
+    pub fn settle(&mut self, vertices: impl IntoIterator<Item = (Round, Digest)>) {
+        for (round, digest) in vertices {
+            if round >= self.gc_round && !self.index.contains_key(&digest) {
+                self.settled.insert(digest, round);
+            }
+        }
+    }
+
+    /// Whether a parent with this digest counts as present: stored or settled.
+    pub fn is_present(&self, digest: &Digest) -> bool {
+        self.index.contains_key(digest) || self.settled.contains_key(digest)
+    }
+
     /// The certificate with this digest, if stored.
     pub fn get(&self, digest: &Digest) -> Option<&Arc<Certificate>> {
         let (round, author) = self.index.get(digest)?;
@@ -220,6 +241,7 @@ impl Dag {
             return 0;
         }
         self.gc_round = below_round;
+        self.settled.retain(|_, r| *r >= below_round);
         let kept = self.rounds.split_off(&below_round);
         let dropped = std::mem::replace(&mut self.rounds, kept);
         let mut removed = 0;

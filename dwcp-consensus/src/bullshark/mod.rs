@@ -7,21 +7,31 @@
 //! ([`Bullshark`] here) reads the DAG as it grows and outputs an identical sequence
 //! of [`CommittedSubDag`]s on every honest node, with no extra messages.
 //!
-//! This module holds the data types, the DAG store and the commit rule. The engine
-//! (workers, proposer, synchronisation, persistence) builds on them.
+//! [`BullsharkEngine`] puts it all behind the sans-IO [`dwcp_core::Engine`]
+//! contract: a worker sealing [`Batch`]es, a primary proposing and voting,
+//! synchronisation of missing certificates and batches, and persistence.
 
+mod batch;
 mod certificate;
 mod commit;
+mod config;
 mod dag;
+mod engine;
 mod header;
 mod leader;
+mod messages;
 #[cfg(test)]
 pub(crate) mod notation;
 mod ordering;
 mod vote;
 
+pub use batch::{Batch, BatchError, BatchMaker};
+pub use config::BullsharkConfig;
+pub use engine::{BullsharkEngine, BullsharkError, BullsharkStats};
+pub use messages::{BullsharkMessage, MAX_REQUEST};
+
 pub use certificate::{check_header, Certificate, CertificateError};
-pub use commit::{CommitRule, CommittedSubDag};
+pub use commit::{CommitRule, CommittedSubDag, RuleState};
 pub use dag::{Dag, DagError, Inserted};
 pub use header::Header;
 pub use leader::{LeaderSchedule, RoundRobin};

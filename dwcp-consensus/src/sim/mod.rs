@@ -16,4 +16,6 @@ pub mod scenario;
 pub use adversary::{Adversarial, Behaviour, StatementKey};
 pub use network::{LinkModel, Network, Partition};
 pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
-pub use scenario::{run_engine, scenario, sim_pbft_config, EngineKind, SweepSummary};
+pub use scenario::{
+    run_engine, scenario, sim_bullshark_config, sim_pbft_config, EngineKind, SweepSummary,
+};

@@ -3,6 +3,7 @@
 use super::adversary::Behaviour;
 use super::network::{LinkModel, Network, Partition};
 use super::runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
+use crate::bullshark::{BullsharkConfig, BullsharkEngine};
 use crate::pbft::{Pbft, PbftConfig};
 use dwcp_core::crypto::SignatureScheme;
 use dwcp_core::{NodeId, Time};
@@ -17,6 +18,8 @@ use std::time::Duration;
 pub enum EngineKind {
     /// [`crate::pbft::Pbft`].
     Pbft,
+    /// [`crate::bullshark::BullsharkEngine`].
+    Bullshark,
 }
 
 impl std::str::FromStr for EngineKind {
@@ -24,7 +27,10 @@ impl std::str::FromStr for EngineKind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "pbft" => Ok(EngineKind::Pbft),
-            other => Err(format!("unknown engine {other:?} (available: pbft)")),
+            "bullshark" => Ok(EngineKind::Bullshark),
+            other => Err(format!(
+                "unknown engine {other:?} (available: pbft, bullshark)"
+            )),
         }
     }
 }
@@ -116,6 +122,29 @@ pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
             })
             .run()
         }
+        EngineKind::Bullshark => {
+            let bcfg = sim_bullshark_config();
+            Simulation::new(cfg, move |keys, committee, recovered| {
+                let id: NodeId = keys.id;
+                BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)
+                    .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
+            })
+            .run()
+        }
+    }
+}
+
+/// Bullshark as the scenarios run it: small batches sealed quickly, a header at
+/// least every 100 ms, and repeats dropped (the simulated client sends every
+/// transaction to every node).
+pub fn sim_bullshark_config() -> BullsharkConfig {
+    BullsharkConfig {
+        batch_size: 16 * 1024,
+        max_batch_delay: Duration::from_millis(20),
+        header_size: 32,
+        max_header_delay: Duration::from_millis(100),
+        sync_retry: Duration::from_millis(100),
+        ..BullsharkConfig::default()
     }
 }
 

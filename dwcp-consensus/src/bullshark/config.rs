@@ -1,0 +1,57 @@
+//! Bullshark and Narwhal parameters.
+
+use std::time::Duration;
+
+/// Parameters of a Bullshark node (its Narwhal worker and primary included). The
+/// defaults suit a LAN; the names follow Narwhal's benchmark parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BullsharkConfig {
+    /// A worker seals its batch once it holds this many bytes.
+    pub batch_size: usize,
+    /// ... or once its oldest transaction waited this long.
+    pub max_batch_delay: Duration,
+    /// The primary proposes early once its ready batch digests take this many bytes
+    /// (32 per digest) and the leader rule lets it advance.
+    pub header_size: usize,
+    /// The primary proposes at the latest this long after its previous header.
+    pub max_header_delay: Duration,
+    /// Rounds kept below the last committed leader before garbage collection.
+    pub gc_depth: u64,
+    /// Period of retransmissions and of retries to fetch missing data.
+    pub sync_retry: Duration,
+    /// Attempts to fetch a missing parent or batch for a pending header or
+    /// certificate before it is dropped. Batches a commit waits for are fetched
+    /// until they arrive.
+    pub max_sync_attempts: u32,
+    /// Headers and certificates more than this many rounds above the highest round
+    /// this node knows are refused.
+    pub max_round_ahead: u64,
+    /// Most certificates buffered while their parents are fetched.
+    pub max_pending_certificates: usize,
+    /// Most bytes of batches from one member that no certificate names yet.
+    pub max_unreferenced_batch_bytes: usize,
+    /// Most transactions waiting for a batch; more are dropped.
+    pub max_pending_transactions: usize,
+    /// Committed sequence numbers over which repeated transactions are dropped
+    /// (0 turns it off). Needed when clients send a transaction to several nodes.
+    pub dedup_window: u64,
+}
+
+impl Default for BullsharkConfig {
+    fn default() -> Self {
+        BullsharkConfig {
+            batch_size: 500_000,
+            max_batch_delay: Duration::from_millis(100),
+            header_size: 1_000,
+            max_header_delay: Duration::from_millis(200),
+            gc_depth: 50,
+            sync_retry: Duration::from_millis(200),
+            max_sync_attempts: 30,
+            max_round_ahead: 100,
+            max_pending_certificates: 4_096,
+            max_unreferenced_batch_bytes: 256 << 20,
+            max_pending_transactions: 1 << 20,
+            dedup_window: 1_024,
+        }
+    }
+}

@@ -1,0 +1,1472 @@
+//! The Bullshark engine: a Narwhal worker and primary and the Bullshark commit
+//! rule behind the sans-IO [`Engine`] contract.
+//!
+//! Data flows one way. Transactions are sealed into [`Batch`]es and broadcast; a
+//! batch's digest becomes *ready* once a quorum of nodes acknowledged storing it.
+//! The proposer puts ready digests and the certificates of the previous round into
+//! a [`Header`]; a node votes for a header once it holds its parents and batches,
+//! at most once per author and round (persisted before the vote leaves); a quorum
+//! of votes makes a [`Certificate`]. Certificates enter the [`Dag`] once their
+//! parents are present (missing ones are fetched), and the [`Bullshark`] rule turns
+//! the DAG into committed sub-DAGs. Their batches, in order and with repeats
+//! dropped, become the [`Committed`] output.
+
+use bytes::Bytes;
+use dwcp_core::codec::{decode, encode};
+use dwcp_core::{
+    Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
+    NodeKeys, ProposalCommitted, Record, Recovered, Round, Seq, Signed, Time, TimerId, WalKey,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use super::batch::{Batch, BatchMaker};
+use super::certificate::{check_header, Certificate};
+use super::commit::{CommitRule, CommittedSubDag, RuleState};
+use super::config::BullsharkConfig;
+use super::dag::{Dag, DagError, Inserted};
+use super::header::Header;
+use super::leader::{LeaderSchedule, RoundRobin};
+use super::messages::{BullsharkMessage, MAX_RANGE, MAX_REQUEST};
+use super::ordering::Bullshark;
+use super::vote::HeaderVote;
+
+const TIMER_BATCH: TimerId = TimerId(1);
+const TIMER_HEADER: TimerId = TimerId(2);
+const TIMER_SYNC: TimerId = TimerId(3);
+
+/// Write-ahead tag of this node's own header (slot = its round). Votes use the
+/// voted-for author's id as the tag (slot = round).
+const TAG_HEADER: u32 = u32::MAX;
+
+/// Most decoded bytes of a stored write-ahead record or checkpoint.
+const MAX_RECORD: usize = 64 << 20;
+
+/// Why an engine could not be rebuilt from storage.
+#[derive(Debug, thiserror::Error)]
+pub enum BullsharkError {
+    /// A stored record does not decode.
+    #[error("corrupt stored state: {0}")]
+    Corrupt(String),
+    /// The store handed back fewer committed batches than repeats are dropped over.
+    #[error("recovered {got} committed batches, dropping repeats needs the last {need}")]
+    TailTooShort {
+        /// Batches recovered.
+        got: usize,
+        /// Batches needed.
+        need: usize,
+    },
+    /// The committed log is ahead of the engine's own checkpoint.
+    #[error("committed log reaches seq {log} but the engine's state only {state}")]
+    LogAhead {
+        /// Last seq in the log.
+        log: Seq,
+        /// Last seq the state knows.
+        state: Seq,
+    },
+}
+
+/// A committed sub-DAG waiting to be output: its place in the order and the
+/// batches it carries, each with the member to fetch it from if missing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Ordered {
+    seq: Seq,
+    chain: Digest,
+    batches: Vec<(Digest, NodeId)>,
+}
+
+/// What a node keeps durable about the order, written before anything it decided
+/// leaves: the rule's state, the position in the order, and the decided sub-DAGs
+/// not yet output.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct CommitState {
+    rule: RuleState,
+    seq: Seq,
+    chain: Digest,
+    queue: Vec<Ordered>,
+}
+
+struct StoredBatch {
+    batch: Batch,
+    origin: NodeId,
+    arrival_round: Round,
+    /// Counted against its origin's allowance of batches no certificate names.
+    unreferenced: bool,
+}
+
+struct OwnBatch {
+    acks: BTreeSet<NodeId>,
+    transactions: u64,
+}
+
+/// A digest this node is fetching.
+struct Wanted {
+    hint: NodeId,
+    attempts: u32,
+    last: Time,
+    /// The output waits for it: never give up.
+    urgent: bool,
+}
+
+/// Counters a test or a benchmark can read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BullsharkStats {
+    /// Headers this node proposed.
+    pub headers_proposed: u64,
+    /// Batches this node sealed.
+    pub batches_sealed: u64,
+    /// Certificates in the DAG (all authors), ever.
+    pub certificates: u64,
+    /// Conflicting headers or certificates seen from one author in one round.
+    pub equivocations: u64,
+    /// Messages refused for a bad signature or form.
+    pub rejected: u64,
+    /// Proposals made after the timeout without the leader's support.
+    pub leader_timeouts: u64,
+    /// Transactions dropped because too many were waiting.
+    pub dropped_transactions: u64,
+    /// Repeated transactions dropped from the output.
+    pub repeats_dropped: u64,
+}
+
+/// A Bullshark node: Narwhal worker, primary and the Bullshark commit rule.
+pub struct BullsharkEngine {
+    id: NodeId,
+    keys: NodeKeys,
+    committee: Committee,
+    cfg: BullsharkConfig,
+    quorum: usize,
+    validity: usize,
+    schedule: RoundRobin,
+
+    // Worker.
+    maker: BatchMaker,
+    batches: HashMap<Digest, StoredBatch>,
+    unreferenced_bytes: Vec<usize>,
+    own_batches: BTreeMap<Digest, OwnBatch>,
+    ready: Vec<(Digest, u64)>,
+    retired: VecDeque<(Digest, usize)>,
+    retired_bytes: usize,
+
+    // Primary.
+    round: Round,
+    own_header: Option<Signed<Header>>,
+    own_votes: BTreeMap<NodeId, Signed<HeaderVote>>,
+    own_certified: bool,
+    last_own_certificate: Option<Arc<Certificate>>,
+    last_header_at: Time,
+    voted: HashMap<(Round, NodeId), Digest>,
+    pending_headers: BTreeMap<NodeId, Signed<Header>>,
+    proposals: HashMap<Digest, (Round, Time, u64)>,
+
+    // DAG, synchronisation and ordering.
+    dag: Dag,
+    rule: Bullshark,
+    pending: HashMap<Digest, (Arc<Certificate>, NodeId)>,
+    waiting_on: HashMap<Digest, BTreeSet<Digest>>,
+    want_certs: BTreeMap<Digest, Wanted>,
+    want_batches: BTreeMap<Digest, Wanted>,
+    outbox: BTreeMap<NodeId, (Vec<Digest>, Vec<Digest>)>,
+    last_range_request: Option<Time>,
+    seq: Seq,
+    chain: Digest,
+    queue: VecDeque<Ordered>,
+    output_seq: Seq,
+    dedup: HashSet<Digest>,
+    dedup_log: VecDeque<(Seq, Vec<Digest>)>,
+    samples: Vec<ProposalCommitted>,
+    stats: BullsharkStats,
+}
+
+impl BullsharkEngine {
+    /// A node `keys.id` of `committee`, rebuilt from `recovered` (empty for a fresh
+    /// node). The store must hand back at least `cfg.dedup_window` committed batches.
+    pub fn new(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: BullsharkConfig,
+        recovered: Recovered,
+    ) -> Result<BullsharkEngine, BullsharkError> {
+        let n = committee.size();
+        let mut e = BullsharkEngine {
+            id: keys.id,
+            quorum: committee.quorum_threshold(),
+            validity: committee.validity_threshold(),
+            schedule: RoundRobin::new(&committee),
+            dag: Dag::new(&committee),
+            rule: Bullshark::new(&committee),
+            keys,
+            committee,
+            cfg,
+            maker: BatchMaker::default(),
+            batches: HashMap::new(),
+            unreferenced_bytes: vec![0; n],
+            own_batches: BTreeMap::new(),
+            ready: Vec::new(),
+            retired: VecDeque::new(),
+            retired_bytes: 0,
+            round: 0,
+            own_header: None,
+            own_votes: BTreeMap::new(),
+            own_certified: false,
+            last_own_certificate: None,
+            last_header_at: Time::ZERO,
+            voted: HashMap::new(),
+            pending_headers: BTreeMap::new(),
+            proposals: HashMap::new(),
+            pending: HashMap::new(),
+            waiting_on: HashMap::new(),
+            want_certs: BTreeMap::new(),
+            want_batches: BTreeMap::new(),
+            outbox: BTreeMap::new(),
+            last_range_request: None,
+            seq: 0,
+            chain: Digest::ZERO,
+            queue: VecDeque::new(),
+            output_seq: 0,
+            dedup: HashSet::new(),
+            dedup_log: VecDeque::new(),
+            samples: Vec::new(),
+            stats: BullsharkStats::default(),
+        };
+        e.restore(recovered)?;
+        Ok(e)
+    }
+
+    fn restore(&mut self, rec: Recovered) -> Result<(), BullsharkError> {
+        let corrupt = |e: dwcp_core::codec::CodecError| BullsharkError::Corrupt(e.to_string());
+        for (key, value) in &rec.wal {
+            if key.tag == TAG_HEADER {
+                let h: Signed<Header> = decode(value, MAX_RECORD).map_err(corrupt)?;
+                if h.value().round >= self.round {
+                    self.round = h.value().round;
+                    self.own_header = Some(h);
+                }
+            } else {
+                let d: Digest = decode(value, MAX_RECORD).map_err(corrupt)?;
+                self.voted.insert((key.slot, NodeId(key.tag as u16)), d);
+            }
+        }
+        if let Some(cp) = rec.checkpoints.last() {
+            let state: CommitState = decode(&cp.data, MAX_RECORD).map_err(corrupt)?;
+            let gc = state
+                .rule
+                .last_committed_round
+                .saturating_sub(self.cfg.gc_depth);
+            self.dag.garbage_collect(gc);
+            self.dag.settle(state.rule.committed.iter().copied());
+            self.rule.restore(state.rule);
+            self.seq = state.seq;
+            self.chain = state.chain;
+            self.queue = state.queue.into();
+        }
+        let last_logged = rec.committed_tail.last().map(|c| c.seq).unwrap_or(0);
+        if last_logged > self.seq {
+            return Err(BullsharkError::LogAhead {
+                log: last_logged,
+                state: self.seq,
+            });
+        }
+        let need = (self.cfg.dedup_window.min(last_logged)) as usize;
+        if self.cfg.dedup_window > 0 && rec.committed_tail.len() < need {
+            return Err(BullsharkError::TailTooShort {
+                got: rec.committed_tail.len(),
+                need,
+            });
+        }
+        self.output_seq = last_logged;
+        self.queue.retain(|o| o.seq > last_logged);
+        if self.cfg.dedup_window > 0 {
+            for c in &rec.committed_tail {
+                if c.seq + self.cfg.dedup_window > last_logged {
+                    self.remember_output(c.seq, c.transactions.iter().map(|t| Digest::of(t)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &BullsharkStats {
+        &self.stats
+    }
+
+    /// The local DAG.
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    /// The highest round this node knows of, from its DAG or its own proposals.
+    fn horizon(&self) -> Round {
+        self.dag.highest_round().max(self.round)
+    }
+
+    // ----- worker ------------------------------------------------------------------
+
+    fn on_submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<BullsharkMessage>) {
+        let waiting: u64 = self.own_batches.values().map(|b| b.transactions).sum();
+        let room = self
+            .cfg
+            .max_pending_transactions
+            .saturating_sub(waiting as usize + self.maker.count());
+        if txs.len() > room {
+            self.stats.dropped_transactions += (txs.len() - room) as u64;
+        }
+        for tx in txs.into_iter().take(room) {
+            if self.maker.count() == 0 {
+                fx.set_timer(TIMER_BATCH, self.cfg.max_batch_delay);
+            }
+            if !self.maker.push(&tx) {
+                self.stats.dropped_transactions += 1;
+                continue;
+            }
+            if self.maker.size() >= self.cfg.batch_size {
+                self.seal(now, fx);
+            }
+        }
+    }
+
+    fn seal(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        let count = self.maker.count() as u64;
+        let Some(batch) = self.maker.seal() else {
+            return;
+        };
+        fx.cancel_timer(TIMER_BATCH);
+        self.stats.batches_sealed += 1;
+        let digest = batch.digest();
+        self.own_batches.insert(
+            digest,
+            OwnBatch {
+                acks: BTreeSet::from([self.id]),
+                transactions: count,
+            },
+        );
+        self.batches.insert(
+            digest,
+            StoredBatch {
+                batch: batch.clone(),
+                origin: self.id,
+                arrival_round: self.horizon(),
+                unreferenced: false,
+            },
+        );
+        fx.broadcast(BullsharkMessage::Batch(batch));
+        self.check_ready(digest, now, fx);
+    }
+
+    fn check_ready(&mut self, digest: Digest, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        let Some(own) = self.own_batches.get(&digest) else {
+            return;
+        };
+        if own.acks.len() >= self.quorum {
+            let transactions = own.transactions;
+            self.own_batches.remove(&digest);
+            self.ready.push((digest, transactions));
+            self.try_propose(now, fx);
+        }
+    }
+
+    fn on_batch(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        batch: Batch,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let digest = batch.digest();
+        let solicited = self.want_batches.remove(&digest).is_some();
+        if self.batches.contains_key(&digest) {
+            fx.send(from, BullsharkMessage::BatchAck(digest));
+            return;
+        }
+        if batch.len() > self.cfg.batch_size.saturating_mul(2).max(1 << 16)
+            || batch.check().is_err()
+        {
+            self.stats.rejected += 1;
+            return;
+        }
+        let unreferenced = !solicited;
+        if unreferenced {
+            let used = &mut self.unreferenced_bytes[from.index()];
+            if *used + batch.len() > self.cfg.max_unreferenced_batch_bytes {
+                return;
+            }
+            *used += batch.len();
+        }
+        self.batches.insert(
+            digest,
+            StoredBatch {
+                batch,
+                origin: from,
+                arrival_round: self.horizon(),
+                unreferenced,
+            },
+        );
+        if !solicited {
+            fx.send(from, BullsharkMessage::BatchAck(digest));
+        }
+        self.retry_pending_headers(now, fx);
+        self.drain_output(now, fx);
+    }
+
+    fn on_batch_ack(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        digest: Digest,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        if let Some(own) = self.own_batches.get_mut(&digest) {
+            own.acks.insert(from);
+            self.check_ready(digest, now, fx);
+        }
+    }
+
+    fn mark_referenced(&mut self, cert: &Certificate) {
+        for d in cert.batches() {
+            if let Some(b) = self.batches.get_mut(d) {
+                if b.unreferenced {
+                    b.unreferenced = false;
+                    let used = &mut self.unreferenced_bytes[b.origin.index()];
+                    *used = used.saturating_sub(b.batch.len());
+                }
+            }
+        }
+    }
+
+    // ----- primary: proposing --------------------------------------------------------
+
+    /// The highest round whose certificates form a quorum, if it is at least `from`.
+    fn quorum_round(&self, from: Round) -> Option<Round> {
+        let mut r = self.dag.highest_round();
+        loop {
+            if self.dag.round(r).count() >= self.quorum {
+                return Some(r);
+            }
+            if r <= from || r == 0 {
+                return None;
+            }
+            r -= 1;
+        }
+    }
+
+    /// Bullshark's proposer rule: whether the leader lets a node build on round
+    /// `parents_round` before its timeout. After an even round, the leader's vertex
+    /// must be among the parents; after an odd round, `f+1` of its vertices must
+    /// support the previous leader, or `2f+1` not.
+    fn leader_lets_advance(&self, parents_round: Round) -> bool {
+        if parents_round < 2 {
+            return true;
+        }
+        if parents_round.is_multiple_of(2) {
+            let leader = self.schedule.leader(parents_round);
+            return self.dag.get_at(parents_round, leader).is_some();
+        }
+        let leader_round = parents_round - 1;
+        let Some(leader) = self
+            .dag
+            .get_at(leader_round, self.schedule.leader(leader_round))
+        else {
+            return true;
+        };
+        let target = leader.digest();
+        let (mut support, mut against) = (0, 0);
+        for c in self.dag.round(parents_round) {
+            if c.parents().contains(&target) {
+                support += 1;
+            } else {
+                against += 1;
+            }
+        }
+        support >= self.validity || against >= self.quorum
+    }
+
+    fn try_propose(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        let Some(parents_round) = self.quorum_round(self.round) else {
+            return;
+        };
+        let round = parents_round + 1;
+        if round <= self.round {
+            return;
+        }
+        let timer_expired = now >= self.last_header_at.after(self.cfg.max_header_delay);
+        let enough_digests = self.ready.len() * 32 >= self.cfg.header_size;
+        let advance = self.leader_lets_advance(parents_round);
+        if !(timer_expired || (enough_digests && advance)) {
+            return;
+        }
+        if !advance {
+            self.stats.leader_timeouts += 1;
+        }
+        let parents: Vec<Digest> = self.dag.round(parents_round).map(|c| c.digest()).collect();
+        let ready = std::mem::take(&mut self.ready);
+        let transactions = ready.iter().map(|(_, n)| n).sum();
+        let header = Signed::new(
+            Header {
+                author: self.id,
+                round,
+                batches: ready.into_iter().map(|(d, _)| d).collect(),
+                parents,
+            },
+            self.id,
+            &self.keys.signing,
+        );
+        let digest = *header.digest();
+        fx.persist(Record::Put {
+            key: WalKey {
+                slot: round,
+                tag: TAG_HEADER,
+            },
+            value: Bytes::from(encode(&header)),
+        });
+        self.record_vote(round, self.id, digest, fx);
+        self.stats.headers_proposed += 1;
+        self.proposals.insert(digest, (round, now, transactions));
+        self.round = round;
+        self.last_header_at = now;
+        self.own_votes.clear();
+        self.own_certified = false;
+        self.own_header = Some(header.clone());
+        fx.set_timer(TIMER_HEADER, self.cfg.max_header_delay);
+        fx.broadcast(BullsharkMessage::Header(header.clone()));
+        let vote = Signed::new(HeaderVote::for_header(&header), self.id, &self.keys.signing);
+        self.on_own_vote(now, vote, fx);
+    }
+
+    fn record_vote(
+        &mut self,
+        round: Round,
+        author: NodeId,
+        digest: Digest,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        fx.persist(Record::Put {
+            key: WalKey {
+                slot: round,
+                tag: u32::from(author.0),
+            },
+            value: Bytes::from(encode(&digest)),
+        });
+        self.voted.insert((round, author), digest);
+    }
+
+    fn on_own_vote(
+        &mut self,
+        now: Time,
+        vote: Signed<HeaderVote>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let Some(header) = &self.own_header else {
+            return;
+        };
+        if self.own_certified || *vote.value() != HeaderVote::for_header(header) {
+            return;
+        }
+        self.own_votes.insert(vote.author(), vote);
+        if self.own_votes.len() >= self.quorum {
+            self.own_certified = true;
+            let cert = Certificate {
+                header: header.clone(),
+                votes: self.own_votes.values().cloned().collect(),
+            };
+            let cert = Arc::new(cert);
+            self.last_own_certificate = Some(Arc::clone(&cert));
+            fx.broadcast(BullsharkMessage::Certificate((*cert).clone()));
+            self.insert_verified(now, cert, self.id, fx);
+        }
+    }
+
+    fn on_vote(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        vote: Signed<HeaderVote>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        if vote.author() != from || self.own_votes.contains_key(&from) {
+            return;
+        }
+        let Some(header) = &self.own_header else {
+            return;
+        };
+        if *vote.value() != HeaderVote::for_header(header) {
+            return;
+        }
+        if vote.verify(&self.committee).is_err() {
+            self.stats.rejected += 1;
+            return;
+        }
+        self.on_own_vote(now, vote, fx);
+    }
+
+    // ----- primary: voting -----------------------------------------------------------
+
+    fn on_header(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        header: Signed<Header>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let (author, round) = (header.value().author, header.value().round);
+        if author != from || author == self.id {
+            return;
+        }
+        if check_header(&header, &self.committee).is_err() {
+            self.stats.rejected += 1;
+            return;
+        }
+        if round < self.dag.gc_round() || round > self.horizon() + self.cfg.max_round_ahead {
+            return;
+        }
+        if let Some(voted) = self.voted.get(&(round, author)) {
+            if voted == header.digest() {
+                // Our vote was lost: the same vote again.
+                let vote =
+                    Signed::new(HeaderVote::for_header(&header), self.id, &self.keys.signing);
+                fx.send(author, BullsharkMessage::Vote(vote));
+            } else {
+                self.stats.equivocations += 1;
+            }
+            return;
+        }
+        if header.verify(&self.committee).is_err() {
+            self.stats.rejected += 1;
+            return;
+        }
+        match self.pending_headers.get(&author) {
+            Some(p) if p.value().round > round => return,
+            _ => {}
+        }
+        self.pending_headers.insert(author, header);
+        self.try_vote(now, author, fx);
+    }
+
+    /// Votes for `author`'s pending header if its parents and batches are all here.
+    fn try_vote(&mut self, now: Time, author: NodeId, fx: &mut Effects<BullsharkMessage>) {
+        let Some(header) = self.pending_headers.get(&author) else {
+            return;
+        };
+        let h = header.value();
+        let round = h.round;
+        if round < self.dag.gc_round() || self.voted.contains_key(&(round, author)) {
+            self.pending_headers.remove(&author);
+            return;
+        }
+        let mut missing_parents = Vec::new();
+        if round > self.dag.gc_round() {
+            for p in &h.parents {
+                match self.dag.get(p) {
+                    Some(c) if c.round() + 1 != round => {
+                        self.pending_headers.remove(&author);
+                        self.stats.rejected += 1;
+                        return;
+                    }
+                    Some(_) => {}
+                    None if self.dag.is_present(p) => {}
+                    None => missing_parents.push(*p),
+                }
+            }
+        }
+        let missing_batches: Vec<Digest> = h
+            .batches
+            .iter()
+            .filter(|d| !self.batches.contains_key(d))
+            .copied()
+            .collect();
+        if !missing_parents.is_empty() || !missing_batches.is_empty() {
+            for d in missing_parents {
+                self.want_certificate(d, author, now);
+            }
+            for d in missing_batches {
+                self.want_batch(d, author, now, false);
+            }
+            return;
+        }
+        let digest = *header.digest();
+        let vote = Signed::new(HeaderVote::for_header(header), self.id, &self.keys.signing);
+        self.pending_headers.remove(&author);
+        self.record_vote(round, author, digest, fx);
+        fx.send(author, BullsharkMessage::Vote(vote));
+    }
+
+    fn retry_pending_headers(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        if self.pending_headers.is_empty() {
+            return;
+        }
+        let authors: Vec<NodeId> = self.pending_headers.keys().copied().collect();
+        for a in authors {
+            self.try_vote(now, a, fx);
+        }
+    }
+
+    // ----- the DAG -------------------------------------------------------------------
+
+    fn on_certificate(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        cert: Certificate,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let digest = cert.digest();
+        let round = cert.round();
+        if round == 0 || self.dag.contains(&digest) || self.pending.contains_key(&digest) {
+            return;
+        }
+        if round < self.dag.gc_round() || round > self.horizon() + self.cfg.max_round_ahead {
+            return;
+        }
+        if let Some(existing) = self.dag.get_at(round, cert.author()) {
+            if existing.digest() != digest {
+                self.stats.equivocations += 1;
+            }
+            return;
+        }
+        if cert.verify(&self.committee).is_err() {
+            self.stats.rejected += 1;
+            return;
+        }
+        self.insert_verified(now, Arc::new(cert), from, fx);
+    }
+
+    /// Inserts a verified certificate, then every buffered descendant it completes.
+    fn insert_verified(
+        &mut self,
+        now: Time,
+        cert: Arc<Certificate>,
+        from: NodeId,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let mut work = vec![(cert, from)];
+        while let Some((cert, from)) = work.pop() {
+            let digest = cert.digest();
+            match self.dag.insert(Arc::clone(&cert)) {
+                Ok(Inserted::New) => {
+                    self.want_certs.remove(&digest);
+                    self.stats.certificates += 1;
+                    self.mark_referenced(&cert);
+                    let subdags = self.rule.on_certificate(&self.dag, &cert);
+                    if !subdags.is_empty() {
+                        self.order(now, subdags, fx);
+                    }
+                    if let Some(children) = self.waiting_on.remove(&digest) {
+                        for child in children {
+                            if let Some(p) = self.pending.remove(&child) {
+                                work.push(p);
+                            }
+                        }
+                    }
+                }
+                Ok(Inserted::Duplicate) => {}
+                Err(DagError::MissingParents(missing)) => {
+                    if cert.round() > self.dag.highest_round() + 2 {
+                        self.catch_up(now, from, fx);
+                    }
+                    if self.pending.len() >= self.cfg.max_pending_certificates {
+                        continue;
+                    }
+                    for d in missing {
+                        self.waiting_on.entry(d).or_default().insert(digest);
+                        self.want_certificate(d, from, now);
+                    }
+                    self.pending.insert(digest, (cert, from));
+                }
+                Err(DagError::Equivocation { .. }) => self.stats.equivocations += 1,
+                Err(_) => self.stats.rejected += 1,
+            }
+        }
+        self.retry_pending_headers(now, fx);
+        self.try_propose(now, fx);
+        self.drain_output(now, fx);
+    }
+
+    // ----- ordering and output ---------------------------------------------------------
+
+    fn order(
+        &mut self,
+        now: Time,
+        subdags: Vec<CommittedSubDag>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        for sub in subdags {
+            let mut batches = Vec::new();
+            for cert in &sub.certificates {
+                if cert.author() == self.id {
+                    if let Some((_, proposed, transactions)) = self.proposals.remove(&cert.digest())
+                    {
+                        self.samples.push(ProposalCommitted {
+                            proposed,
+                            committed: now,
+                            transactions,
+                        });
+                    }
+                }
+                batches.extend(cert.batches().iter().map(|d| (*d, cert.author())));
+            }
+            if batches.is_empty() {
+                continue;
+            }
+            self.seq += 1;
+            self.chain = Digest::of_parts(
+                "dwcp bullshark chain v1",
+                &[
+                    &self.chain.0,
+                    &self.seq.to_le_bytes(),
+                    &sub.leader.digest().0,
+                ],
+            );
+            self.queue.push_back(Ordered {
+                seq: self.seq,
+                chain: self.chain,
+                batches,
+            });
+        }
+        // The decision is durable before anything that depends on it happens, and
+        // before the records it makes obsolete are pruned.
+        let state = CommitState {
+            rule: self.rule.state(),
+            seq: self.seq,
+            chain: self.chain,
+            queue: self.queue.iter().cloned().collect(),
+        };
+        fx.persist(Record::Checkpoint(Checkpoint {
+            seq: self.seq,
+            digest: self.chain,
+            data: Bytes::from(encode(&state)),
+        }));
+        let gc = self
+            .rule
+            .last_committed_round()
+            .saturating_sub(self.cfg.gc_depth);
+        if gc > self.dag.gc_round() {
+            self.garbage_collect(gc, fx);
+        }
+    }
+
+    fn garbage_collect(&mut self, gc: Round, fx: &mut Effects<BullsharkMessage>) {
+        self.dag.garbage_collect(gc);
+        self.rule.garbage_collect(gc);
+        fx.persist(Record::PruneBelow(gc));
+        self.voted.retain(|(r, _), _| *r >= gc);
+        self.pending.retain(|_, (c, _)| c.round() >= gc);
+        let pending = &self.pending;
+        self.waiting_on.retain(|_, children| {
+            children.retain(|c| pending.contains_key(c));
+            !children.is_empty()
+        });
+        self.want_certs
+            .retain(|d, _| self.waiting_on.contains_key(d));
+        self.pending_headers.retain(|_, h| h.value().round >= gc);
+        self.proposals.retain(|_, (r, _, _)| *r >= gc);
+        let needed: HashSet<Digest> = self
+            .queue
+            .iter()
+            .flat_map(|o| o.batches.iter().map(|(d, _)| *d))
+            .collect();
+        let own = &self.own_batches;
+        let ready: HashSet<Digest> = self.ready.iter().map(|(d, _)| *d).collect();
+        let unreferenced = &mut self.unreferenced_bytes;
+        self.batches.retain(|d, b| {
+            let keep = b.arrival_round >= gc
+                || needed.contains(d)
+                || own.contains_key(d)
+                || ready.contains(d);
+            if !keep && b.unreferenced {
+                let used = &mut unreferenced[b.origin.index()];
+                *used = used.saturating_sub(b.batch.len());
+            }
+            keep
+        });
+    }
+
+    /// Outputs decided sub-DAGs in order, as long as their batches are here.
+    fn drain_output(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        while let Some(front) = self.queue.front() {
+            let missing: Vec<(Digest, NodeId)> = front
+                .batches
+                .iter()
+                .filter(|(d, _)| !self.batches.contains_key(d))
+                .copied()
+                .collect();
+            if !missing.is_empty() {
+                for (d, author) in missing {
+                    self.want_batch(d, author, now, true);
+                }
+                return;
+            }
+            let Some(entry) = self.queue.pop_front() else {
+                return;
+            };
+            if entry.seq <= self.output_seq {
+                continue;
+            }
+            let dedup = self.cfg.dedup_window > 0;
+            let mut transactions = Vec::new();
+            let mut digests = Vec::new();
+            for (d, _) in &entry.batches {
+                let Some(stored) = self.batches.get(d) else {
+                    continue;
+                };
+                for tx in stored.batch.transactions() {
+                    if dedup {
+                        let td = Digest::of(&tx);
+                        if self.dedup.contains(&td) || digests.contains(&td) {
+                            self.stats.repeats_dropped += 1;
+                            continue;
+                        }
+                        digests.push(td);
+                    }
+                    transactions.push(tx);
+                }
+            }
+            if dedup {
+                self.remember_output(entry.seq, digests.into_iter());
+            }
+            for (d, _) in &entry.batches {
+                if let Some(b) = self.batches.get(d) {
+                    self.retired.push_back((*d, b.batch.len()));
+                    self.retired_bytes += b.batch.len();
+                }
+            }
+            self.output_seq = entry.seq;
+            fx.commit(Committed {
+                seq: entry.seq,
+                digest: entry.chain,
+                transactions,
+            });
+        }
+        // Committed batches stay a while for peers that still fetch them.
+        while self.retired_bytes > self.cfg.max_unreferenced_batch_bytes / 4 {
+            let Some((d, len)) = self.retired.pop_front() else {
+                break;
+            };
+            self.retired_bytes -= len;
+            self.batches.remove(&d);
+        }
+    }
+
+    fn remember_output(&mut self, seq: Seq, digests: impl Iterator<Item = Digest>) {
+        let digests: Vec<Digest> = digests.collect();
+        self.dedup.extend(digests.iter().copied());
+        self.dedup_log.push_back((seq, digests));
+        while let Some((s, _)) = self.dedup_log.front() {
+            if *s + self.cfg.dedup_window > seq {
+                break;
+            }
+            if let Some((_, ds)) = self.dedup_log.pop_front() {
+                for d in ds {
+                    self.dedup.remove(&d);
+                }
+            }
+        }
+    }
+
+    // ----- synchronisation -------------------------------------------------------------
+
+    fn want_certificate(&mut self, digest: Digest, hint: NodeId, now: Time) {
+        if self.dag.is_present(&digest) || self.want_certs.contains_key(&digest) {
+            return;
+        }
+        self.want_certs.insert(
+            digest,
+            Wanted {
+                hint,
+                attempts: 0,
+                last: now,
+                urgent: false,
+            },
+        );
+        self.outbox.entry(hint).or_default().0.push(digest);
+    }
+
+    fn want_batch(&mut self, digest: Digest, hint: NodeId, now: Time, urgent: bool) {
+        if let Some(w) = self.want_batches.get_mut(&digest) {
+            w.urgent |= urgent;
+            return;
+        }
+        if self.batches.contains_key(&digest) {
+            return;
+        }
+        self.want_batches.insert(
+            digest,
+            Wanted {
+                hint,
+                attempts: 0,
+                last: now,
+                urgent,
+            },
+        );
+        self.outbox.entry(hint).or_default().1.push(digest);
+    }
+
+    /// The member to ask on the `attempt`-th try: the hint first, then the others in turn.
+    fn peer_for(&self, hint: NodeId, attempt: u32) -> NodeId {
+        let n = self.committee.size();
+        let mut k = (hint.index() + attempt as usize) % n;
+        if k == self.id.index() {
+            k = (k + 1) % n;
+        }
+        NodeId(k as u16)
+    }
+
+    /// Retransmissions and retries, every `sync_retry`.
+    fn on_sync_tick(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        fx.set_timer(TIMER_SYNC, self.cfg.sync_retry);
+        if let Some(h) = &self.own_header {
+            if !self.own_certified {
+                for to in self.committee.ids() {
+                    if to != self.id && !self.own_votes.contains_key(&to) {
+                        fx.send(to, BullsharkMessage::Header(h.clone()));
+                    }
+                }
+            }
+        }
+        if let Some(c) = &self.last_own_certificate {
+            fx.broadcast(BullsharkMessage::Certificate((**c).clone()));
+        }
+        for (digest, own) in &self.own_batches {
+            let Some(b) = self.batches.get(digest) else {
+                continue;
+            };
+            for to in self.committee.ids() {
+                if !own.acks.contains(&to) {
+                    fx.send(to, BullsharkMessage::Batch(b.batch.clone()));
+                }
+            }
+        }
+        let retry = self.cfg.sync_retry;
+        let max = self.cfg.max_sync_attempts;
+        let mut asks: Vec<(NodeId, Digest, bool)> = Vec::new();
+        for (kind, wanted) in [
+            (true, &mut self.want_certs),
+            (false, &mut self.want_batches),
+        ] {
+            wanted.retain(|d, w| {
+                if now.since(w.last) < retry {
+                    return true;
+                }
+                if w.attempts >= max && !w.urgent {
+                    return false;
+                }
+                w.attempts = w.attempts.saturating_add(1);
+                w.last = now;
+                asks.push((w.hint, *d, kind));
+                true
+            });
+        }
+        for (hint, d, is_cert) in asks {
+            let attempts = if is_cert {
+                self.want_certs.get(&d).map(|w| w.attempts)
+            } else {
+                self.want_batches.get(&d).map(|w| w.attempts)
+            }
+            .unwrap_or(0);
+            let to = self.peer_for(hint, attempts);
+            let slot = self.outbox.entry(to).or_default();
+            if is_cert {
+                slot.0.push(d);
+            } else {
+                slot.1.push(d);
+            }
+        }
+        self.try_propose(now, fx);
+        self.drain_output(now, fx);
+    }
+
+    /// Far behind a peer: ask it for everything above our DAG at once, rather than
+    /// walking back one round per round trip (at most once per `sync_retry`).
+    fn catch_up(&mut self, now: Time, from: NodeId, fx: &mut Effects<BullsharkMessage>) {
+        if from == self.id {
+            return;
+        }
+        if let Some(last) = self.last_range_request {
+            if now.since(last) < self.cfg.sync_retry {
+                return;
+            }
+        }
+        self.last_range_request = Some(now);
+        let start = self.dag.highest_round().max(self.dag.gc_round()).max(1);
+        fx.send(from, BullsharkMessage::CertificateRange(start));
+    }
+
+    fn on_certificate_range(
+        &mut self,
+        from: NodeId,
+        start: Round,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let start = start.max(self.dag.gc_round()).max(1);
+        let mut certs = Vec::new();
+        let mut r = start;
+        while r <= self.dag.highest_round() && certs.len() < MAX_RANGE {
+            certs.extend(self.dag.round(r).map(|c| (**c).clone()));
+            r += 1;
+        }
+        certs.truncate(MAX_RANGE);
+        if !certs.is_empty() {
+            fx.send(from, BullsharkMessage::Certificates(certs));
+        }
+    }
+
+    fn on_certificate_request(
+        &mut self,
+        from: NodeId,
+        digests: Vec<Digest>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        for d in digests.iter().take(MAX_REQUEST) {
+            if let Some(c) = self.dag.get(d) {
+                fx.send(from, BullsharkMessage::Certificate((**c).clone()));
+            }
+        }
+    }
+
+    fn on_batch_request(
+        &mut self,
+        from: NodeId,
+        digests: Vec<Digest>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        for d in digests.iter().take(MAX_REQUEST) {
+            if let Some(b) = self.batches.get(d) {
+                fx.send(from, BullsharkMessage::Batch(b.batch.clone()));
+            }
+        }
+    }
+
+    fn flush_requests(&mut self, fx: &mut Effects<BullsharkMessage>) {
+        for (to, (certs, batches)) in std::mem::take(&mut self.outbox) {
+            if to == self.id {
+                continue;
+            }
+            for chunk in certs.chunks(MAX_REQUEST) {
+                fx.send(to, BullsharkMessage::CertificateRequest(chunk.to_vec()));
+            }
+            for chunk in batches.chunks(MAX_REQUEST) {
+                fx.send(to, BullsharkMessage::BatchRequest(chunk.to_vec()));
+            }
+        }
+    }
+
+    fn on_start(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        fx.set_timer(TIMER_SYNC, self.cfg.sync_retry);
+        fx.set_timer(TIMER_HEADER, self.cfg.max_header_delay);
+        self.last_header_at = now;
+        if let Some(h) = self.own_header.clone() {
+            fx.broadcast(BullsharkMessage::Header(h.clone()));
+            let vote = Signed::new(HeaderVote::for_header(&h), self.id, &self.keys.signing);
+            self.on_own_vote(now, vote, fx);
+        }
+        self.drain_output(now, fx);
+        self.try_propose(now, fx);
+    }
+}
+
+impl Engine for BullsharkEngine {
+    type Message = BullsharkMessage;
+
+    fn handle(
+        &mut self,
+        now: Time,
+        input: Input<BullsharkMessage>,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        match input {
+            Input::Start => self.on_start(now, fx),
+            Input::Submit(txs) => self.on_submit(now, txs, fx),
+            Input::Timeout(TIMER_BATCH) => self.seal(now, fx),
+            Input::Timeout(TIMER_HEADER) => self.try_propose(now, fx),
+            Input::Timeout(TIMER_SYNC) => self.on_sync_tick(now, fx),
+            Input::Timeout(_) => {}
+            Input::Message { from, msg } => {
+                if from == self.id || !self.committee.contains(from) {
+                    return;
+                }
+                match msg {
+                    BullsharkMessage::Batch(b) => self.on_batch(now, from, b, fx),
+                    BullsharkMessage::BatchAck(d) => self.on_batch_ack(now, from, d, fx),
+                    BullsharkMessage::BatchRequest(ds) => self.on_batch_request(from, ds, fx),
+                    BullsharkMessage::Header(h) => self.on_header(now, from, h, fx),
+                    BullsharkMessage::Vote(v) => self.on_vote(now, from, v, fx),
+                    BullsharkMessage::Certificate(c) => self.on_certificate(now, from, c, fx),
+                    BullsharkMessage::CertificateRequest(ds) => {
+                        self.on_certificate_request(from, ds, fx)
+                    }
+                    BullsharkMessage::CertificateRange(start) => {
+                        self.on_certificate_range(from, start, fx)
+                    }
+                    BullsharkMessage::Certificates(certs) => {
+                        for c in certs.into_iter().take(MAX_RANGE) {
+                            self.on_certificate(now, from, c, fx);
+                        }
+                    }
+                }
+            }
+        }
+        self.flush_requests(fx);
+    }
+
+    fn status(&self) -> EngineStatus {
+        EngineStatus {
+            engine: "bullshark".into(),
+            view: self.horizon(),
+            last_committed: self.output_seq,
+            view_changes: self.stats.leader_timeouts,
+        }
+    }
+
+    fn drain_proposal_commits(&mut self, out: &mut Vec<ProposalCommitted>) {
+        out.append(&mut self.samples);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bullshark::notation::{certificate, committee};
+    use dwcp_core::storage::{MemoryStore, Storage};
+    use dwcp_core::Effect;
+    use std::time::Duration;
+
+    fn engine(id: u16, keys: &[NodeKeys], c: &Committee, rec: Recovered) -> BullsharkEngine {
+        BullsharkEngine::new(
+            keys[id as usize].clone(),
+            c.clone(),
+            BullsharkConfig::default(),
+            rec,
+        )
+        .expect("engine")
+    }
+
+    fn feed(
+        e: &mut BullsharkEngine,
+        now: Time,
+        input: Input<BullsharkMessage>,
+        store: &mut MemoryStore,
+    ) -> Vec<Effect<BullsharkMessage>> {
+        let mut fx = Effects::new();
+        e.handle(now, input, &mut fx);
+        let out: Vec<_> = fx.drain().collect();
+        for effect in &out {
+            if let Effect::Persist(r) = effect {
+                store.apply(std::slice::from_ref(r)).expect("persist");
+            }
+        }
+        out
+    }
+
+    fn header(
+        keys: &[NodeKeys],
+        c: &Committee,
+        author: u16,
+        batches: Vec<Digest>,
+    ) -> Signed<Header> {
+        let parents = Certificate::genesis(c)
+            .iter()
+            .map(Certificate::digest)
+            .collect();
+        Signed::new(
+            Header {
+                author: NodeId(author),
+                round: 1,
+                batches,
+                parents,
+            },
+            NodeId(author),
+            &keys[author as usize].signing,
+        )
+    }
+
+    fn votes(out: &[Effect<BullsharkMessage>]) -> Vec<(NodeId, Digest)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: BullsharkMessage::Vote(v),
+                } => Some((*to, v.value().header)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn batch(tx: &[u8]) -> Batch {
+        let mut m = BatchMaker::default();
+        m.push(tx);
+        m.seal().expect("batch")
+    }
+
+    #[test]
+    fn a_header_is_voted_for_only_once_its_batches_are_here() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(1, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        let b = batch(b"tx");
+        let h = header(&keys, &c, 0, vec![b.digest()]);
+        let msg = BullsharkMessage::Header(h.clone());
+        let out = feed(
+            &mut e,
+            Time(1),
+            Input::Message {
+                from: NodeId(0),
+                msg,
+            },
+            &mut store,
+        );
+        assert!(votes(&out).is_empty());
+        assert!(out.iter().any(|e| matches!(
+            e,
+            Effect::Send { to: NodeId(0), msg: BullsharkMessage::BatchRequest(d) } if d == &vec![b.digest()]
+        )));
+        let out = feed(
+            &mut e,
+            Time(2),
+            Input::Message {
+                from: NodeId(0),
+                msg: BullsharkMessage::Batch(b),
+            },
+            &mut store,
+        );
+        assert_eq!(votes(&out), vec![(NodeId(0), *h.digest())]);
+        // The vote is on disk before it leaves.
+        let persist = out.iter().position(|e| matches!(e, Effect::Persist(_)));
+        let send = out.iter().position(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    msg: BullsharkMessage::Vote(_),
+                    ..
+                }
+            )
+        });
+        assert!(persist < send);
+    }
+
+    #[test]
+    fn one_vote_per_author_and_round_even_across_a_restart() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(1, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        let first = header(&keys, &c, 0, vec![]);
+        let second = header(&keys, &c, 0, vec![]);
+        let other = Signed::new(
+            Header {
+                parents: first.value().parents.iter().rev().copied().collect(),
+                ..first.value().clone()
+            },
+            NodeId(0),
+            &keys[0].signing,
+        );
+        assert_eq!(first.digest(), second.digest());
+        assert_ne!(first.digest(), other.digest());
+        let msg = |h: &Signed<Header>| Input::Message {
+            from: NodeId(0),
+            msg: BullsharkMessage::Header(h.clone()),
+        };
+        let out = feed(&mut e, Time(1), msg(&first), &mut store);
+        assert_eq!(votes(&out), vec![(NodeId(0), *first.digest())]);
+        assert!(votes(&feed(&mut e, Time(2), msg(&other), &mut store)).is_empty());
+        assert_eq!(e.stats().equivocations, 1);
+        // A lost vote is sent again, identically.
+        assert_eq!(
+            votes(&feed(&mut e, Time(3), msg(&first), &mut store)),
+            vec![(NodeId(0), *first.digest())]
+        );
+
+        let mut restarted = engine(1, &keys, &c, store.recover(4096).expect("recover"));
+        feed(&mut restarted, Time(4), Input::Start, &mut store);
+        assert!(votes(&feed(&mut restarted, Time(5), msg(&other), &mut store)).is_empty());
+        assert_eq!(
+            votes(&feed(&mut restarted, Time(6), msg(&first), &mut store)),
+            vec![(NodeId(0), *first.digest())]
+        );
+    }
+
+    #[test]
+    fn a_restarted_node_offers_the_header_it_signed_not_a_new_one() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(0, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        feed(
+            &mut e,
+            Time(1),
+            Input::Submit(vec![Bytes::from_static(b"a")]),
+            &mut store,
+        );
+        let later = Time::ZERO.after(Duration::from_secs(1));
+        let out = feed(&mut e, later, Input::Timeout(TIMER_HEADER), &mut store);
+        let headers = |out: &[Effect<BullsharkMessage>]| -> Vec<Digest> {
+            out.iter()
+                .filter_map(|e| match e {
+                    Effect::Broadcast {
+                        msg: BullsharkMessage::Header(h),
+                    } => Some(*h.digest()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let signed = headers(&out);
+        assert_eq!(signed.len(), 1);
+        assert_eq!(e.status().view, 1);
+
+        let mut restarted = engine(0, &keys, &c, store.recover(4096).expect("recover"));
+        let out = feed(&mut restarted, later, Input::Start, &mut store);
+        assert_eq!(headers(&out), signed);
+        let much_later = later.after(Duration::from_secs(5));
+        let out = feed(
+            &mut restarted,
+            much_later,
+            Input::Timeout(TIMER_HEADER),
+            &mut store,
+        );
+        assert!(headers(&out).is_empty(), "round 1 was signed already");
+    }
+
+    #[test]
+    fn certificates_far_ahead_are_refused_without_buffering() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(1, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        let far = certificate(
+            &c,
+            &keys,
+            NodeId(0),
+            500,
+            vec![Digest::of(b"p1"), Digest::of(b"p2"), Digest::of(b"p3")],
+            vec![],
+        );
+        let out = feed(
+            &mut e,
+            Time(1),
+            Input::Message {
+                from: NodeId(0),
+                msg: BullsharkMessage::Certificate(far),
+            },
+            &mut store,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        assert!(e.pending.is_empty() && e.want_certs.is_empty());
+    }
+
+    #[test]
+    fn corrupt_stored_state_is_an_error() {
+        let (c, keys) = committee(4);
+        let rec = Recovered {
+            wal: vec![(
+                WalKey {
+                    slot: 1,
+                    tag: TAG_HEADER,
+                },
+                Bytes::from_static(b"\xff\xff"),
+            )],
+            ..Recovered::default()
+        };
+        let err = BullsharkEngine::new(keys[0].clone(), c, BullsharkConfig::default(), rec);
+        assert!(matches!(err, Err(BullsharkError::Corrupt(_))));
+    }
+}
