@@ -221,6 +221,17 @@ pub trait Engine {
     }
 }
 
+/// The name of a message's type, for per-type traffic metrics (`pre_prepare`,
+/// `vote`, `certificate`, ...). Drivers that count traffic by type require it of
+/// [`Engine::Message`]; engines implement it with one `match` over their message enum.
+///
+/// Names are short `snake_case` constants: they become Prometheus label values, so
+/// an engine should return a small fixed set.
+pub trait MessageKind {
+    /// The type of this message.
+    fn kind(&self) -> &'static str;
+}
+
 /// One of this node's proposals (a PBFT pre-prepare, a Narwhal header) that became
 /// part of the committed order, with the engine's clock at both ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,8 +15,8 @@ pub mod storage;
 pub use committee::{Committee, Member, NodeKeys};
 pub use digest::Digest;
 pub use engine::{
-    Checkpoint, Committed, Effect, Effects, Engine, EngineStatus, Input, ProposalCommitted, Record,
-    Recovered, TimerId, WalKey,
+    Checkpoint, Committed, Effect, Effects, Engine, EngineStatus, Input, MessageKind,
+    ProposalCommitted, Record, Recovered, TimerId, WalKey,
 };
 pub use ids::{NodeId, Round, Seq, Time, View};
 pub use signed::Signed;

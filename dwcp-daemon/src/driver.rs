@@ -2,13 +2,18 @@
 //! timers and transactions, and carries out its effects in order. Every `Persist`
 //! is made durable before any later message leaves and before any commit is
 //! published.
+//!
+//! After every input it also collects the engine's [`ProposalCommitted`] samples:
+//! they feed the commit-latency histogram and, converted to wall-clock
+//! [`Instant`]s, a benchmark that asked for them ([`Driver::with_proposal_samples`]).
 
+use crate::metrics::{DriverMetrics, UNDECODABLE};
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::storage::{Storage, StorageError};
 use dwcp_core::{
-    Committed, Committee, Effect, Effects, Engine, EngineStatus, Input, NodeId, Record, Time,
-    TimerId,
+    Committed, Committee, Effect, Effects, Engine, EngineStatus, Input, MessageKind, NodeId,
+    ProposalCommitted, Record, Time, TimerId,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +69,19 @@ pub struct DriverStats {
     pub persists: u64,
 }
 
+/// A [`ProposalCommitted`] sample on the wall clock of the driver's process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProposalSample {
+    /// The node whose engine made the proposal.
+    pub node: NodeId,
+    /// When the engine made the proposal.
+    pub proposed: Instant,
+    /// When the engine committed it.
+    pub committed: Instant,
+    /// Transactions the proposal carried.
+    pub transactions: u64,
+}
+
 /// Runs one engine for one node.
 pub struct Driver<E: Engine, S: Storage> {
     id: NodeId,
@@ -76,9 +94,15 @@ pub struct Driver<E: Engine, S: Storage> {
     fx: Effects<E::Message>,
     stats: DriverStats,
     status: Option<Arc<std::sync::Mutex<EngineStatus>>>,
+    metrics: Option<DriverMetrics>,
+    samples: Vec<ProposalCommitted>,
+    sample_sink: Option<Sender<ProposalSample>>,
 }
 
-impl<E: Engine, S: Storage> Driver<E, S> {
+impl<E: Engine, S: Storage> Driver<E, S>
+where
+    E::Message: MessageKind,
+{
     /// A driver for `engine` (already rebuilt from `store`) as member `id`.
     pub fn new(id: NodeId, committee: Committee, engine: E, store: S, max_frame: usize) -> Self {
         Driver {
@@ -92,7 +116,29 @@ impl<E: Engine, S: Storage> Driver<E, S> {
             fx: Effects::new(),
             stats: DriverStats::default(),
             status: None,
+            metrics: None,
+            samples: Vec::new(),
+            sample_sink: None,
         }
+    }
+
+    /// Updates `metrics` (commit latency, traffic by message type) as it runs.
+    pub fn with_metrics(mut self, metrics: DriverMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends every [`ProposalCommitted`] sample of the engine to `sink`, on the wall
+    /// clock. A sink nobody reads any more is dropped silently.
+    pub fn with_proposal_samples(mut self, sink: Sender<ProposalSample>) -> Self {
+        self.sample_sink = Some(sink);
+        self
+    }
+
+    /// The wall-clock instant of engine time `t` (engine time counts from the
+    /// driver's creation).
+    pub fn instant_of(&self, t: Time) -> Instant {
+        self.epoch + Duration::from_micros(t.0)
     }
 
     /// Publishes the engine's status to `sink` after every input.
@@ -127,12 +173,36 @@ impl<E: Engine, S: Storage> Driver<E, S> {
         self.engine.handle(now, input, &mut fx);
         let result = self.apply(&mut fx, transport, commits);
         self.fx = fx;
+        self.collect_samples();
         if let Some(sink) = &self.status {
             if let Ok(mut st) = sink.lock() {
                 *st = self.engine.status();
             }
         }
         result
+    }
+
+    fn collect_samples(&mut self) {
+        // The buffer is taken out and put back to keep its allocation.
+        let mut samples = std::mem::take(&mut self.samples);
+        self.engine.drain_proposal_commits(&mut samples);
+        for s in samples.drain(..) {
+            if let Some(m) = &self.metrics {
+                m.observe_commit_latency(s.committed.since(s.proposed).as_secs_f64());
+            }
+            if let Some(sink) = &self.sample_sink {
+                let sample = ProposalSample {
+                    node: self.id,
+                    proposed: self.instant_of(s.proposed),
+                    committed: self.instant_of(s.committed),
+                    transactions: s.transactions,
+                };
+                if sink.send(sample).is_err() {
+                    self.sample_sink = None;
+                }
+            }
+        }
+        self.samples = samples;
     }
 
     fn apply(
@@ -150,15 +220,23 @@ impl<E: Engine, S: Storage> Driver<E, S> {
                     let frame = Bytes::from(encode(&msg));
                     self.stats.frames_out += 1;
                     self.stats.bytes_out += frame.len() as u64;
+                    if let Some(m) = &self.metrics {
+                        m.on_sent(msg.kind(), frame.len(), 1);
+                    }
                     transport.send(to, frame);
                 }
                 Effect::Broadcast { msg } => {
                     self.flush(&mut unsaved)?;
                     let frame = Bytes::from(encode(&msg));
+                    let mut copies = 0;
                     for to in self.committee.ids().filter(|p| *p != self.id) {
-                        self.stats.frames_out += 1;
-                        self.stats.bytes_out += frame.len() as u64;
+                        copies += 1;
                         transport.send(to, frame.clone());
+                    }
+                    self.stats.frames_out += copies;
+                    self.stats.bytes_out += frame.len() as u64 * copies;
+                    if let Some(m) = &self.metrics {
+                        m.on_sent(msg.kind(), frame.len(), copies);
                     }
                 }
                 Effect::SetTimer { id, after } => {
@@ -224,9 +302,17 @@ impl<E: Engine, S: Storage> Driver<E, S> {
                     match decode::<E::Message>(&frame, self.max_frame) {
                         Ok(msg) => {
                             self.stats.frames_in += 1;
+                            if let Some(m) = &self.metrics {
+                                m.on_received(msg.kind(), frame.len());
+                            }
                             self.step(Input::Message { from, msg }, transport, commits)?;
                         }
-                        Err(_) => self.stats.frames_rejected += 1,
+                        Err(_) => {
+                            self.stats.frames_rejected += 1;
+                            if let Some(m) = &self.metrics {
+                                m.on_received(UNDECODABLE, frame.len());
+                            }
+                        }
                     }
                 }
                 Ok(DriverInput::Submit(txs)) => {
@@ -321,6 +407,13 @@ mod tests {
 
     const MAX_FRAME: usize = 16 << 20;
 
+    /// What a test may attach to a driver.
+    #[derive(Default)]
+    struct Probes {
+        metrics: Option<DriverMetrics>,
+        samples: Option<Sender<ProposalSample>>,
+    }
+
     fn spawn(
         keys: NodeKeys,
         committee: Committee,
@@ -328,6 +421,7 @@ mod tests {
         inbox: Receiver<DriverInput>,
         transport: LocalTransport,
         commits: Sender<Committed>,
+        probes: Probes,
     ) -> thread::JoinHandle<()> {
         thread::spawn(move || {
             let store = RedbStore::open(&path).expect("open store");
@@ -339,7 +433,13 @@ mod tests {
                 ..PbftConfig::default()
             };
             let engine = Pbft::new(keys, committee.clone(), cfg, recovered).expect("engine");
-            let driver = Driver::new(id, committee, engine, store, MAX_FRAME);
+            let mut driver = Driver::new(id, committee, engine, store, MAX_FRAME);
+            if let Some(m) = probes.metrics {
+                driver = driver.with_metrics(m);
+            }
+            if let Some(s) = probes.samples {
+                driver = driver.with_proposal_samples(s);
+            }
             driver.run(&inbox, &transport, &commits).expect("driver");
         })
     }
@@ -388,6 +488,7 @@ mod tests {
                 inbox,
                 net.transport(k.id),
                 ctx,
+                Probes::default(),
             )));
         }
         let submit = |ids: &[usize], batch: Vec<Bytes>| {
@@ -432,6 +533,7 @@ mod tests {
             rx3,
             net.transport(NodeId(3)),
             ctx,
+            Probes::default(),
         ));
         let mut caught_up = Vec::new();
         wait_for(&crx, &mut caught_up, 100);
@@ -457,5 +559,98 @@ mod tests {
         for h in handles.into_iter().flatten() {
             h.join().expect("join");
         }
+    }
+
+    #[test]
+    fn the_primarys_driver_reports_proposal_samples_and_counts_traffic_by_type() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (committee, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 12);
+        let metrics = crate::metrics::Metrics::new("pbft", NodeId(0));
+        let (sample_tx, sample_rx) = channel();
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..4 {
+            let (tx, rx) = sync_channel(10_000);
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let net = LocalNetwork::new(senders);
+        let mut commit_rx = Vec::new();
+        let mut handles = Vec::new();
+        for (k, inbox) in keys.iter().zip(receivers) {
+            let (ctx, crx) = channel();
+            commit_rx.push(crx);
+            let probes = if k.id == NodeId(0) {
+                Probes {
+                    metrics: Some(metrics.driver()),
+                    samples: Some(sample_tx.clone()),
+                }
+            } else {
+                Probes::default()
+            };
+            let path = dir.path().join(format!("n{}.redb", k.id.0));
+            handles.push(spawn(
+                k.clone(),
+                committee.clone(),
+                path,
+                inbox,
+                net.transport(k.id),
+                ctx,
+                probes,
+            ));
+        }
+        drop(sample_tx);
+        let before = Instant::now();
+        net.inbox(NodeId(0))
+            .expect("inbox")
+            .send(DriverInput::Submit(txs(0, 50)))
+            .expect("submit");
+        let mut log = Vec::new();
+        wait_for(&commit_rx[0], &mut log, 50);
+        for i in 0..4 {
+            let _ = net
+                .inbox(NodeId(i))
+                .expect("inbox")
+                .send(DriverInput::Shutdown);
+        }
+        for h in handles {
+            h.join().expect("join");
+        }
+
+        let samples: Vec<ProposalSample> = sample_rx.iter().collect();
+        assert!(!samples.is_empty(), "node 0 is the primary of view 0");
+        assert_eq!(samples.iter().map(|s| s.transactions).sum::<u64>(), 50);
+        for s in &samples {
+            assert_eq!(s.node, NodeId(0));
+            assert!(s.proposed >= before && s.committed >= s.proposed, "{s:?}");
+        }
+        let text = metrics.render(
+            &EngineStatus::default(),
+            &crate::transport::TransportStats::default(),
+            &[],
+            &[],
+        );
+        let count = format!(
+            "dwcp_consensus_commit_latency_seconds_count{{engine=\"pbft\",node=\"0\"}} {}",
+            samples.len()
+        );
+        assert!(text.contains(&count), "{text}");
+        // The primary sends pre-prepares and commits; it receives prepares and commits.
+        let series = |dir: &str, kind: &str| {
+            format!("dwcp_{dir}_total{{engine=\"pbft\",node=\"0\",type=\"{kind}\"}} ")
+        };
+        for (dir, kind) in [
+            ("messages_sent", "pre_prepare"),
+            ("message_bytes_sent", "pre_prepare"),
+            ("messages_sent", "commit"),
+            ("messages_received", "prepare"),
+            ("message_bytes_received", "commit"),
+        ] {
+            assert!(text.contains(&series(dir, kind)), "{dir} {kind}: {text}");
+        }
+        assert!(
+            !text.contains(&series("messages_sent", "prepare")),
+            "a primary sends no prepares: {text}"
+        );
     }
 }

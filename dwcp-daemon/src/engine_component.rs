@@ -5,6 +5,7 @@
 
 use crate::driver::{Driver, DriverInput, Transport};
 use crate::manager::{Component, Health};
+use crate::metrics::DriverMetrics;
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
 use dwcp_core::codec::DEFAULT_MAX_FRAME;
 use dwcp_core::storage::{RedbStore, Storage};
@@ -40,6 +41,8 @@ pub struct EngineComponent {
     pub commits: Sender<Committed>,
     /// True while the driver thread runs.
     pub alive: Arc<AtomicBool>,
+    /// Commit latency and traffic by message type, shared by every driver built.
+    pub metrics: DriverMetrics,
     /// Why the last driver stopped, if it failed.
     pub last_error: Arc<Mutex<Option<String>>>,
     /// The running thread.
@@ -68,7 +71,8 @@ impl Component for EngineComponent {
             store,
             DEFAULT_MAX_FRAME,
         )
-        .with_status(self.status.clone());
+        .with_status(self.status.clone())
+        .with_metrics(self.metrics.clone());
         let (inbox, transport, commits) = (
             self.inbox.clone(),
             self.transport.clone(),
@@ -142,6 +146,7 @@ mod tests {
             status: Arc::new(Mutex::new(EngineStatus::default())),
             commits: ctx,
             alive: Arc::new(AtomicBool::new(false)),
+            metrics: DriverMetrics::unregistered(),
             last_error: Arc::new(Mutex::new(None)),
             handle: Mutex::new(None),
         });

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod engine_component;
 pub mod http;
 pub mod http_ml;
+pub mod local_cluster;
 pub mod manager;
 pub mod metrics;
 pub mod node;

@@ -75,6 +75,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let status = Arc::new(Mutex::new(initial_status));
     let alive = Arc::new(AtomicBool::new(false));
     let (commit_tx, commit_rx) = channel();
+    let metrics = crate::metrics::Metrics::new(&cfg.engine, keys.id);
     let engine = Arc::new(EngineComponent {
         store_path: cfg.store.clone(),
         keys: keys.clone(),
@@ -86,6 +87,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         status: status.clone(),
         commits: commit_tx,
         alive: alive.clone(),
+        metrics: metrics.driver(),
         last_error: Arc::new(Mutex::new(None)),
         handle: Mutex::new(None),
     });
@@ -107,7 +109,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         driver_alive: alive,
         token: cfg.http_token.clone(),
         ml: crate::http_ml::MlServices::embedded(),
-        metrics: crate::metrics::Metrics::new(&cfg.engine, keys.id),
+        metrics,
         manager: manager.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));

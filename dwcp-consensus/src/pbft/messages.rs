@@ -117,6 +117,24 @@ pub enum PbftMessage {
     Request(Vec<Bytes>),
 }
 
+impl dwcp_core::MessageKind for PbftMessage {
+    fn kind(&self) -> &'static str {
+        match self {
+            PbftMessage::PrePrepare(_) => "pre_prepare",
+            PbftMessage::Vote(v) => match v.value().phase {
+                Phase::Prepare => "prepare",
+                Phase::Commit => "commit",
+            },
+            PbftMessage::Checkpoint(_) => "checkpoint",
+            PbftMessage::ViewChange(_) => "view_change",
+            PbftMessage::NewView(_) => "new_view",
+            PbftMessage::Fetch { .. } => "fetch",
+            PbftMessage::Entries(_) => "entries",
+            PbftMessage::Request(_) => "request",
+        }
+    }
+}
+
 /// The digest a pre-prepare names for its batch.
 pub fn batch_digest(batch: &[Bytes]) -> Digest {
     let mut h = blake3::Hasher::new_derive_key("dwcp pbft batch v1");

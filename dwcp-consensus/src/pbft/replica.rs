@@ -12,12 +12,14 @@ use bytes::Bytes;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::{
     Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
-    NodeKeys, Record, Recovered, Seq, Signed, Time, TimerId, View, WalKey,
+    NodeKeys, ProposalCommitted, Record, Recovered, Seq, Signed, Time, TimerId, View, WalKey,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 const TICK: TimerId = TimerId(1);
 const MAX_DECODE: usize = 64 * 1024 * 1024;
+/// Proposal samples kept for a driver that does not drain them; older ones are dropped.
+const MAX_UNDRAINED_SAMPLES: usize = 4096;
 
 /// Why a replica could not be built from its stored state.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,14 @@ impl Slot {
     fn view(&self) -> Option<View> {
         self.pre_prepare.as_ref().map(|p| p.value().view)
     }
+}
+
+/// A batch this replica proposed as primary and has not yet executed.
+#[derive(Debug, Clone, Copy)]
+struct OwnProposal {
+    digest: Digest,
+    at: Time,
+    transactions: u64,
 }
 
 /// Progress of a view change this replica started or joined.
@@ -112,8 +122,11 @@ pub struct Pbft {
     highest_seen: Seq,
     fetch_cursor: usize,
     restored: bool,
-    /// Time of the input being handled.
-    now: Time,
+    /// Fresh batches this replica proposed, by sequence number, until executed; at
+    /// most `window` of them, since a primary proposes only inside the window.
+    own_proposals: BTreeMap<Seq, OwnProposal>,
+    /// Own proposals that executed, waiting for [`Engine::drain_proposal_commits`].
+    proposal_commits: VecDeque<ProposalCommitted>,
 }
 
 impl Pbft {
@@ -169,7 +182,8 @@ impl Pbft {
             highest_seen: 0,
             fetch_cursor: 0,
             restored: false,
-            now: Time::ZERO,
+            own_proposals: BTreeMap::new(),
+            proposal_commits: VecDeque::new(),
         };
         p.restore(recovered)?;
         Ok(p)
@@ -323,10 +337,10 @@ impl Pbft {
         if was_empty && !self.pending.is_empty() {
             self.last_progress = now;
         }
-        self.try_propose(fx);
+        self.try_propose(now, fx);
     }
 
-    fn try_propose(&mut self, fx: &mut Effects<PbftMessage>) {
+    fn try_propose(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
         while self.is_primary() && self.next_seq <= self.stable_seq + self.cfg.window {
             let unproposed = self.pending.len().saturating_sub(self.proposed.len());
             let in_flight = self.next_seq.saturating_sub(self.last_executed + 1);
@@ -347,13 +361,20 @@ impl Pbft {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.issue_pre_prepare(seq, batch, fx);
+            self.issue_pre_prepare(now, seq, batch, fx);
         }
     }
 
     /// Signs, persists, records and broadcasts a pre-prepare as primary of `self.view`.
-    fn issue_pre_prepare(&mut self, seq: Seq, batch: Vec<Bytes>, fx: &mut Effects<PbftMessage>) {
+    fn issue_pre_prepare(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        batch: Vec<Bytes>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
         let digest = batch_digest(&batch);
+        let transactions = batch.len() as u64;
         if let Some((v, d)) = self.my_pre_prepares.get(&seq) {
             if *v == self.view && *d != digest {
                 return; // never propose two batches for one (view, seq)
@@ -370,10 +391,18 @@ impl Pbft {
             &self.keys.signing,
         );
         self.remember_own_pre_prepare(&pp, fx);
+        self.own_proposals.insert(
+            seq,
+            OwnProposal {
+                digest,
+                at: now,
+                transactions,
+            },
+        );
         self.slots.entry(seq).or_default().pre_prepare = Some(pp.clone());
         fx.broadcast(PbftMessage::PrePrepare(pp));
         // In a committee of one the primary's own pre-prepare is a quorum.
-        self.check_prepared(self.now, seq, fx);
+        self.check_prepared(now, seq, fx);
     }
 
     /// Records a pre-prepare this replica signed as primary, durably, so that it
@@ -625,7 +654,7 @@ impl Pbft {
                 fx,
             );
         }
-        self.try_propose(fx);
+        self.try_propose(now, fx);
     }
 
     /// Appends a committed batch to the log: drops repeats, extends the hash chain,
@@ -668,6 +697,7 @@ impl Pbft {
         );
         self.last_executed = seq;
         self.last_progress = now;
+        self.note_own_proposal_executed(now, seq, pp.digest);
         if let Some(slot) = self.slots.get_mut(&seq) {
             slot.committed = true;
         }
@@ -695,13 +725,37 @@ impl Pbft {
                 .or_default()
                 .insert(self.id, vote.clone());
             fx.broadcast(PbftMessage::Checkpoint(vote));
-            self.check_stable(seq, fx);
+            self.check_stable(now, seq, fx);
         }
+    }
+
+    /// Turns this replica's proposal for `seq` into a latency sample if the batch that
+    /// executed there is the one it proposed (possibly re-issued by a later primary),
+    /// and forgets proposals at or below `seq`: they can no longer execute.
+    fn note_own_proposal_executed(&mut self, now: Time, seq: Seq, digest: Digest) {
+        if let Some(p) = self.own_proposals.get(&seq) {
+            if p.digest == digest {
+                if self.proposal_commits.len() >= MAX_UNDRAINED_SAMPLES {
+                    self.proposal_commits.pop_front();
+                }
+                self.proposal_commits.push_back(ProposalCommitted {
+                    proposed: p.at,
+                    committed: now,
+                    transactions: p.transactions,
+                });
+            }
+        }
+        self.own_proposals = self.own_proposals.split_off(&(seq + 1));
     }
 
     // ----- checkpoints -------------------------------------------------------------
 
-    fn on_checkpoint(&mut self, vote: Signed<CheckpointVote>, fx: &mut Effects<PbftMessage>) {
+    fn on_checkpoint(
+        &mut self,
+        now: Time,
+        vote: Signed<CheckpointVote>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
         let v = *vote.value();
         let limit = self.stable_seq + 64 * self.cfg.checkpoint_interval.max(1) + self.cfg.window;
         if v.seq <= self.stable_seq
@@ -722,10 +776,10 @@ impl Pbft {
         if agreeing > self.f() {
             self.note_seen(v.seq);
         }
-        self.check_stable(v.seq, fx);
+        self.check_stable(now, v.seq, fx);
     }
 
-    fn check_stable(&mut self, seq: Seq, fx: &mut Effects<PbftMessage>) {
+    fn check_stable(&mut self, now: Time, seq: Seq, fx: &mut Effects<PbftMessage>) {
         if seq <= self.stable_seq || seq > self.last_executed {
             return;
         }
@@ -744,11 +798,12 @@ impl Pbft {
         if proof.len() < self.quorum {
             return;
         }
-        self.make_stable(seq, mine, proof, fx);
+        self.make_stable(now, seq, mine, proof, fx);
     }
 
     fn make_stable(
         &mut self,
+        now: Time,
         seq: Seq,
         state: Digest,
         proof: Vec<Signed<CheckpointVote>>,
@@ -769,7 +824,7 @@ impl Pbft {
         self.my_prepares = self.my_prepares.split_off(&(seq + 1));
         self.my_commits = self.my_commits.split_off(&(seq + 1));
         self.next_seq = self.next_seq.max(seq + 1);
-        self.try_propose(fx);
+        self.try_propose(now, fx);
     }
 
     // ----- catch-up ----------------------------------------------------------------
@@ -860,7 +915,7 @@ impl Pbft {
             self.slots.retain(|s, _| *s > self.last_executed);
             let seqs: Vec<Seq> = self.checkpoint_votes.keys().copied().collect();
             for s in seqs {
-                self.check_stable(s, fx);
+                self.check_stable(now, s, fx);
             }
             if full {
                 fx.send(
@@ -1225,7 +1280,7 @@ impl Pbft {
         for (from, m) in buffered {
             self.on_message(now, from, m, fx);
         }
-        self.try_propose(fx);
+        self.try_propose(now, fx);
     }
 
     fn buffer(&mut self, from: NodeId, msg: PbftMessage) {
@@ -1348,7 +1403,7 @@ impl Pbft {
         match msg {
             PbftMessage::PrePrepare(pp) => self.on_pre_prepare(now, from, pp, fx),
             PbftMessage::Vote(v) => self.on_vote(now, from, v, fx),
-            PbftMessage::Checkpoint(c) => self.on_checkpoint(c, fx),
+            PbftMessage::Checkpoint(c) => self.on_checkpoint(now, c, fx),
             PbftMessage::ViewChange(vc) => self.on_view_change(now, from, vc, fx),
             PbftMessage::NewView(nv) => self.on_new_view(now, nv, fx),
             PbftMessage::Fetch { from: first } => self.on_fetch(from, first, fx),
@@ -1362,7 +1417,6 @@ impl Engine for Pbft {
     type Message = PbftMessage;
 
     fn handle(&mut self, now: Time, input: Input<PbftMessage>, fx: &mut Effects<PbftMessage>) {
-        self.now = now;
         match input {
             Input::Start => self.on_start(now, fx),
             Input::Message { from, msg } => self.on_message(now, from, msg, fx),
@@ -1379,5 +1433,142 @@ impl Engine for Pbft {
             last_committed: self.last_executed,
             view_changes: self.view_changes_seen,
         }
+    }
+
+    /// The primary's pre-prepares of fresh batches that executed here: proposed when
+    /// the primary signed the pre-prepare, committed when this replica executed it.
+    fn drain_proposal_commits(&mut self, out: &mut Vec<ProposalCommitted>) {
+        out.extend(self.proposal_commits.drain(..));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dwcp_core::crypto::SignatureScheme;
+    use dwcp_core::Effect;
+    use std::time::Duration;
+
+    /// Four replicas, messages delivered in order, each delivery 1 ms after the last.
+    struct Cluster {
+        replicas: Vec<Pbft>,
+        wire: VecDeque<(NodeId, NodeId, PbftMessage)>,
+        clock: Time,
+        committed: Vec<u64>,
+    }
+
+    impl Cluster {
+        fn new(n: usize) -> Cluster {
+            let (committee, keys) = Committee::deterministic(n, SignatureScheme::Ed25519, 5);
+            let cfg = PbftConfig {
+                batch_size: 10,
+                ..PbftConfig::default()
+            };
+            let replicas = keys
+                .into_iter()
+                .map(|k| Pbft::new(k, committee.clone(), cfg.clone(), Recovered::default()))
+                .collect::<Result<Vec<_>, _>>()
+                .expect("replicas");
+            Cluster {
+                replicas,
+                wire: VecDeque::new(),
+                clock: Time::ZERO,
+                committed: vec![0; n],
+            }
+        }
+
+        fn step(&mut self, i: usize, input: Input<PbftMessage>) {
+            let mut fx = Effects::new();
+            self.replicas[i].handle(self.clock, input, &mut fx);
+            let me = NodeId(i as u16);
+            for e in fx.drain() {
+                match e {
+                    Effect::Send { to, msg } => self.wire.push_back((me, to, msg)),
+                    Effect::Broadcast { msg } => {
+                        for to in (0..self.replicas.len()).map(|j| NodeId(j as u16)) {
+                            if to != me {
+                                self.wire.push_back((me, to, msg.clone()));
+                            }
+                        }
+                    }
+                    Effect::Commit(c) => self.committed[i] += c.transactions.len() as u64,
+                    _ => {}
+                }
+            }
+        }
+
+        fn deliver_all(&mut self) {
+            while let Some((from, to, msg)) = self.wire.pop_front() {
+                self.clock = self.clock.after(Duration::from_millis(1));
+                self.step(to.index(), Input::Message { from, msg });
+            }
+        }
+
+        fn drain(&mut self, i: usize) -> Vec<ProposalCommitted> {
+            let mut out = Vec::new();
+            self.replicas[i].drain_proposal_commits(&mut out);
+            out
+        }
+    }
+
+    fn txs(from: u32, count: u32) -> Vec<Bytes> {
+        (from..from + count)
+            .map(|k| Bytes::from(format!("tx {k}")))
+            .collect()
+    }
+
+    #[test]
+    fn the_primary_reports_each_executed_proposal_once_with_commit_after_proposal() {
+        let mut c = Cluster::new(4);
+        for i in 0..4 {
+            c.step(i, Input::Start);
+        }
+        // Clients send to the primary only; backups would relay anyway.
+        c.step(0, Input::Submit(txs(0, 35)));
+        c.deliver_all();
+        c.clock = c.clock.after(Duration::from_millis(10));
+        c.step(0, Input::Submit(txs(35, 5)));
+        c.deliver_all();
+        assert_eq!(c.committed, vec![40; 4], "everything committed everywhere");
+
+        let samples = c.drain(0);
+        assert!(
+            samples.len() >= 4,
+            "40 transactions in batches of 10: {samples:?}"
+        );
+        assert_eq!(samples.iter().map(|s| s.transactions).sum::<u64>(), 40);
+        for s in &samples {
+            assert!(
+                s.committed.0 > s.proposed.0,
+                "a commit needs messages after the proposal: {s:?}"
+            );
+        }
+        assert!(c.drain(0).is_empty(), "drained samples are gone");
+        for i in 1..4 {
+            assert!(c.drain(i).is_empty(), "backup {i} proposed nothing");
+        }
+        assert!(
+            c.replicas[0].own_proposals.is_empty(),
+            "executed proposals are forgotten"
+        );
+    }
+
+    #[test]
+    fn undrained_samples_are_bounded() {
+        let mut c = Cluster::new(1);
+        c.step(0, Input::Start);
+        let batches = MAX_UNDRAINED_SAMPLES as u32 + 10;
+        for b in 0..batches {
+            c.clock = c.clock.after(Duration::from_millis(1));
+            c.step(0, Input::Submit(txs(b * 10, 10)));
+        }
+        assert_eq!(c.committed[0], u64::from(batches) * 10);
+        let samples = c.drain(0);
+        assert_eq!(
+            samples.len(),
+            MAX_UNDRAINED_SAMPLES,
+            "the oldest were dropped"
+        );
+        assert!(samples.iter().all(|s| s.committed >= s.proposed));
     }
 }
