@@ -84,6 +84,45 @@ impl PbftSection {
     }
 }
 
+/// Bullshark overrides in a node's config; names follow Narwhal's parameters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BullsharkSection {
+    /// Batch size in bytes.
+    pub batch_size: Option<usize>,
+    /// Longest wait before sealing a batch, milliseconds.
+    pub max_batch_delay_ms: Option<u64>,
+    /// Bytes of batch digests that let a header go out early.
+    pub header_size: Option<usize>,
+    /// Longest wait between headers, milliseconds.
+    pub max_header_delay_ms: Option<u64>,
+    /// Rounds kept below the last committed leader.
+    pub gc_depth: Option<u64>,
+}
+
+impl BullsharkSection {
+    /// The engine configuration with these overrides.
+    pub fn to_config(&self) -> dwcp_consensus::bullshark::BullsharkConfig {
+        let mut c = dwcp_consensus::bullshark::BullsharkConfig::default();
+        if let Some(b) = self.batch_size {
+            c.batch_size = b;
+        }
+        if let Some(t) = self.max_batch_delay_ms {
+            c.max_batch_delay = Duration::from_millis(t);
+        }
+        if let Some(h) = self.header_size {
+            c.header_size = h;
+        }
+        if let Some(t) = self.max_header_delay_ms {
+            c.max_header_delay = Duration::from_millis(t);
+        }
+        if let Some(g) = self.gc_depth {
+            c.gc_depth = g;
+        }
+        c
+    }
+}
+
 /// One node's configuration file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +161,9 @@ pub struct NodeConfig {
     /// PBFT overrides.
     #[serde(default)]
     pub pbft: PbftSection,
+    /// Bullshark overrides.
+    #[serde(default)]
+    pub bullshark: BullsharkSection,
 }
 
 fn default_health_interval() -> u64 {
@@ -174,13 +216,22 @@ impl NodeConfig {
                 "http_rate_per_second and http_rate_burst must be positive".into(),
             ));
         }
-        if cfg.engine != "pbft" {
+        if !crate::engines::ENGINES.contains(&cfg.engine.as_str()) {
             return Err(ConfigError::Invalid(format!(
-                "unknown engine {:?} (available: pbft)",
-                cfg.engine
+                "unknown engine {:?} (available: {})",
+                cfg.engine,
+                crate::engines::ENGINES.join(", ")
             )));
         }
         Ok(cfg)
+    }
+
+    /// The engine this config names, with its parameters.
+    pub fn engine_config(&self) -> crate::engines::EngineConfig {
+        match self.engine.as_str() {
+            "bullshark" => crate::engines::EngineConfig::Bullshark(self.bullshark.to_config()),
+            _ => crate::engines::EngineConfig::Pbft(self.pbft.to_config()),
+        }
     }
 
     /// Writes the config as TOML.
@@ -310,6 +361,7 @@ mod tests {
             http_rate_burst: 10,
             health_interval_ms: 1000,
             pbft: PbftSection::default(),
+            bullshark: BullsharkSection::default(),
         };
         let path = dir.path().join("node.toml");
         cfg.save(&path).unwrap();

@@ -3,11 +3,10 @@
 //! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
 //! where the old one left off and fetches what it missed from peers.
 
-use crate::driver::{Driver, DriverInput, Transport};
+use crate::driver::{DriverInput, Transport};
+use crate::engines::{run_driver, DriverParts, EngineConfig};
 use crate::manager::{Component, Health};
 use crate::metrics::DriverMetrics;
-use dwcp_consensus::pbft::{Pbft, PbftConfig};
-use dwcp_core::codec::DEFAULT_MAX_FRAME;
 use dwcp_core::storage::{RedbStore, Storage};
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
 use std::path::PathBuf;
@@ -27,8 +26,8 @@ pub struct EngineComponent {
     pub keys: NodeKeys,
     /// The committee.
     pub committee: Committee,
-    /// PBFT parameters.
-    pub pbft: PbftConfig,
+    /// The engine and its parameters.
+    pub engine: EngineConfig,
     /// The node's inbox (shared so a new driver can take over after a failure).
     pub inbox: Arc<Mutex<Receiver<DriverInput>>>,
     /// A sender into the same inbox, to ask the driver to stop.
@@ -57,37 +56,31 @@ impl Component for EngineComponent {
     fn start(&self) -> Result<(), String> {
         let store = RedbStore::open(&self.store_path).map_err(|e| e.to_string())?;
         let recovered = store.recover(RESTORE_TAIL).map_err(|e| e.to_string())?;
-        let engine = Pbft::new(
+        // Build once here, so that a store the engine cannot restart from fails the
+        // start itself rather than the thread.
+        self.engine
+            .status(&self.keys, &self.committee, recovered.clone())
+            .map_err(|e| format!("{} cannot restart from its store: {e}", self.engine.name()))?;
+        let parts = DriverParts {
+            inbox: self.inbox.clone(),
+            transport: self.transport.clone(),
+            commits: self.commits.clone(),
+            status: self.status.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let (cfg, keys, committee) = (
+            self.engine.clone(),
             self.keys.clone(),
             self.committee.clone(),
-            self.pbft.clone(),
-            recovered,
-        )
-        .map_err(|e| e.to_string())?;
-        let driver = Driver::new(
-            self.keys.id,
-            self.committee.clone(),
-            engine,
-            store,
-            DEFAULT_MAX_FRAME,
-        )
-        .with_status(self.status.clone())
-        .with_metrics(self.metrics.clone());
-        let (inbox, transport, commits) = (
-            self.inbox.clone(),
-            self.transport.clone(),
-            self.commits.clone(),
         );
         let (alive, last_error) = (self.alive.clone(), self.last_error.clone());
         alive.store(true, Ordering::SeqCst);
         let handle = std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
-                // A driver that died holding the lock poisons it; the receiver is fine.
-                let rx = inbox.lock().unwrap_or_else(|p| p.into_inner());
-                let result = driver.run(&rx, &*transport, &commits);
+                let result = run_driver(&cfg, &keys, &committee, store, recovered, parts);
                 if let (Err(e), Ok(mut slot)) = (result, last_error.lock()) {
-                    *slot = Some(e.to_string());
+                    *slot = Some(e);
                 }
                 alive.store(false, Ordering::SeqCst);
             })
@@ -139,7 +132,7 @@ mod tests {
             store_path: dir.path().join("n0.redb"),
             keys: keys[0].clone(),
             committee,
-            pbft: PbftConfig::default(),
+            engine: EngineConfig::Pbft(dwcp_consensus::pbft::PbftConfig::default()),
             inbox: Arc::new(Mutex::new(rx)),
             inbox_tx: tx.clone(),
             transport: Arc::new(net.transport(keys[0].id)),

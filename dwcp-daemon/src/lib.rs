@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod config;
 pub mod driver;
 pub mod engine_component;
+pub mod engines;
 pub mod http;
 pub mod http_ml;
 pub mod local_cluster;

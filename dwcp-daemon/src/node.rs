@@ -7,9 +7,7 @@ use crate::http::{router, NodeState, RateLimit};
 use crate::manager::{Component, Manager, ManagerConfig};
 use crate::transport::{start, TransportConfig};
 use anyhow::{bail, Context};
-use dwcp_consensus::pbft::Pbft;
 use dwcp_core::storage::{RedbStore, Storage};
-use dwcp_core::Engine;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -43,15 +41,13 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let store = RedbStore::open(&cfg.store)
             .with_context(|| format!("opening {}", cfg.store.display()))?;
         let recovered = store.recover(4096)?;
-        let engine = Pbft::new(
-            keys.clone(),
-            committee.clone(),
-            cfg.pbft.to_config(),
-            recovered,
-        )?;
+        let status = cfg
+            .engine_config()
+            .status(&keys, &committee, recovered)
+            .map_err(anyhow::Error::msg)?;
         let last = store.last_committed()?;
         let restored = store.committed(last.saturating_sub(RESTORE as u64) + 1, RESTORE)?;
-        (engine.status(), restored)
+        (status, restored)
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -80,7 +76,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         store_path: cfg.store.clone(),
         keys: keys.clone(),
         committee: committee.clone(),
-        pbft: cfg.pbft.to_config(),
+        engine: cfg.engine_config(),
         inbox: Arc::new(Mutex::new(inbox_rx)),
         inbox_tx: inbox_tx.clone(),
         transport: network.clone(),

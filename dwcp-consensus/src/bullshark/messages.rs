@@ -40,9 +40,8 @@ pub enum BullsharkMessage {
     Certificates(Vec<Certificate>),
 }
 
-impl BullsharkMessage {
-    /// A short name of the message's type, for metrics and logs.
-    pub fn kind(&self) -> &'static str {
+impl dwcp_core::MessageKind for BullsharkMessage {
+    fn kind(&self) -> &'static str {
         match self {
             BullsharkMessage::Batch(_) => "batch",
             BullsharkMessage::BatchAck(_) => "batch_ack",

@@ -31,13 +31,17 @@ pub struct DemoArgs {
 
 /// Starts the cluster, drives load, prints progress and the committed log, stops.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if args.engine != "pbft" {
-        bail!("unknown engine {:?} (available: pbft)", args.engine);
+    if !crate::engines::ENGINES.contains(&args.engine.as_str()) {
+        bail!(
+            "unknown engine {:?} (available: {})",
+            args.engine,
+            crate::engines::ENGINES.join(", ")
+        );
     }
     if !(1..=16).contains(&args.nodes) {
         bail!("--nodes must be between 1 and 16 for a local demo");
     }
-    let mut cluster = LocalCluster::start(args.nodes, |_| {})?;
+    let mut cluster = LocalCluster::start(args.nodes, |c| c.engine = args.engine.clone())?;
     let (base, token) = (cluster.base_port, cluster.token.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let stop_on_signal = stop.clone();

@@ -79,6 +79,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             http_rate_burst: 400,
             health_interval_ms: 10_000,
             pbft: PbftSection::default(),
+            bullshark: Default::default(),
         }
         .save(&args.out.join(format!("node-{i}.toml")))?;
     }
