@@ -174,7 +174,9 @@ mod tests {
             let key = &keys[who as usize].signing;
             let mut maker = BatchMaker::default();
             maker.push(&[b; 8]);
-            let batch = maker.seal().expect("one transaction");
+            let batch = maker
+                .seal(NodeId(who), u64::from(round))
+                .expect("one transaction");
             let parents = Certificate::genesis(committee)
                 .iter()
                 .map(Certificate::digest)

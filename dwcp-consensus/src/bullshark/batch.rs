@@ -6,7 +6,7 @@
 //! per hop, and split into transactions at commit without copying.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use dwcp_core::Digest;
+use dwcp_core::{Digest, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// Why batch bytes are not a well-formed batch.
@@ -21,8 +21,14 @@ pub enum BatchError {
 }
 
 /// A sealed batch of transactions.
+///
+/// The sealing worker and its sealing counter are part of the batch (and of its
+/// digest), so two batches of identical transactions never share a digest: a
+/// digest names one batch, included once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
+    author: NodeId,
+    nonce: u64,
     payload: Bytes,
 }
 
@@ -35,7 +41,19 @@ impl std::fmt::Debug for Batch {
 impl Batch {
     /// The batch's digest, which headers name it by.
     pub fn digest(&self) -> Digest {
-        Digest::of_parts("dwcp narwhal batch v1", &[&self.payload])
+        Digest::of_parts(
+            "dwcp narwhal batch v1",
+            &[
+                &self.author.0.to_le_bytes(),
+                &self.nonce.to_le_bytes(),
+                &self.payload,
+            ],
+        )
+    }
+
+    /// The worker that sealed it.
+    pub fn author(&self) -> NodeId {
+        self.author
     }
 
     /// Encoded size in bytes.
@@ -118,13 +136,16 @@ impl BatchMaker {
         self.count
     }
 
-    /// Seals what was accumulated into a batch, or `None` if nothing was.
-    pub fn seal(&mut self) -> Option<Batch> {
+    /// Seals what was accumulated into a batch by `author`, or `None` if nothing
+    /// was. `nonce` must differ between the author's batches.
+    pub fn seal(&mut self, author: NodeId, nonce: u64) -> Option<Batch> {
         if self.count == 0 {
             return None;
         }
         self.count = 0;
         Some(Batch {
+            author,
+            nonce,
             payload: self.buf.split().freeze(),
         })
     }
@@ -143,18 +164,18 @@ mod tests {
             for tx in &txs {
                 prop_assert!(m.push(tx));
             }
-            let batch = m.seal().unwrap();
+            let batch = m.seal(NodeId(1), 7).unwrap();
             prop_assert_eq!(batch.check(), Ok(txs.len()));
             let back: Batch = decode(&encode(&batch), 1 << 20).unwrap();
             prop_assert_eq!(back.digest(), batch.digest());
             let out: Vec<Vec<u8>> = back.transactions().map(|b| b.to_vec()).collect();
             prop_assert_eq!(out, txs);
-            prop_assert!(m.seal().is_none());
+            prop_assert!(m.seal(NodeId(1), 8).is_none());
         }
 
         #[test]
         fn arbitrary_bytes_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let batch = Batch { payload: Bytes::from(payload) };
+            let batch = Batch { author: NodeId(0), nonce: 0, payload: Bytes::from(payload) };
             let n = batch.transactions().count();
             if let Ok(count) = batch.check() {
                 prop_assert_eq!(count, n);
@@ -163,16 +184,30 @@ mod tests {
     }
 
     #[test]
+    fn identical_transactions_sealed_twice_make_distinct_batches() {
+        let seal = |author, nonce| {
+            let mut m = BatchMaker::default();
+            m.push(b"same");
+            m.seal(NodeId(author), nonce).unwrap().digest()
+        };
+        assert_ne!(seal(0, 0), seal(0, 1));
+        assert_ne!(seal(0, 0), seal(1, 0));
+        assert_eq!(seal(2, 5), seal(2, 5));
+    }
+
+    #[test]
     fn truncated_and_empty_batches_are_refused() {
         let mut m = BatchMaker::default();
         m.push(b"hello");
-        let good = m.seal().unwrap();
+        let good = m.seal(NodeId(0), 0).unwrap();
         let cut = Batch {
             payload: good.payload.slice(..good.len() - 1),
+            ..good.clone()
         };
         assert_eq!(cut.check(), Err(BatchError::Truncated(0)));
         let empty = Batch {
             payload: Bytes::new(),
+            ..good
         };
         assert_eq!(empty.check(), Err(BatchError::Empty));
     }

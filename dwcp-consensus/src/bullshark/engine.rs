@@ -147,6 +147,7 @@ pub struct BullsharkEngine {
     own_batches: BTreeMap<Digest, OwnBatch>,
     ready: Vec<(Digest, u64)>,
     retired: VecDeque<(Digest, usize)>,
+    retired_set: HashSet<Digest>,
     retired_bytes: usize,
 
     // Primary.
@@ -205,6 +206,7 @@ impl BullsharkEngine {
             own_batches: BTreeMap::new(),
             ready: Vec::new(),
             retired: VecDeque::new(),
+            retired_set: HashSet::new(),
             retired_bytes: 0,
             round: 0,
             own_header: None,
@@ -329,7 +331,10 @@ impl BullsharkEngine {
 
     fn seal(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
         let count = self.maker.count() as u64;
-        let Some(batch) = self.maker.seal() else {
+        // The round and this run's counter make the nonce: a restarted worker
+        // (counter back at zero) seals in a later round.
+        let nonce = (self.horizon() << 32) | (self.stats.batches_sealed & 0xffff_ffff);
+        let Some(batch) = self.maker.seal(self.id, nonce) else {
             return;
         };
         fx.cancel_timer(TIMER_BATCH);
@@ -669,6 +674,12 @@ impl BullsharkEngine {
                 }
             }
         }
+        if h.batches.iter().any(|d| self.retired_set.contains(d)) {
+            // A batch already in the order: a replay, never voted for.
+            self.pending_headers.remove(&author);
+            self.stats.rejected += 1;
+            return;
+        }
         let missing_batches: Vec<Digest> = h
             .batches
             .iter()
@@ -926,8 +937,10 @@ impl BullsharkEngine {
             }
             for (d, _) in &entry.batches {
                 if let Some(b) = self.batches.get(d) {
-                    self.retired.push_back((*d, b.batch.len()));
-                    self.retired_bytes += b.batch.len();
+                    if self.retired_set.insert(*d) {
+                        self.retired.push_back((*d, b.batch.len()));
+                        self.retired_bytes += b.batch.len();
+                    }
                 }
             }
             self.output_seq = entry.seq;
@@ -943,6 +956,7 @@ impl BullsharkEngine {
                 break;
             };
             self.retired_bytes -= len;
+            self.retired_set.remove(&d);
             self.batches.remove(&d);
         }
     }
@@ -1294,7 +1308,7 @@ mod tests {
     fn batch(tx: &[u8]) -> Batch {
         let mut m = BatchMaker::default();
         m.push(tx);
-        m.seal().expect("batch")
+        m.seal(NodeId(0), 0).expect("batch")
     }
 
     #[test]
