@@ -174,9 +174,7 @@ mod tests {
             let key = &keys[who as usize].signing;
             let mut maker = BatchMaker::default();
             maker.push(&[b; 8]);
-            let batch = maker
-                .seal(NodeId(who), u64::from(round))
-                .expect("one transaction");
+            let batch = maker.seal(NodeId(who), round).expect("one transaction");
             let parents = Certificate::genesis(committee)
                 .iter()
                 .map(Certificate::digest)
