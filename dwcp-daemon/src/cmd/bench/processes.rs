@@ -198,7 +198,7 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
             end_to_end.push(at.saturating_sub(on_wall(*sent)) as f64 / 1e6);
         }
     }
-    let mean_latency = (count > 0).then(|| sum / count as f64).unwrap_or(0.0);
+    let mean_latency = if count > 0 { sum / count as f64 } else { 0.0 };
     let mut notes = vec![
         format!(
             "Committed heights of nodes 0..{} at the end: {}",
