@@ -4,7 +4,7 @@
 //! run stays in flat memory.
 
 use super::engines::EngineSpec;
-use super::load::{read_later, sample_of, Clients};
+use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
 use super::BenchArgs;
 use crate::driver::{Driver, DriverError, DriverInput, LocalNetwork, ProposalSample};
@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 
 /// Inputs queued per node (network frames and client bursts).
 const INBOX: usize = 65_536;
-/// Committed batches each node's store keeps.
-const STORE_TAIL: usize = 1024;
-/// When the memory is read a first time.
-const FIRST_MEMORY_READING: Duration = Duration::from_secs(60);
+/// Committed batches each node's store keeps (nothing restarts in process: the
+/// tail only has to satisfy the store's contract).
+const STORE_TAIL: usize = 64;
+/// Period of the memory readings.
+const MEMORY_PERIOD: Duration = Duration::from_secs(60);
 
 /// `n` running drivers of one engine.
 pub struct InProcessCluster {
@@ -123,9 +124,7 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
     let origin = Instant::now();
     let stop_at = origin + args.duration;
     let done = Arc::new(AtomicBool::new(false));
-    let first_reading = read_later(origin, FIRST_MEMORY_READING, done.clone(), || {
-        memory_kib(None)
-    });
+    let readings = read_every(origin, MEMORY_PERIOD, done.clone(), || memory_kib(None));
     let clients = Clients::start(cluster.nodes, args.rate, args.tx_size, stop_at, |i| {
         let inbox = cluster.network.inbox(NodeId(i as u16));
         move |txs| {
@@ -150,7 +149,7 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
     let load = clients.join()?;
     let end_memory = memory_kib(None);
     done.store(true, Ordering::Relaxed);
-    let first_memory = first_reading.join().ok().flatten().flatten();
+    let readings = readings.join().unwrap_or_default();
 
     let heights: Vec<String> = cluster
         .heights
@@ -207,8 +206,14 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
             cluster.network.dropped()
         ),
     ];
-    if let Some(m) = first_memory {
-        notes.push(format!("Memory at 1 min: {}", memory_phrase(m)));
+    for (minute, m) in readings.into_iter().enumerate() {
+        if let Some(m) = m {
+            notes.push(format!(
+                "Memory at {} min: {}",
+                minute + 1,
+                memory_phrase(m)
+            ));
+        }
     }
     if let Some(m) = end_memory {
         notes.push(format!("Memory at the end: {}", memory_phrase(m)));

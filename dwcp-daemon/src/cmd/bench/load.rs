@@ -212,22 +212,25 @@ pub struct LoadTotals {
     pub samples: Vec<(u64, Instant)>,
 }
 
-/// Calls `read` once, `after` the `origin`, on a thread of its own, unless `stop` is
-/// set first; joining the thread gives what `read` returned.
-pub fn read_later<T: Send + 'static>(
+/// Calls `read` every `period` after `origin` on a thread of its own until `stop` is
+/// set; joining the thread gives the readings, the first taken one period in.
+pub fn read_every<T: Send + 'static>(
     origin: Instant,
-    after: Duration,
+    period: Duration,
     stop: Arc<AtomicBool>,
-    read: impl FnOnce() -> T + Send + 'static,
-) -> JoinHandle<Option<T>> {
+    mut read: impl FnMut() -> T + Send + 'static,
+) -> JoinHandle<Vec<T>> {
     std::thread::spawn(move || {
-        while origin.elapsed() < after {
-            if stop.load(Ordering::Relaxed) {
-                return None;
+        let mut readings = Vec::new();
+        let mut next = origin + period;
+        while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next {
+                readings.push(read());
+                next += period;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Some(read())
+        readings
     })
 }
 

@@ -5,7 +5,7 @@
 //! consensus latency from the nodes' commit-latency histograms.
 
 use super::engines::EngineSpec;
-use super::load::{read_later, sample_of, Clients};
+use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
 use super::BenchArgs;
 use crate::client::{get_json, request};
@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 /// Pause between two polls of node 0 when it has nothing new.
 const POLL_IDLE: Duration = Duration::from_millis(10);
-/// When the memory of the nodes is read a first time.
-const FIRST_MEMORY_READING: Duration = Duration::from_secs(60);
+/// Period of the memory readings.
+const MEMORY_PERIOD: Duration = Duration::from_secs(60);
 
 /// Node 0's log as the poller reads it; times are Unix microseconds at node 0.
 #[derive(Default)]
@@ -142,9 +142,9 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
             .name("follow-0".into())
             .spawn(move || follow(node, &stop, until_us))?
     };
-    let first_reading = {
+    let readings = {
         let pids = pids.clone();
-        read_later(origin, FIRST_MEMORY_READING, stop.clone(), move || {
+        read_every(origin, MEMORY_PERIOD, stop.clone(), move || {
             node_memory(&pids)
         })
     };
@@ -188,7 +188,7 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
     let tally = follower
         .join()
         .map_err(|_| anyhow::anyhow!("the commit follower panicked"))?;
-    let first_memory = first_reading.join().ok().flatten();
+    let readings = readings.join().unwrap_or_default();
     cluster.stop(Duration::from_secs(10));
 
     let secs = |unix: u64| unix.saturating_sub(origin_us) as f64 / 1e6;
@@ -210,8 +210,8 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
             super::summary::thousands(tally.late_transactions)
         ),
     ];
-    if let Some(first) = first_memory {
-        notes.push(memory_line("at 1 min", &first));
+    for (minute, m) in readings.iter().enumerate() {
+        notes.push(memory_line(&format!("at {} min", minute + 1), m));
     }
     notes.push(memory_line("at the end", &end_memory));
     let peak = end_memory.iter().flatten().map(|m| m.1).max();
