@@ -194,9 +194,10 @@ async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
         ("compression", s.ml.selector.is_ok()),
         ("allocator", s.ml.maddpg.is_ok()),
     ];
+    let managed = s.manager.reports();
     let body = s
         .metrics
-        .render(&status, s.network.stats(), &peers, &components);
+        .render(&status, s.network.stats(), &peers, &components, &managed);
     (
         [(
             "content-type",
