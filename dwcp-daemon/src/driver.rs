@@ -629,6 +629,7 @@ mod tests {
             &crate::transport::TransportStats::default(),
             &[],
             &[],
+            &[],
         );
         let count = format!(
             "dwcp_consensus_commit_latency_seconds_count{{engine=\"pbft\",node=\"0\"}} {}",

@@ -2,7 +2,7 @@
 
 use crate::driver::DriverInput;
 use crate::transport::Network;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ pub struct NodeState {
     /// The engine's latest status.
     pub status: Arc<Mutex<EngineStatus>>,
     /// Recent committed batches by sequence number.
-    pub recent: Mutex<BTreeMap<Seq, Committed>>,
+    pub recent: Mutex<BTreeMap<Seq, RecentCommit>>,
     /// The driver's inbox.
     pub inbox: SyncSender<DriverInput>,
     /// The transport.
@@ -49,12 +49,37 @@ pub struct NodeState {
     pub manager: Arc<crate::manager::Manager>,
 }
 
+/// A committed batch as the HTTP API serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentCommit {
+    /// The batch.
+    pub batch: Committed,
+    /// When this process learnt of it, in microseconds since the Unix epoch; `None`
+    /// for batches restored from the store at start.
+    pub committed_unix_us: Option<u64>,
+}
+
+/// Microseconds since the Unix epoch on this machine's clock.
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 impl NodeState {
-    /// Records a committed batch.
+    /// Records a committed batch, stamped with the time it arrived here.
     pub fn on_commit(&self, c: Committed) {
+        let at = unix_us();
         self.metrics.on_commit(&c);
         if let Ok(mut r) = self.recent.lock() {
-            r.insert(c.seq, c);
+            r.insert(
+                c.seq,
+                RecentCommit {
+                    batch: c,
+                    committed_unix_us: Some(at),
+                },
+            );
             while r.len() > RECENT_COMMITS {
                 r.pop_first();
             }
@@ -169,9 +194,10 @@ async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
         ("compression", s.ml.selector.is_ok()),
         ("allocator", s.ml.maddpg.is_ok()),
     ];
+    let managed = s.manager.reports();
     let body = s
         .metrics
-        .render(&status, s.network.stats(), &peers, &components);
+        .render(&status, s.network.stats(), &peers, &components, &managed);
     (
         [(
             "content-type",
@@ -194,7 +220,7 @@ async fn status(State(s): State<Arc<NodeState>>) -> Response {
         .recent
         .lock()
         .ok()
-        .and_then(|r| r.get(&st.last_committed).map(|c| c.digest))
+        .and_then(|r| r.get(&st.last_committed).map(|c| c.batch.digest))
         .map(|d: Digest| d.to_string());
     let peers: Vec<PeerView> = (0..s.committee_size)
         .map(|i| NodeId(i as u16))
@@ -216,16 +242,51 @@ async fn status(State(s): State<Arc<NodeState>>) -> Response {
     .into_response()
 }
 
-async fn committed(State(s): State<Arc<NodeState>>, Path(seq): Path<String>) -> Response {
+/// Query of `GET /v1/committed/{seq}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommittedQuery {
+    /// Hex bytes: list only the transactions that start with them.
+    prefix: Option<String>,
+}
+
+async fn committed(
+    State(s): State<Arc<NodeState>>,
+    Path(seq): Path<String>,
+    query: Result<Query<CommittedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Ok(seq) = seq.parse::<Seq>() else {
         return error(StatusCode::BAD_REQUEST, "seq must be an unsigned integer");
     };
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the only query parameter is prefix",
+        );
+    };
+    let prefix = match query.prefix.as_deref().map(hex::decode) {
+        None => Vec::new(),
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "prefix must be hex"),
+    };
+    // Encode outside the lock: a large batch takes a while.
     let found = s.recent.lock().ok().and_then(|r| r.get(&seq).cloned());
     match found {
-        Some(c) => Json(json!({
+        Some(RecentCommit {
+            batch: c,
+            committed_unix_us,
+        }) => Json(json!({
             "seq": c.seq,
             "digest": c.digest.to_string(),
-            "transactions": c.transactions.iter().map(hex::encode).collect::<Vec<_>>(),
+            "committed_unix_us": committed_unix_us,
+            "transaction_count": c.transactions.len(),
+            "transaction_bytes": c.transactions.iter().map(|t| t.len()).sum::<usize>(),
+            "transactions": c
+                .transactions
+                .iter()
+                .filter(|t| t.starts_with(&prefix))
+                .map(hex::encode)
+                .collect::<Vec<_>>(),
         }))
         .into_response(),
         None => error(

@@ -21,6 +21,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Start a local cluster of real nodes on loopback, drive load, show what commits.
     Demo(cmd::demo::DemoArgs),
+    /// Measure an engine's throughput and latency under Narwhal's benchmark load.
+    Bench(cmd::bench::BenchArgs),
     /// Resource allocator: train MADDPG, evaluate it against the baselines.
     #[command(subcommand)]
     Allocate(cmd::allocate::AllocateCmd),
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
         Command::Allocate(c) => cmd::allocate::run(c),
         Command::Compress(c) => cmd::compress::run(c),
     }

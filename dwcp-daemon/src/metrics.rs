@@ -2,6 +2,7 @@
 //! own (never a global one).
 
 use crate::breaker::BreakerState;
+use crate::manager::{ComponentReport, Health};
 use crate::transport::TransportStats;
 use dwcp_core::{Committed, EngineStatus, NodeId};
 use prometheus_client::encoding::text::encode;
@@ -12,7 +13,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// Label of per-peer series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -131,6 +134,28 @@ impl Mirrored {
     }
 }
 
+/// Per-component counters fed from the manager's reports at scrape time.
+#[derive(Default)]
+struct MirroredFamily {
+    family: Family<ComponentLabel, Counter>,
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl MirroredFamily {
+    fn sync(&self, component: &str, now: u64) {
+        let Ok(mut seen) = self.seen.lock() else {
+            return;
+        };
+        let before = seen.insert(component.to_string(), now).unwrap_or(0);
+        let counter = self.family.get_or_create(&ComponentLabel {
+            component: component.to_string(),
+        });
+        if now > before {
+            counter.inc_by(now - before);
+        }
+    }
+}
+
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -149,6 +174,8 @@ pub struct Metrics {
     peer_connected: Family<PeerLabel, Gauge>,
     breaker_state: Family<PeerLabel, Gauge>,
     component_healthy: Family<ComponentLabel, Gauge>,
+    recoveries: MirroredFamily,
+    recovery_failures: MirroredFamily,
     driver: DriverMetrics,
 }
 
@@ -176,6 +203,8 @@ impl Metrics {
             peer_connected: Family::default(),
             breaker_state: Family::default(),
             component_healthy: Family::default(),
+            recoveries: MirroredFamily::default(),
+            recovery_failures: MirroredFamily::default(),
             driver: DriverMetrics::unregistered(),
             registry: Registry::default(),
         };
@@ -255,9 +284,24 @@ impl Metrics {
             m.peer_connected.clone(),
         );
         registry.register(
+            "transport_breaker_state",
+            "Circuit breaker of the link to a peer: 0 closed, 1 half-open, 2 open",
+            m.breaker_state.clone(),
+        );
+        registry.register(
             "component_healthy",
             "1 when a component is healthy",
             m.component_healthy.clone(),
+        );
+        registry.register(
+            "component_recoveries",
+            "Successful recoveries of a managed component",
+            m.recoveries.family.clone(),
+        );
+        registry.register(
+            "component_recovery_failures",
+            "Failed recovery attempts of a managed component",
+            m.recovery_failures.family.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -274,13 +318,16 @@ impl Metrics {
             .inc_by(c.transactions.len() as u64);
     }
 
-    /// Brings scrape-time series up to date and renders the text exposition format.
+    /// Brings scrape-time series up to date and renders the text exposition format:
+    /// `components` are health flags of unmanaged parts, `managed` the manager's
+    /// reports (health and recoveries).
     pub fn render(
         &self,
         status: &EngineStatus,
         transport: &TransportStats,
         peers: &[(NodeId, bool, BreakerState)],
         components: &[(&str, bool)],
+        managed: &[ComponentReport],
     ) -> String {
         self.view
             .set(i64::try_from(status.view).unwrap_or(i64::MAX));
@@ -312,6 +359,15 @@ impl Metrics {
                 })
                 .set(i64::from(*ok));
         }
+        for r in managed {
+            self.component_healthy
+                .get_or_create(&ComponentLabel {
+                    component: r.name.clone(),
+                })
+                .set(i64::from(r.health == Health::Healthy));
+            self.recoveries.sync(&r.name, r.recoveries);
+            self.recovery_failures.sync(&r.name, r.failed_attempts);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -324,6 +380,17 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use dwcp_core::Digest;
+
+    fn report(recoveries: u64) -> ComponentReport {
+        ComponentReport {
+            name: "engine".into(),
+            health: Health::Healthy,
+            recoveries,
+            failed_attempts: 1,
+            recovering: false,
+            last_recovery_seconds: None,
+        }
+    }
 
     #[test]
     fn renders_labelled_series() {
@@ -346,6 +413,7 @@ mod tests {
             &stats,
             &[(NodeId(0), true, BreakerState::Closed)],
             &[("driver", true)],
+            &[report(0)],
         );
         assert!(
             text.contains(
@@ -367,10 +435,25 @@ mod tests {
         );
         // Mirrored counters only move forward and never double count.
         stats.frames_sent.store(9, Ordering::Relaxed);
-        let text = m.render(&status, &stats, &[], &[]);
+        let text = m.render(
+            &status,
+            &stats,
+            &[(NodeId(0), false, BreakerState::Open)],
+            &[],
+            &[report(2)],
+        );
         assert!(
             text.contains(r#"dwcp_transport_frames_sent_total{engine="pbft",node="2"} 9"#),
             "{text}"
         );
+        for series in [
+            r#"dwcp_transport_breaker_state{engine="pbft",node="2",peer="0"} 2"#,
+            r#"dwcp_transport_peer_connected{engine="pbft",node="2",peer="0"} 0"#,
+            r#"dwcp_component_recoveries_total{engine="pbft",node="2",component="engine"} 2"#,
+            r#"dwcp_component_recovery_failures_total{engine="pbft",node="2",component="engine"} 1"#,
+            r#"dwcp_component_healthy{engine="pbft",node="2",component="engine"} 1"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
     }
 }

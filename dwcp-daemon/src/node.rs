@@ -98,7 +98,19 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let state = Arc::new(NodeState {
         id: keys.id,
         status,
-        recent: Mutex::new(restored.into_iter().map(|c| (c.seq, c)).collect()),
+        recent: Mutex::new(
+            restored
+                .into_iter()
+                .map(|c| {
+                    let seq = c.seq;
+                    let batch = crate::http::RecentCommit {
+                        batch: c,
+                        committed_unix_us: None,
+                    };
+                    (seq, batch)
+                })
+                .collect(),
+        ),
         inbox: inbox_tx.clone(),
         network: network.clone(),
         committee_size: committee.size(),

@@ -252,6 +252,34 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         assert_eq!(digest_at(n.http, height), Some(digest.clone()), "diverged");
     }
 
+    // A committed batch with only the transactions that start with a prefix.
+    let full = json(nodes[0].http, &format!("/v1/committed/{height}")).expect("batch");
+    let prefix = hex::encode("transfer-0002");
+    let some = json(
+        nodes[0].http,
+        &format!("/v1/committed/{height}?prefix={prefix}"),
+    )
+    .expect("filtered batch");
+    let all_txs = full["transactions"].as_array().expect("transactions");
+    let kept = some["transactions"].as_array().expect("transactions");
+    assert_eq!(
+        kept.len(),
+        all_txs
+            .iter()
+            .filter(|t| t.as_str().is_some_and(|t| t.starts_with(&prefix)))
+            .count()
+    );
+    assert_eq!(some["transaction_count"], all_txs.len());
+    assert_eq!(some["digest"], full["digest"]);
+    assert!(some["committed_unix_us"].as_u64().is_some_and(|t| t > 0));
+    for bad in ["?prefix=zz", "?other=1"] {
+        assert_eq!(
+            http(p, "GET", &format!("/v1/committed/1{bad}"), &[], b"").map(|x| x.0),
+            Some(400),
+            "{bad}"
+        );
+    }
+
     // SIGKILL node 3; the others keep committing.
     nodes[3].kill9();
     assert_eq!(submit(nodes[0].http, &token, 1000, 100), 202);
@@ -270,6 +298,13 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         metrics.contains(r#"dwcp_transport_peer_connected{engine="pbft",node="0",peer="3"} 0"#),
         "{metrics}"
     );
+    for series in [
+        r#"dwcp_consensus_commit_latency_seconds_count{engine="pbft",node="0"} "#,
+        r#"dwcp_messages_sent_total{engine="pbft",node="0",type="pre_prepare"} "#,
+        r#"dwcp_message_bytes_received_total{engine="pbft",node="0",type="commit"} "#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     assert!(height2 > height);
 
     // Restart it from its store: it catches up and agrees.

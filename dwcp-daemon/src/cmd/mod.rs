@@ -1,6 +1,7 @@
 //! One module per `dwcpd` subcommand: its clap arguments and its `run` function.
 
 pub mod allocate;
+pub mod bench;
 pub mod compress;
 pub mod demo;
 pub mod keygen;
