@@ -98,6 +98,8 @@ pub struct BullsharkSection {
     pub max_header_delay_ms: Option<u64>,
     /// Rounds kept below the last committed leader.
     pub gc_depth: Option<u64>,
+    /// Committed batches over which repeated transactions are dropped (0: off).
+    pub dedup_window: Option<u64>,
 }
 
 impl BullsharkSection {
@@ -118,6 +120,9 @@ impl BullsharkSection {
         }
         if let Some(g) = self.gc_depth {
             c.gc_depth = g;
+        }
+        if let Some(w) = self.dedup_window {
+            c.dedup_window = w;
         }
         c
     }

@@ -8,6 +8,7 @@ use super::summary::thousands;
 use super::BenchArgs;
 use crate::config::NodeConfig;
 use anyhow::bail;
+use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
 
 /// How the benchmark runs one engine.
@@ -34,6 +35,15 @@ impl EngineSpec {
     }
 }
 
+/// The engine called `name`, checked against the parameters it will run with.
+pub fn engine_for(args: &BenchArgs) -> anyhow::Result<EngineSpec> {
+    let spec = engine(&args.engine)?;
+    if spec.name == "bullshark" && args.workers.unwrap_or(1) != 1 {
+        bail!("bullshark runs one worker per node (--workers 1)");
+    }
+    Ok(spec)
+}
+
 /// The engine called `name`.
 pub fn engine(name: &str) -> anyhow::Result<EngineSpec> {
     Ok(match name {
@@ -55,10 +65,93 @@ pub fn engine(name: &str) -> anyhow::Result<EngineSpec> {
                     Some(u64::try_from(cfg.view_change_timeout.as_millis()).unwrap_or(u64::MAX));
             },
         },
-        // A Bullshark arm goes here: `"bullshark" => EngineSpec { name: "bullshark",
-        // uses: &[...], start_in_process: |args| in_process::start(args, |k, c, r| ...), ... }`.
-        other => bail!("unknown engine {other:?} (available: pbft)"),
+        "bullshark" => EngineSpec {
+            name: "bullshark",
+            uses: &[
+                "workers",
+                "batch_size",
+                "max_batch_delay",
+                "header_size",
+                "max_header_delay",
+                "gc_depth",
+                "sync_retry_delay",
+            ],
+            describe: describe_bullshark,
+            start_in_process: |args| {
+                let cfg = bullshark_config(args);
+                in_process::start(args, move |keys, committee, recovered| {
+                    Ok(BullsharkEngine::new(
+                        keys,
+                        committee,
+                        cfg.clone(),
+                        recovered,
+                    )?)
+                })
+            },
+            configure_node: |args, node| {
+                let cfg = bullshark_config(args);
+                let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                node.engine = "bullshark".into();
+                node.bullshark.batch_size = Some(cfg.batch_size);
+                node.bullshark.max_batch_delay_ms = Some(ms(cfg.max_batch_delay));
+                node.bullshark.header_size = Some(cfg.header_size);
+                node.bullshark.max_header_delay_ms = Some(ms(cfg.max_header_delay));
+                node.bullshark.gc_depth = Some(cfg.gc_depth);
+                node.bullshark.dedup_window = Some(cfg.dedup_window);
+            },
+        },
+        other => bail!("unknown engine {other:?} (available: pbft, bullshark)"),
     })
+}
+
+/// Bullshark under the benchmark's parameters (Narwhal's names map one to one).
+/// Each client transaction goes to one node, so repeats need not be dropped.
+fn bullshark_config(args: &BenchArgs) -> BullsharkConfig {
+    let mut c = BullsharkConfig {
+        dedup_window: 0,
+        ..BullsharkConfig::default()
+    };
+    if let Some(b) = args.batch_size {
+        c.batch_size = b;
+    }
+    if let Some(d) = args.max_batch_delay {
+        c.max_batch_delay = d;
+    }
+    if let Some(h) = args.header_size {
+        c.header_size = h;
+    }
+    if let Some(d) = args.max_header_delay {
+        c.max_header_delay = d;
+    }
+    if let Some(g) = args.gc_depth {
+        c.gc_depth = g;
+    }
+    if let Some(d) = args.sync_retry_delay {
+        c.sync_retry = d;
+    }
+    c
+}
+
+fn describe_bullshark(args: &BenchArgs) -> Vec<String> {
+    let c = bullshark_config(args);
+    vec![
+        "Workers per node: 1".to_string(),
+        format!("Batch size: {} B", thousands(c.batch_size as u64)),
+        format!(
+            "Max batch delay: {} ms",
+            thousands(c.max_batch_delay.as_millis() as u64)
+        ),
+        format!("Header size: {} B", thousands(c.header_size as u64)),
+        format!(
+            "Max header delay: {} ms",
+            thousands(c.max_header_delay.as_millis() as u64)
+        ),
+        format!("GC depth: {} rounds", c.gc_depth),
+        format!(
+            "Sync retry delay: {} ms",
+            thousands(c.sync_retry.as_millis() as u64)
+        ),
+    ]
 }
 
 /// PBFT under the benchmark's parameters: Narwhal's `batch_size` (bytes) becomes

@@ -21,10 +21,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Inputs queued per node (network frames and client bursts).
-const INBOX: usize = 65_536;
+const INBOX: usize = 4_096;
 /// Committed batches each node's store keeps (nothing restarts in process: the
 /// tail only has to satisfy the store's contract).
-const STORE_TAIL: usize = 64;
+const STORE_TAIL: usize = 2;
 /// Period of the memory readings.
 const MEMORY_PERIOD: Duration = Duration::from_secs(60);
 

@@ -137,7 +137,7 @@ fn parse_millis(text: &str) -> Result<Duration, String> {
 
 /// Runs the benchmark and prints the summary.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let engine = engines::engine(&args.engine)?;
+    let engine = engines::engine_for(&args)?;
     if !(1..=64).contains(&args.nodes) {
         bail!("--nodes must be between 1 and 64");
     }
