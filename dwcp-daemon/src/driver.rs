@@ -40,6 +40,9 @@ pub enum DriverInput {
     },
     /// Client transactions.
     Submit(Vec<Bytes>),
+    /// Client transactions admitted by a [`crate::admission::SubmitGate`]; the
+    /// permit returns their bytes to the gate once the driver takes them.
+    Admitted(Vec<Bytes>, crate::admission::Permit),
     /// Stop after the current input.
     Shutdown,
 }
@@ -316,6 +319,10 @@ where
                     }
                 }
                 Ok(DriverInput::Submit(txs)) => {
+                    self.step(Input::Submit(txs), transport, commits)?
+                }
+                Ok(DriverInput::Admitted(txs, permit)) => {
+                    drop(permit);
                     self.step(Input::Submit(txs), transport, commits)?
                 }
                 Ok(DriverInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(self),

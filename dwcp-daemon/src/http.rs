@@ -33,6 +33,8 @@ pub struct NodeState {
     pub recent: Mutex<BTreeMap<Seq, RecentCommit>>,
     /// The driver's inbox.
     pub inbox: SyncSender<DriverInput>,
+    /// Caps the client bytes waiting in the inbox.
+    pub submit_gate: Arc<crate::admission::SubmitGate>,
     /// The transport.
     pub network: Arc<Network>,
     /// Members in the committee.
@@ -340,7 +342,10 @@ async fn submit(State(s): State<Arc<NodeState>>, headers: HeaderMap, body: Bytes
         }
     }
     let n = txs.len();
-    match s.inbox.try_send(DriverInput::Submit(txs)) {
+    let Some(permit) = s.submit_gate.try_admit(&txs) else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy; retry");
+    };
+    match s.inbox.try_send(DriverInput::Admitted(txs, permit)) {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response(),
         Err(TrySendError::Full(_)) => error(StatusCode::SERVICE_UNAVAILABLE, "node is busy; retry"),
         Err(TrySendError::Disconnected(_)) => {

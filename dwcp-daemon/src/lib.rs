@@ -1,6 +1,7 @@
 //! The `dwcpd` daemon: the generic node driver, the authenticated transport, the
 //! HTTP API, configuration, and the command implementations.
 
+pub mod admission;
 pub mod breaker;
 pub mod client;
 pub mod cmd;

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Inputs queued for the engine before the HTTP API answers "busy".
 const INBOX: usize = 65_536;
+/// Client bytes that may wait in the engine's inbox before submissions are refused.
+const SUBMIT_QUEUE_BYTES: usize = 64 << 20;
 /// Committed batches restored into memory at start for `GET /v1/committed`.
 const RESTORE: usize = 10_000;
 
@@ -112,6 +114,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 .collect(),
         ),
         inbox: inbox_tx.clone(),
+        submit_gate: crate::admission::SubmitGate::new(SUBMIT_QUEUE_BYTES),
         network: network.clone(),
         committee_size: committee.size(),
         driver_alive: alive,

@@ -30,6 +30,10 @@ pub struct BullsharkConfig {
     pub max_pending_certificates: usize,
     /// Most bytes of batches from one member that no certificate names yet.
     pub max_unreferenced_batch_bytes: usize,
+    /// Bytes of already committed batches kept to serve peers that still fetch
+    /// them (oldest dropped first). A node that falls further behind than this
+    /// cannot fetch what it missed.
+    pub retain_committed_batch_bytes: usize,
     /// Most transactions waiting for a batch; more are dropped.
     pub max_pending_transactions: usize,
     /// Committed sequence numbers over which repeated transactions are dropped
@@ -50,6 +54,7 @@ impl Default for BullsharkConfig {
             max_round_ahead: 100,
             max_pending_certificates: 4_096,
             max_unreferenced_batch_bytes: 256 << 20,
+            retain_committed_batch_bytes: 64 << 20,
             max_pending_transactions: 1 << 20,
             dedup_window: 1_024,
         }

@@ -951,7 +951,7 @@ impl BullsharkEngine {
             });
         }
         // Committed batches stay a while for peers that still fetch them.
-        while self.retired_bytes > self.cfg.max_unreferenced_batch_bytes / 4 {
+        while self.retired_bytes > self.cfg.retain_committed_batch_bytes {
             let Some((d, len)) = self.retired.pop_front() else {
                 break;
             };

@@ -7,6 +7,7 @@ use super::engines::EngineSpec;
 use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
 use super::BenchArgs;
+use crate::admission::SubmitGate;
 use crate::driver::{Driver, DriverError, DriverInput, LocalNetwork, ProposalSample};
 use anyhow::Context;
 use dwcp_core::codec::DEFAULT_MAX_FRAME;
@@ -127,10 +128,16 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
     let readings = read_every(origin, MEMORY_PERIOD, done.clone(), || memory_kib(None));
     let clients = Clients::start(cluster.nodes, args.rate, args.tx_size, stop_at, |i| {
         let inbox = cluster.network.inbox(NodeId(i as u16));
+        // As a node's HTTP API does: refuse bursts once 64 MiB of client
+        // transactions wait, so they never crowd out consensus frames.
+        let gate = SubmitGate::new(64 << 20);
         move |txs| {
+            let Some(permit) = gate.try_admit(&txs) else {
+                return false;
+            };
             inbox
                 .as_ref()
-                .is_some_and(|n| n.send(DriverInput::Submit(txs)).is_ok())
+                .is_some_and(|n| n.try_send(DriverInput::Admitted(txs, permit)).is_ok())
         }
     })?;
 
