@@ -67,7 +67,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             TransportConfig::default(),
             inbox_tx.clone(),
         )
-    }));
+    })?);
     let status = Arc::new(Mutex::new(initial_status));
     let alive = Arc::new(AtomicBool::new(false));
     let (commit_tx, commit_rx) = channel();
