@@ -20,7 +20,8 @@
 //!
 //! The listener and the dial tasks can be stopped and started again
 //! ([`Network::halt`], [`Network::run`]) without touching the per-peer queues, the
-//! breakers or the counters, so a supervisor can restart a transport whose tasks died while the engine keeps sending into it.
+//! breakers or the counters, so a [`crate::transport_component::TransportComponent`]
+//! can restart a transport whose tasks died while the engine keeps sending into it.
 
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::driver::{DriverInput, Transport};
@@ -460,6 +461,19 @@ impl Network {
         }
         for c in self.connected.iter() {
             c.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Fault injection for tests: ends the listener task as a panic would.
+    #[cfg(test)]
+    pub(crate) fn kill_listener(&self) {
+        if let Some(t) = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            t.accept.abort();
         }
     }
 }
