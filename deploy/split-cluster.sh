@@ -6,16 +6,18 @@
 #
 # Node i runs on the i-th address. Writes cluster/host-<i>/ with node.toml,
 # node.key (that node's only) and committee.json, laid out for the systemd unit
-# (/etc/dwcp/node.toml, store in /var/lib/dwcp). Addresses must be IP literals:
-# dwcpd's peers are socket addresses, not host names.
+# (/etc/dwcp/node.toml, store in /var/lib/dwcp). Addresses are IPs or DNS names;
+# dwcpd resolves a name each time it dials that peer. The listener binds an IP,
+# so a node given by name listens on 0.0.0.0 unless LISTEN_HOST says otherwise.
 #
 # Environment:
 #   CONSENSUS_PORT  consensus port on every machine (7000)
 #   HTTP_PORT       HTTP API port on every machine (8000)
 #   LISTEN_HOST     address the consensus listener binds: "host" (default) for the
-#                   machine's own address as given, or e.g. 0.0.0.0 behind NAT
+#                   machine's own address as given (0.0.0.0 if it is a name), or
+#                   e.g. 0.0.0.0 behind NAT
 #   HTTP_HOST       address the HTTP API binds: 127.0.0.1 (default; put a TLS proxy
-#                   in front), "host" for the machine's address, or 0.0.0.0
+#                   in front), "host" for the machine's IP (not with names), or 0.0.0.0
 #   STORE           path of the redb store (/var/lib/dwcp/node.redb)
 #
 # http_body_limit and [pbft] are left at their defaults; add them to each
@@ -47,7 +49,18 @@ store=${STORE:-/var/lib/dwcp/node.redb}
 token=$(sed -n 's/^http_token = "\(.*\)"$/\1/p' "$dir/node-0.toml")
 [ -n "$token" ] || fail "no http_token in $dir/node-0.toml"
 
-# A socket address for an IP literal: IPv6 goes in brackets.
+# Whether $1 is an IP literal: IPv4 is digits and dots, IPv6 has colons (a host
+# name has neither colons nor only digits).
+is_ip() {
+    case $1 in
+        '' | *[!0-9a-fA-F.:]*) return 1 ;;
+        *:*) return 0 ;;
+        *[!0-9.]*) return 1 ;;
+        *) return 0 ;;
+    esac
+}
+
+# A socket address for an IP literal or a name: IPv6 goes in brackets.
 sockaddr() {
     case $1 in
         *:*) echo "[$1]:$2" ;;
@@ -58,7 +71,7 @@ sockaddr() {
 peers=""
 for host in "$@"; do
     case $host in
-        *[!0-9a-fA-F.:]* | '') fail "'$host' is not an IP address (peers cannot be host names)" ;;
+        '' | *[!0-9A-Za-z.:_-]*) fail "'$host' is neither an IP address nor a host name" ;;
     esac
     peers="$peers    \"$(sockaddr "$host" "$consensus_port")\",
 "
@@ -69,8 +82,15 @@ i=0
 for host in "$@"; do
     out=$dir/host-$i
     mkdir -p "$out"
-    [ "$listen_host" = host ] && listen=$host || listen=$listen_host
-    [ "$http_host" = host ] && http=$host || http=$http_host
+    listen=$listen_host
+    if [ "$listen_host" = host ]; then
+        is_ip "$host" && listen=$host || listen=0.0.0.0
+    fi
+    http=$http_host
+    if [ "$http_host" = host ]; then
+        is_ip "$host" || fail "HTTP_HOST=host needs IP addresses; '$host' is a name (use 0.0.0.0)"
+        http=$host
+    fi
     cp "$dir/committee.json" "$out/committee.json"
     cp "$dir/node-$i.key" "$out/node.key"
     cat >"$out/node.toml" <<TOML

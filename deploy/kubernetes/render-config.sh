@@ -2,22 +2,20 @@
 # Init step of a dwcpd pod: writes /etc/dwcp/node.toml for this pod's ordinal and
 # copies this pod's key (only its own) out of the all-keys Secret.
 #
-# dwcpd's `peers` are socket addresses (IP:port), not DNS names, and a node dials
-# those addresses for as long as it runs. A pod's own IP changes whenever it is
-# recreated, so the peers listed here are the ClusterIPs of the per-ordinal
-# Services dwcp-peer-<i> (services.yaml): stable for the life of the Service,
-# whichever pod IP is behind them. This script resolves those names and waits
-# until every one resolves before writing the config.
+# Peers are the pods' DNS names under the StatefulSet's headless Service,
+# dwcp-<i>.dwcp.<namespace>.svc.<domain>:<port>. dwcpd resolves a peer's name each
+# time it dials it, so a pod recreated with a new IP is found again at the next
+# reconnect, and a name that does not resolve yet (a pod still being scheduled) is
+# simply retried. Nothing here waits for DNS.
 #
 # Environment (set in statefulset.yaml):
 #   POD_NAME        e.g. dwcp-2; the ordinal is the part after the last '-'
 #   POD_NAMESPACE   namespace of the StatefulSet
 #   REPLICAS        committee size; must equal the StatefulSet's replicas
 #   CLUSTER_DOMAIN  usually cluster.local
-#   PEER_SERVICE    name prefix of the per-ordinal Services (dwcp-peer-)
-#   CONSENSUS_PORT  port of the consensus listener and of the peer Services
+#   SERVICE_NAME    the StatefulSet's headless governing Service (dwcp)
+#   CONSENSUS_PORT  port of the consensus listener
 #   HTTP_PORT       port of the HTTP API
-#   DNS_TIMEOUT     seconds to wait for all peer names to resolve (default 600)
 set -eu
 
 fail() {
@@ -41,24 +39,13 @@ case $token in
 esac
 [ "${#token}" -ge 16 ] || fail "http-token must be at least 16 characters"
 
-deadline=$(($(date +%s) + ${DNS_TIMEOUT:-600}))
+# Pod <statefulset>-<i>: the StatefulSet's name is the pod name minus its ordinal.
+set_name=${POD_NAME%-*}
 peers=""
 i=0
 while [ "$i" -lt "$REPLICAS" ]; do
-    name=$PEER_SERVICE$i.$POD_NAMESPACE.svc.$CLUSTER_DOMAIN
-    while :; do
-        # First address getent reports; empty if the name does not resolve yet.
-        ip=$(getent hosts "$name" | { read -r addr _ && echo "$addr"; } || true)
-        [ -n "$ip" ] && break
-        [ "$(date +%s)" -lt "$deadline" ] || fail "$name did not resolve within ${DNS_TIMEOUT:-600} s"
-        echo "render-config: waiting for $name to resolve"
-        sleep 2
-    done
-    case $ip in
-        *:*) addr="[$ip]:$CONSENSUS_PORT" ;; # IPv6 needs brackets in a socket address
-        *) addr="$ip:$CONSENSUS_PORT" ;;
-    esac
-    echo "render-config: peer $i is $name = $addr"
+    addr=$set_name-$i.$SERVICE_NAME.$POD_NAMESPACE.svc.$CLUSTER_DOMAIN:$CONSENSUS_PORT
+    echo "render-config: peer $i is $addr"
     peers="$peers    \"$addr\",
 "
     i=$((i + 1))

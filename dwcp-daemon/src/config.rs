@@ -1,5 +1,6 @@
 //! Node configuration (TOML), key files and committee files.
 
+use crate::transport::PeerAddr;
 use dwcp_core::committee::NodeKeys;
 use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
 use dwcp_core::{Committee, NodeId};
@@ -138,8 +139,9 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// Address of the HTTP API.
     pub http: SocketAddr,
-    /// Consensus address of every member, by id.
-    pub peers: Vec<SocketAddr>,
+    /// Consensus address of every member, by id: `IP:port`, `[IPv6]:port` or
+    /// `host:port` (a name is resolved each time the peer is dialled).
+    pub peers: Vec<PeerAddr>,
     /// Committee file (JSON), relative to the config file.
     pub committee: PathBuf,
     /// Key file, relative to the config file.
@@ -343,6 +345,61 @@ mod tests {
         assert!(load_keys(&dir.path().join("bad"), &c2).is_err());
         std::fs::write(dir.path().join("c.json"), "{").unwrap();
         assert!(load_committee(&dir.path().join("c.json")).is_err());
+    }
+
+    #[test]
+    fn peers_may_be_host_names_and_old_ip_configs_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let text = |peers: &str| {
+            format!(
+                "id = 1\nlisten = \"0.0.0.0:7000\"\nhttp = \"127.0.0.1:8000\"\n\
+                 peers = {peers}\ncommittee = \"c.json\"\nkey = \"k\"\nstore = \"s.redb\"\n\
+                 http_token = \"0123456789abcdef\"\n"
+            )
+        };
+        std::fs::write(
+            &path,
+            text(r#"["node-0.dwcp:7000", "localhost:7001", "[::1]:7002", "10.0.0.4:7003"]"#),
+        )
+        .unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        let shown: Vec<String> = cfg.peers.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "node-0.dwcp:7000",
+                "localhost:7001",
+                "[::1]:7002",
+                "10.0.0.4:7003"
+            ]
+        );
+        assert_eq!(cfg.peers[0].host(), "node-0.dwcp");
+        assert_eq!(cfg.peers[2].host(), "::1");
+        // Saved and loaded again, unchanged (keygen's IP configs round-trip too).
+        cfg.save(&path).unwrap();
+        assert_eq!(NodeConfig::load(&path).unwrap().peers, cfg.peers);
+        let localhost = cfg.peers[1].resolve().unwrap();
+        assert!(!localhost.is_empty());
+        assert!(localhost
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 7001));
+        let ip = cfg.peers[3].resolve().unwrap();
+        assert_eq!(ip, ["10.0.0.4:7003".parse::<SocketAddr>().unwrap()]);
+
+        // Two entries, so only the second one's syntax can be what is refused.
+        for bad in [
+            "node-0.dwcp",
+            "node-0.dwcp:70000",
+            ":7000",
+            "bad host:7000",
+            "a..b:7000",
+            "[::1:7000",
+        ] {
+            let bad = format!(r#"["10.0.0.1:7000", "{bad}"]"#);
+            std::fs::write(&path, text(&bad)).unwrap();
+            assert!(NodeConfig::load(&path).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! thread running the driver over the node's inbox. If it stops (a storage error, a
 //! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
 //! where the old one left off and fetches what it missed from peers.
+//!
+//! It depends on the `storage` component (it writes through that component's open
+//! handle) and on the `transport` component (it sends through it).
 
 use crate::driver::{DriverInput, Transport};
 use crate::engines::{run_driver, DriverParts, EngineConfig};
 use crate::manager::{Component, Health};
 use crate::metrics::DriverMetrics;
-use dwcp_core::storage::{RedbStore, Storage};
+use crate::storage_component::{SharedStore, StorageComponent};
+use crate::transport_component::TransportComponent;
+use dwcp_core::storage::Storage;
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -20,8 +24,8 @@ const RESTORE_TAIL: usize = 4096;
 
 /// The engine driver of one node.
 pub struct EngineComponent {
-    /// The node's `redb` file.
-    pub store_path: PathBuf,
+    /// The node's store, opened by its [`StorageComponent`].
+    pub store: SharedStore,
     /// The node's keys.
     pub keys: NodeKeys,
     /// The committee.
@@ -48,13 +52,25 @@ pub struct EngineComponent {
     pub handle: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl EngineComponent {
+    /// The component's name.
+    pub const NAME: &'static str = "engine";
+}
+
 impl Component for EngineComponent {
     fn name(&self) -> &str {
-        "engine"
+        Self::NAME
+    }
+
+    fn depends_on(&self) -> Vec<String> {
+        vec![
+            StorageComponent::NAME.to_string(),
+            TransportComponent::NAME.to_string(),
+        ]
     }
 
     fn start(&self) -> Result<(), String> {
-        let store = RedbStore::open(&self.store_path).map_err(|e| e.to_string())?;
+        let store = self.store.clone();
         let recovered = store.recover(RESTORE_TAIL).map_err(|e| e.to_string())?;
         // Build once here, so that a store the engine cannot restart from fails the
         // start itself rather than the thread.
@@ -121,6 +137,22 @@ mod tests {
     use std::sync::mpsc::{channel, sync_channel};
     use std::time::{Duration, Instant};
 
+    /// The in-process network stands in for the transport: nothing to start.
+    struct InProcess;
+
+    impl Component for InProcess {
+        fn name(&self) -> &str {
+            TransportComponent::NAME
+        }
+        fn start(&self) -> Result<(), String> {
+            Ok(())
+        }
+        fn stop(&self) {}
+        fn health(&self) -> Health {
+            Health::Healthy
+        }
+    }
+
     #[test]
     fn a_stopped_engine_is_restarted_from_its_store_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
@@ -128,8 +160,9 @@ mod tests {
         let (tx, rx) = sync_channel(1000);
         let net = LocalNetwork::new(vec![tx.clone()]);
         let (ctx, crx) = channel();
+        let storage = Arc::new(StorageComponent::new(dir.path().join("n0.redb")));
         let engine = Arc::new(EngineComponent {
-            store_path: dir.path().join("n0.redb"),
+            store: storage.handle(),
             keys: keys[0].clone(),
             committee,
             engine: EngineConfig::Pbft(dwcp_consensus::pbft::PbftConfig::default()),
@@ -147,7 +180,9 @@ mod tests {
             interval: Duration::from_millis(50),
             ..ManagerConfig::default()
         };
-        let m = Arc::new(Manager::new(vec![engine.clone() as Arc<dyn Component>], cfg).unwrap());
+        let parts: Vec<Arc<dyn Component>> = vec![engine.clone(), storage, Arc::new(InProcess)];
+        let m = Arc::new(Manager::new(parts, cfg).unwrap());
+        assert_eq!(m.order(), ["storage", "transport", "engine"]);
         m.start_all().unwrap();
         tx.send(DriverInput::Submit(vec![Bytes::from_static(b"first")]))
             .unwrap();
@@ -163,7 +198,7 @@ mod tests {
         }
         assert!(matches!(engine.health(), Health::Failed(_)));
         let injected = Instant::now();
-        while m.reports()[0].recoveries == 0 {
+        while m.reports()[2].recoveries == 0 {
             m.check_once();
             assert!(
                 injected.elapsed() < Duration::from_secs(10),

@@ -150,35 +150,69 @@ pub fn router(state: Arc<NodeState>, body_limit: usize, limit: Arc<RateLimit>) -
         .with_state(state)
 }
 
+/// Components without which the node cannot take part in consensus: `/health`
+/// answers 503 when one of them failed its last check.
+const CONSENSUS_COMPONENTS: [&str; 3] = [
+    crate::storage_component::StorageComponent::NAME,
+    crate::transport_component::TransportComponent::NAME,
+    crate::engine_component::EngineComponent::NAME,
+];
+
 async fn health(State(s): State<Arc<NodeState>>) -> Response {
+    use crate::manager::Health;
     let driver = s.driver_alive.load(Ordering::Relaxed);
-    let peers = (0..s.committee_size)
-        .map(|i| NodeId(i as u16))
-        .filter(|p| *p != s.id)
-        .filter(|p| s.network.is_connected(*p))
-        .count();
+    let peers = s.network.connected_peers();
     let breakers: Vec<serde_json::Value> = (0..s.committee_size)
         .map(|i| NodeId(i as u16))
         .filter(|p| *p != s.id)
         .map(|p| json!({ "peer": p.0, "state": s.network.breaker_state(p) }))
         .collect();
-    let model_loaded = s.ml.selector.is_ok();
-    let allocator_loaded = s.ml.maddpg.is_ok();
-    let body = json!({
-        "status": if driver { "healthy" } else { "unhealthy" },
-        "model_loaded": model_loaded,
-        "components": {
-            "driver": { "healthy": driver },
-            "managed": s.manager.reports(),
-            "transport": { "healthy": true, "connected_peers": peers, "breakers": breakers },
-            "compression": { "healthy": model_loaded, "model_loaded": model_loaded },
-            "allocator": { "healthy": allocator_loaded, "model_loaded": allocator_loaded },
+    let model_loaded = s.ml.selector.model().is_ok();
+    let allocator_loaded = s.ml.maddpg.model().is_ok();
+    let reports = s.manager.reports();
+    // Each managed component as the manager last saw it, with live details.
+    let mut components = serde_json::Map::new();
+    for r in &reports {
+        let mut entry = json!({
+            "healthy": r.health == Health::Healthy,
+            "health": r.health,
+            "recoveries": r.recoveries,
+            "failed_attempts": r.failed_attempts,
+            "recovering": r.recovering,
+            "last_recovery_seconds": r.last_recovery_seconds,
+        });
+        let extra = match r.name.as_str() {
+            "transport" => json!({ "connected_peers": peers, "breakers": breakers }),
+            "engine" => json!({ "driver_alive": driver }),
+            "compression" => json!({ "model_loaded": model_loaded }),
+            "allocator" => json!({ "model_loaded": allocator_loaded }),
+            _ => json!({}),
+        };
+        if let (Some(e), Some(x)) = (entry.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
         }
-    });
-    let code = if driver {
-        StatusCode::OK
+        components.insert(r.name.clone(), entry);
+    }
+    let broken = !driver
+        || reports.iter().any(|r| {
+            CONSENSUS_COMPONENTS.contains(&r.name.as_str()) && matches!(r.health, Health::Failed(_))
+        });
+    let status = if broken {
+        "unhealthy"
+    } else if reports.iter().all(|r| r.health == Health::Healthy) {
+        "healthy"
     } else {
+        "degraded"
+    };
+    let body = json!({
+        "status": status,
+        "model_loaded": model_loaded,
+        "components": components,
+    });
+    let code = if broken {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     (code, Json(body)).into_response()
 }
@@ -190,12 +224,8 @@ async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
         .filter(|p| *p != s.id)
         .map(|p| (p, s.network.is_connected(p), s.network.breaker_state(p)))
         .collect();
-    let components = [
-        ("driver", s.driver_alive.load(Ordering::Relaxed)),
-        ("transport", true),
-        ("compression", s.ml.selector.is_ok()),
-        ("allocator", s.ml.maddpg.is_ok()),
-    ];
+    // Every component is managed; the driver thread's liveness is read directly.
+    let components = [("driver", s.driver_alive.load(Ordering::Relaxed))];
     let managed = s.manager.reports();
     let body = s
         .metrics

@@ -1,6 +1,7 @@
 //! HTTP endpoints of the compression selector and the resource allocator.
 
 use crate::http::{authorised, error, NodeState};
+use crate::ml_components::{AllocatorComponent, CompressionComponent};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +15,7 @@ use dwcp_ml::compression::CompressionSelector;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Most chunks in one `POST /v1/compression/batch`.
 pub const MAX_BATCH_CHUNKS: usize = 1024;
@@ -23,22 +24,21 @@ pub const MAX_ALLOCATE_NODES: usize = 10_000;
 /// Most pending workloads in one `POST /v1/allocate`.
 pub const MAX_ALLOCATE_PENDING: usize = 100_000;
 
-/// The models the node serves, loaded at start-up.
+/// The models the node serves, each a component the manager loads, checks and
+/// reloads.
 pub struct MlServices {
-    /// The compression selector, or why it could not be loaded.
-    pub selector: Result<CompressionSelector, String>,
-    /// The MADDPG policy, or why it could not be loaded.
-    pub maddpg: Result<Mutex<MaddpgAllocator>, String>,
+    /// The compression selector.
+    pub selector: Arc<CompressionComponent>,
+    /// The MADDPG policy.
+    pub maddpg: Arc<AllocatorComponent>,
 }
 
 impl MlServices {
-    /// Loads the embedded default models.
+    /// The embedded default models (loaded when the components start).
     pub fn embedded() -> MlServices {
         MlServices {
-            selector: CompressionSelector::embedded().map_err(|e| e.to_string()),
-            maddpg: MaddpgAllocator::embedded()
-                .map(Mutex::new)
-                .map_err(|e| e.to_string()),
+            selector: Arc::new(CompressionComponent::embedded()),
+            maddpg: Arc::new(AllocatorComponent::embedded()),
         }
     }
 }
@@ -71,8 +71,8 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("malformed body: {e}")))
 }
 
-fn selector(s: &NodeState) -> Result<&CompressionSelector, ApiError> {
-    s.ml.selector.as_ref().map_err(|e| {
+fn selector(s: &NodeState) -> Result<Arc<CompressionSelector>, ApiError> {
+    s.ml.selector.model().map_err(|e| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("no compression model: {e}"),
@@ -184,19 +184,14 @@ pub async fn allocate(
     let state = s.clone();
     let placements = tokio::task::spawn_blocking(move || -> Result<Vec<Placement>, ApiError> {
         if name == "maddpg" {
-            let policy = state.ml.maddpg.as_ref().map_err(|e| {
+            let policy = state.ml.maddpg.model().map_err(|e| {
                 ApiError(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("no allocator model: {e}"),
                 )
             })?;
-            let mut policy = policy.lock().map_err(|_| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "allocator lock poisoned".into(),
-                )
-            })?;
-            return Ok(policy.allocate(&req.state, &req.pending));
+            // Allocation does not change the policy; a copy serves requests in parallel.
+            return Ok(MaddpgAllocator::clone(&policy).allocate(&req.state, &req.pending));
         }
         let mut all = baselines::all(0);
         let known: Vec<String> = all.iter().map(|a| a.name().to_string()).collect();

@@ -14,5 +14,8 @@ pub mod http_ml;
 pub mod local_cluster;
 pub mod manager;
 pub mod metrics;
+pub mod ml_components;
 pub mod node;
+pub mod storage_component;
 pub mod transport;
+pub mod transport_component;

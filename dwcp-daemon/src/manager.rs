@@ -187,8 +187,8 @@ impl Manager {
             .collect()
     }
 
-    /// Starts every component in dependency order; on a failure stops the ones
-    /// already started, in reverse.
+    /// Starts every component in dependency order and records its health right
+    /// after; on a failure to start stops the ones already started, in reverse.
     pub fn start_all(&self) -> Result<(), ManagerError> {
         for (i, e) in self.entries.iter().enumerate() {
             if let Err(why) = e.component.start() {
@@ -197,7 +197,7 @@ impl Manager {
                 }
                 return Err(ManagerError::Start(e.component.name().to_string(), why));
             }
-            self.set_health(e, Health::Healthy);
+            self.set_health(e, e.component.health());
         }
         Ok(())
     }

@@ -1,15 +1,21 @@
-//! One running node: storage, engine driver, transport and HTTP API, wired from a
-//! [`NodeConfig`].
+//! One running node, wired from a [`NodeConfig`]: the managed components (storage,
+//! transport, engine driver, compression selector, allocator) and the HTTP API.
 
 use crate::config::{load_committee, load_keys, NodeConfig};
+use crate::driver::DriverInput;
 use crate::engine_component::EngineComponent;
 use crate::http::{router, NodeState, RateLimit};
+use crate::http_ml::MlServices;
 use crate::manager::{Component, Manager, ManagerConfig};
-use crate::transport::{start, TransportConfig};
+use crate::metrics::Metrics;
+use crate::storage_component::StorageComponent;
+use crate::transport::{Network, TransportConfig};
+use crate::transport_component::TransportComponent;
 use anyhow::{bail, Context};
 use dwcp_core::storage::{RedbStore, Storage};
+use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +44,8 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             committee.size()
         );
     }
-    // Read what the HTTP API serves from the log, then let the engine own the store.
+    // Read what the HTTP API serves from the log, then close it: the storage
+    // component opens it for good.
     let (initial_status, restored) = {
         let store = RedbStore::open(&cfg.store)
             .with_context(|| format!("opening {}", cfg.store.display()))?;
@@ -56,47 +63,32 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (inbox_tx, inbox_rx) = sync_channel(INBOX);
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(cfg.listen))
-        .with_context(|| format!("binding {}", cfg.listen))?;
-    let network = Arc::new(rt.block_on(async {
-        start(
-            listener,
-            cfg.peers.clone(),
-            keys.clone(),
-            committee.clone(),
-            TransportConfig::default(),
-            inbox_tx.clone(),
-        )
-    }));
-    let status = Arc::new(Mutex::new(initial_status));
-    let alive = Arc::new(AtomicBool::new(false));
-    let (commit_tx, commit_rx) = channel();
-    let metrics = crate::metrics::Metrics::new(&cfg.engine, keys.id);
-    let engine = Arc::new(EngineComponent {
-        store_path: cfg.store.clone(),
-        keys: keys.clone(),
-        committee: committee.clone(),
-        engine: cfg.engine_config(),
-        inbox: Arc::new(Mutex::new(inbox_rx)),
-        inbox_tx: inbox_tx.clone(),
-        transport: network.clone(),
-        status: status.clone(),
-        commits: commit_tx,
-        alive: alive.clone(),
-        metrics: metrics.driver(),
-        last_error: Arc::new(Mutex::new(None)),
-        handle: Mutex::new(None),
-    });
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if i != usize::from(cfg.id) {
+            if let Err(e) = p.resolve() {
+                eprintln!("dwcpd: peer {i} at {p} does not resolve yet ({e}); will keep trying");
+            }
+        }
+    }
+    let w = wire(&cfg, &keys, &committee, initial_status, rt.handle().clone());
     let manager = Arc::new(Manager::new(
-        vec![engine as Arc<dyn Component>],
+        w.components(),
         ManagerConfig {
             interval: Duration::from_millis(cfg.health_interval_ms),
             ..ManagerConfig::default()
         },
     )?);
     manager.start_all()?;
+    let Wiring {
+        network,
+        ml,
+        inbox: inbox_tx,
+        status,
+        driver_alive: alive,
+        commits: commit_rx,
+        metrics,
+        ..
+    } = w;
     let state = Arc::new(NodeState {
         id: keys.id,
         status,
@@ -119,7 +111,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         committee_size: committee.size(),
         driver_alive: alive,
         token: cfg.http_token.clone(),
-        ml: crate::http_ml::MlServices::embedded(),
+        ml,
         metrics,
         manager: manager.clone(),
     });
@@ -173,6 +165,98 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A node's parts before they run: its managed components and what the HTTP API
+/// shares with them.
+pub struct Wiring {
+    /// The `redb` store.
+    pub storage: Arc<StorageComponent>,
+    /// The Noise transport.
+    pub transport: Arc<TransportComponent>,
+    /// The engine driver.
+    pub engine: Arc<EngineComponent>,
+    /// The compression selector and the allocator.
+    pub ml: MlServices,
+    /// The transport's network (the HTTP API reads its links).
+    pub network: Arc<Network>,
+    /// Sender into the engine's inbox.
+    pub inbox: SyncSender<DriverInput>,
+    /// The engine's latest status.
+    pub status: Arc<Mutex<EngineStatus>>,
+    /// True while the engine driver thread runs.
+    pub driver_alive: Arc<AtomicBool>,
+    /// Committed batches, in order.
+    pub commits: Receiver<Committed>,
+    /// The node's metrics.
+    pub metrics: Metrics,
+}
+
+impl Wiring {
+    /// Every managed component: storage, transport, engine (after the first two),
+    /// compression and allocator.
+    pub fn components(&self) -> Vec<Arc<dyn Component>> {
+        vec![
+            self.storage.clone(),
+            self.transport.clone(),
+            self.engine.clone(),
+            self.ml.selector.clone(),
+            self.ml.maddpg.clone(),
+        ]
+    }
+}
+
+/// Builds the components of the node `cfg` describes, none started, the
+/// transport's tasks to run on `runtime`.
+pub fn wire(
+    cfg: &NodeConfig,
+    keys: &NodeKeys,
+    committee: &Committee,
+    initial_status: EngineStatus,
+    runtime: tokio::runtime::Handle,
+) -> Wiring {
+    let (inbox_tx, inbox_rx) = sync_channel(INBOX);
+    let network = Arc::new(Network::new(
+        cfg.listen,
+        cfg.peers.clone(),
+        keys.clone(),
+        committee.clone(),
+        TransportConfig::default(),
+        inbox_tx.clone(),
+        runtime,
+    ));
+    let storage = Arc::new(StorageComponent::new(&cfg.store));
+    let status = Arc::new(Mutex::new(initial_status));
+    let alive = Arc::new(AtomicBool::new(false));
+    let (commit_tx, commit_rx) = channel();
+    let metrics = Metrics::new(&cfg.engine, keys.id);
+    let engine = Arc::new(EngineComponent {
+        store: storage.handle(),
+        keys: keys.clone(),
+        committee: committee.clone(),
+        engine: cfg.engine_config(),
+        inbox: Arc::new(Mutex::new(inbox_rx)),
+        inbox_tx: inbox_tx.clone(),
+        transport: network.clone(),
+        status: status.clone(),
+        commits: commit_tx,
+        alive: alive.clone(),
+        metrics: metrics.driver(),
+        last_error: Arc::new(Mutex::new(None)),
+        handle: Mutex::new(None),
+    });
+    Wiring {
+        storage,
+        transport: Arc::new(TransportComponent::new(network.clone())),
+        engine,
+        ml: MlServices::embedded(),
+        network,
+        inbox: inbox_tx,
+        status,
+        driver_alive: alive,
+        commits: commit_rx,
+        metrics,
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -193,5 +277,78 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{save_committee, save_keys};
+    use crate::manager::Health;
+    use dwcp_core::crypto::SignatureScheme;
+
+    /// The node's real wiring: every component, the engine after what it uses, and
+    /// all of them healthy once started (a committee of one needs no links).
+    #[test]
+    fn node_wiring_declares_the_dependencies_and_starts_healthy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (committee, keys) = Committee::deterministic(1, SignatureScheme::Ed25519, 21);
+        save_committee(&committee, &dir.path().join("committee.json")).unwrap();
+        save_keys(&keys[0], &dir.path().join("node-0.key")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let path = dir.path().join("node-0.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "id = 0\nlisten = \"127.0.0.1:{port}\"\nhttp = \"127.0.0.1:0\"\n\
+                 peers = [\"localhost:{port}\"]\ncommittee = \"committee.json\"\n\
+                 key = \"node-0.key\"\nstore = \"node-0.redb\"\n\
+                 http_token = \"0123456789abcdef\"\n"
+            ),
+        )
+        .unwrap();
+        let cfg = NodeConfig::load(&path).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let w = wire(
+            &cfg,
+            &keys[0],
+            &committee,
+            EngineStatus::default(),
+            rt.handle().clone(),
+        );
+        let deps: Vec<(String, Vec<String>)> = w
+            .components()
+            .iter()
+            .map(|c| (c.name().to_string(), c.depends_on()))
+            .collect();
+        let deps_of = |n: &str| deps.iter().find(|(m, _)| m == n).map(|(_, d)| d.clone());
+        assert_eq!(
+            deps_of("engine"),
+            Some(vec!["storage".to_string(), "transport".to_string()])
+        );
+        for independent in ["storage", "transport", "compression", "allocator"] {
+            assert_eq!(deps_of(independent), Some(vec![]), "{independent}");
+        }
+        let m = Arc::new(Manager::new(w.components(), ManagerConfig::default()).unwrap());
+        let order = m.order();
+        let at = |n: &str| order.iter().position(|m| m == n).unwrap();
+        assert!(at("storage") < at("engine") && at("transport") < at("engine"));
+        m.start_all().unwrap();
+        m.check_once();
+        for r in m.reports() {
+            assert_eq!(r.health, Health::Healthy, "{}", r.name);
+        }
+        assert!(w.driver_alive.load(Ordering::SeqCst));
+        m.stop_all();
+        assert!(!w.driver_alive.load(Ordering::SeqCst));
+        assert!(!w.network.running());
     }
 }

@@ -12,12 +12,24 @@
 //! Outgoing frames wait in a bounded queue per peer; when it is full the frame is
 //! dropped and counted (the engines retransmit), so a slow peer cannot exhaust memory.
 //! Dialling retries with capped exponential backoff.
+//!
+//! Peers are named by [`PeerAddr`]: an IP address or a host name with a port. A name
+//! is resolved on every connection attempt, so a peer whose address changes (a
+//! Kubernetes pod recreated behind its DNS name) is found again at the next
+//! reconnect; the handshake, not DNS, proves who answered.
+//!
+//! The listener and the dial tasks can be stopped and started again
+//! ([`Network::halt`], [`Network::run`]) without touching the per-peer queues, the
+//! breakers or the counters, so a [`crate::transport_component::TransportComponent`]
+//! can restart a transport whose tasks died while the engine keeps sending into it.
 
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::driver::{DriverInput, Transport};
 use bytes::Bytes;
 use dwcp_core::{Committee, Digest, NodeId, NodeKeys};
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -25,6 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 
 const NOISE_PARAMS: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 const NOISE_MAX: usize = 65535;
@@ -104,16 +117,151 @@ pub struct TransportStats {
     pub dial_failures: AtomicU64,
 }
 
-/// A running transport: queue frames to peers with [`Transport::send`].
+/// The consensus address of a peer: `IP:port`, `[IPv6]:port` or `host:port`.
+///
+/// Written in configs as a string; an IP address is used as given, a host name is
+/// resolved each time the peer is dialled.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerAddr {
+    host: String,
+    port: u16,
+}
+
+/// Why a peer address does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not host:port, [IPv6]:port or IP:port")]
+pub struct BadPeerAddr(pub String);
+
+impl PeerAddr {
+    /// The host: an IP address or a DNS name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Resolves the address now (blocking; a literal IP needs no lookup).
+    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
+        Ok((self.host.as_str(), self.port).to_socket_addrs()?.collect())
+    }
+
+    /// Connects to the first of its resolved addresses that answers, resolving the
+    /// name afresh.
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        TcpStream::connect((self.host.as_str(), self.port)).await
+    }
+}
+
+impl From<SocketAddr> for PeerAddr {
+    fn from(a: SocketAddr) -> PeerAddr {
+        PeerAddr {
+            host: a.ip().to_string(),
+            port: a.port(),
+        }
+    }
+}
+
+impl FromStr for PeerAddr {
+    type Err = BadPeerAddr;
+
+    fn from_str(s: &str) -> Result<PeerAddr, BadPeerAddr> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(a.into());
+        }
+        let bad = || BadPeerAddr(s.to_string());
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        // A DNS name: labels of letters, digits, '-' and '_', separated by dots.
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !name_ok {
+            return Err(bad());
+        }
+        Ok(PeerAddr {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for PeerAddr {
+    type Error = BadPeerAddr;
+
+    fn try_from(s: String) -> Result<PeerAddr, BadPeerAddr> {
+        s.parse()
+    }
+}
+
+impl From<PeerAddr> for String {
+    fn from(a: PeerAddr) -> String {
+        a.to_string()
+    }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A node's transport: queue frames to peers with [`Transport::send`]. Its tasks
+/// (the listener and one dialler per peer) run on a tokio runtime between
+/// [`Network::run`] and [`Network::halt`]; frames queued while they are stopped wait
+/// in the bounded queues.
 pub struct Network {
     id: NodeId,
     queues: Vec<Option<mpsc::Sender<Bytes>>>,
+    receivers: Vec<Option<SharedReceiver>>,
     connected: Arc<Vec<AtomicBool>>,
     breakers: Breakers,
     stats: Arc<TransportStats>,
+    listen: Mutex<SocketAddr>,
+    peers: Vec<PeerAddr>,
+    keys: Arc<NodeKeys>,
+    committee: Committee,
+    cfg: TransportConfig,
+    inbox: SyncSender<DriverInput>,
+    runtime: tokio::runtime::Handle,
+    tasks: Mutex<Option<Tasks>>,
 }
 
 type Breakers = Arc<Vec<Mutex<CircuitBreaker>>>;
+/// A peer's queue receiver, held by its current dial task; a new dial task takes it
+/// over after the old one ends.
+type SharedReceiver = Arc<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>;
+
+struct Tasks {
+    accept: JoinHandle<()>,
+    dials: Vec<(NodeId, JoinHandle<()>)>,
+}
+
+impl Tasks {
+    fn abort(&self) {
+        self.accept.abort();
+        for (_, d) in &self.dials {
+            d.abort();
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.accept.is_finished() && self.dials.iter().all(|(_, d)| d.is_finished())
+    }
+}
 
 impl Network {
     /// Counters.
@@ -140,6 +288,207 @@ impl Network {
             .and_then(|b| b.lock().ok().map(|b| b.state(Instant::now())))
             .unwrap_or(BreakerState::Closed)
     }
+
+    /// Outgoing links that are up.
+    pub fn connected_peers(&self) -> usize {
+        self.connected
+            .iter()
+            .filter(|c| c.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// The committee this transport serves.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// The address the listener binds (after [`Network::run`], the one it is bound
+    /// to, so a port 0 becomes the port chosen).
+    pub fn listen_addr(&self) -> SocketAddr {
+        *self.listen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Peer addresses by member id.
+    pub fn peers(&self) -> &[PeerAddr] {
+        &self.peers
+    }
+
+    /// A transport of `keys.id` that will listen on `listen`, dial `peers` (address
+    /// by member id; its own is ignored) and hand received frames to `inbox`, its
+    /// tasks spawned on `runtime`. Nothing runs until [`Network::run`].
+    pub fn new(
+        listen: SocketAddr,
+        peers: Vec<PeerAddr>,
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: TransportConfig,
+        inbox: SyncSender<DriverInput>,
+        runtime: tokio::runtime::Handle,
+    ) -> Network {
+        let n = committee.size();
+        let breakers: Breakers = Arc::new(
+            (0..n)
+                .map(|_| {
+                    Mutex::new(CircuitBreaker::new(
+                        cfg.breaker_threshold,
+                        cfg.breaker_open_for,
+                    ))
+                })
+                .collect(),
+        );
+        let connected: Arc<Vec<AtomicBool>> =
+            Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+        let mut queues = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for i in 0..n {
+            if i == keys.id.index() || i >= peers.len() {
+                queues.push(None);
+                receivers.push(None);
+                continue;
+            }
+            let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+            queues.push(Some(tx));
+            receivers.push(Some(Arc::new(tokio::sync::Mutex::new(rx))));
+        }
+        Network {
+            id: keys.id,
+            queues,
+            receivers,
+            connected,
+            breakers,
+            stats: Arc::new(TransportStats::default()),
+            listen: Mutex::new(listen),
+            peers,
+            keys: Arc::new(keys),
+            committee,
+            cfg,
+            inbox,
+            runtime,
+            tasks: Mutex::new(None),
+        }
+    }
+
+    /// Binds the listener and starts the tasks; does nothing if they are running.
+    pub fn run(&self) -> std::io::Result<()> {
+        if self.running() {
+            return Ok(());
+        }
+        let addr = self.listen_addr();
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let listener = {
+            let _in_runtime = self.runtime.enter();
+            TcpListener::from_std(listener)?
+        };
+        self.run_on(listener)
+    }
+
+    fn run_on(&self, listener: TcpListener) -> std::io::Result<()> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks.is_some() {
+            return Ok(());
+        }
+        if let Ok(bound) = listener.local_addr() {
+            *self.listen.lock().unwrap_or_else(|p| p.into_inner()) = bound;
+        }
+        let mut dials = Vec::new();
+        for (i, rx) in self.receivers.iter().enumerate() {
+            let (Some(rx), Some(addr)) = (rx, self.peers.get(i)) else {
+                continue;
+            };
+            let peer = NodeId(i as u16);
+            dials.push((
+                peer,
+                self.runtime.spawn(dial_loop(
+                    peer,
+                    addr.clone(),
+                    rx.clone(),
+                    self.keys.clone(),
+                    self.committee.clone(),
+                    self.cfg.clone(),
+                    self.stats.clone(),
+                    self.connected.clone(),
+                    self.breakers.clone(),
+                )),
+            ));
+        }
+        let accept = self.runtime.spawn(accept_loop(
+            listener,
+            self.keys.clone(),
+            self.committee.clone(),
+            self.cfg.clone(),
+            self.stats.clone(),
+            self.inbox.clone(),
+        ));
+        *tasks = Some(Tasks { accept, dials });
+        Ok(())
+    }
+
+    /// Whether the tasks were started and not halted (they may have died since:
+    /// see [`Network::dead_task`]).
+    pub fn running(&self) -> bool {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Which task ended although the transport is running, if any: the listener or
+    /// a peer's dialler (they only end on a panic).
+    pub fn dead_task(&self) -> Option<String> {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let t = tasks.as_ref()?;
+        if t.accept.is_finished() {
+            return Some(format!("the listener on {} stopped", self.listen_addr()));
+        }
+        t.dials
+            .iter()
+            .find(|(_, d)| d.is_finished())
+            .map(|(p, _)| format!("the dialler of peer {p} stopped"))
+    }
+
+    /// Stops the listener, the diallers and every open connection, and waits (up to
+    /// 5 s) for them to end so the listening address is free again. Queued frames
+    /// stay queued for the next [`Network::run`].
+    pub fn halt(&self) {
+        let tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = tasks {
+            t.abort();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !t.finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        for c in self.connected.iter() {
+            c.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Fault injection for tests: ends the listener task as a panic would.
+    #[cfg(test)]
+    pub(crate) fn kill_listener(&self) {
+        if let Some(t) = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            t.accept.abort();
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(t) = self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.abort();
+        }
+    }
 }
 
 impl Transport for Network {
@@ -160,73 +509,32 @@ impl Transport for Network {
 /// Starts the transport of `keys.id` on the tokio runtime it is called from:
 /// accepts on `listener`, dials `peers` (address by member id; its own is ignored)
 /// and hands received frames to `inbox`.
-pub fn start(
+pub fn start<P: Into<PeerAddr>>(
     listener: TcpListener,
-    peers: Vec<SocketAddr>,
+    peers: Vec<P>,
     keys: NodeKeys,
     committee: Committee,
     cfg: TransportConfig,
     inbox: SyncSender<DriverInput>,
-) -> Network {
-    let keys = Arc::new(keys);
-    let stats = Arc::new(TransportStats::default());
-    let breakers: Breakers = Arc::new(
-        (0..committee.size())
-            .map(|_| {
-                Mutex::new(CircuitBreaker::new(
-                    cfg.breaker_threshold,
-                    cfg.breaker_open_for,
-                ))
-            })
-            .collect(),
-    );
-    let connected: Arc<Vec<AtomicBool>> = Arc::new(
-        (0..committee.size())
-            .map(|_| AtomicBool::new(false))
-            .collect(),
-    );
-    let mut queues = Vec::with_capacity(committee.size());
-    for (i, addr) in peers.iter().enumerate().take(committee.size()) {
-        if i == keys.id.index() {
-            queues.push(None);
-            continue;
-        }
-        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
-        queues.push(Some(tx));
-        tokio::spawn(dial_loop(
-            NodeId(i as u16),
-            *addr,
-            rx,
-            keys.clone(),
-            committee.clone(),
-            cfg.clone(),
-            stats.clone(),
-            connected.clone(),
-            breakers.clone(),
-        ));
-    }
-    tokio::spawn(accept_loop(
-        listener,
-        keys.clone(),
+) -> std::io::Result<Network> {
+    let net = Network::new(
+        listener.local_addr()?,
+        peers.into_iter().map(Into::into).collect(),
+        keys,
         committee,
         cfg,
-        stats.clone(),
         inbox,
-    ));
-    Network {
-        id: keys.id,
-        queues,
-        connected,
-        breakers,
-        stats,
-    }
+        tokio::runtime::Handle::current(),
+    );
+    net.run_on(listener)?;
+    Ok(net)
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn dial_loop(
     peer: NodeId,
-    addr: SocketAddr,
-    mut rx: mpsc::Receiver<Bytes>,
+    addr: PeerAddr,
+    rx: SharedReceiver,
     keys: Arc<NodeKeys>,
     committee: Committee,
     cfg: TransportConfig,
@@ -239,6 +547,7 @@ async fn dial_loop(
             f(&mut b);
         }
     };
+    let mut rx = rx.lock().await;
     let mut backoff = cfg.backoff_min;
     loop {
         let mut wait = Duration::ZERO;
@@ -253,7 +562,7 @@ async fn dial_loop(
             continue;
         }
         let attempt = tokio::time::timeout(cfg.handshake_timeout, async {
-            let mut stream = TcpStream::connect(addr).await?;
+            let mut stream = addr.connect().await?;
             stream.set_nodelay(true)?;
             let state = handshake(
                 &mut stream,
@@ -307,7 +616,10 @@ async fn accept_loop(
     stats: Arc<TransportStats>,
     inbox: SyncSender<DriverInput>,
 ) {
+    // The connections live in this set, so stopping this task closes them too.
+    let mut connections = JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
@@ -319,7 +631,7 @@ async fn accept_loop(
             stats.clone(),
             inbox.clone(),
         );
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = serve_inbound(stream, &keys, &committee, &cfg, &stats, &inbox).await;
         });
     }
@@ -558,14 +870,17 @@ mod tests {
         for (l, k) in ls.into_iter().zip(&keys) {
             let (tx, rx) = sync_channel(100);
             inboxes.push(rx);
-            nets.push(start(
-                l,
-                addrs.clone(),
-                k.clone(),
-                committee.clone(),
-                TransportConfig::default(),
-                tx,
-            ));
+            nets.push(
+                start(
+                    l,
+                    addrs.clone(),
+                    k.clone(),
+                    committee.clone(),
+                    TransportConfig::default(),
+                    tx,
+                )
+                .expect("start"),
+            );
         }
         let big = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<_>>());
         nets[0].send(NodeId(2), Bytes::from_static(b"hello"));
@@ -594,7 +909,8 @@ mod tests {
             committee.clone(),
             TransportConfig::default(),
             tx0,
-        );
+        )
+        .expect("start");
         let (tx1, _rx1) = sync_channel(100);
         let outsider = start(
             ls.next().expect("l"),
@@ -603,7 +919,8 @@ mod tests {
             committee.clone(),
             TransportConfig::default(),
             tx1,
-        );
+        )
+        .expect("start");
         outsider.send(NodeId(0), Bytes::from_static(b"forged"));
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(
@@ -631,7 +948,8 @@ mod tests {
             committee.clone(),
             cfg.clone(),
             tx0,
-        );
+        )
+        .expect("start");
         let (tx2, _rx2) = sync_channel(100);
         let net2 = start(
             ls.nth(1).expect("l"),
@@ -640,7 +958,8 @@ mod tests {
             committee.clone(),
             cfg.clone(),
             tx2,
-        );
+        )
+        .expect("start");
 
         // Member 1, by hand: authenticate, then claim a 1 MiB frame.
         let mut s = TcpStream::connect(addrs[0]).await.expect("connect");
@@ -709,7 +1028,8 @@ mod tests {
             committee,
             cfg,
             tx,
-        );
+        )
+        .expect("start");
         for _ in 0..100 {
             net.send(NodeId(1), Bytes::from_static(b"x"));
         }
@@ -738,7 +1058,8 @@ mod tests {
             committee,
             cfg,
             tx,
-        );
+        )
+        .expect("start");
         let deadline = Instant::now() + Duration::from_secs(10);
         while net.breaker_state(NodeId(1)) != BreakerState::Open {
             assert!(Instant::now() < deadline, "breaker never opened");

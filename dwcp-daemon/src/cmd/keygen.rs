@@ -68,7 +68,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
             id: k.id.0,
             listen: peers[i],
             http: port(args.http_base_port, i)?,
-            peers: peers.clone(),
+            peers: peers.iter().map(|&a| a.into()).collect(),
             committee: "committee.json".into(),
             key: format!("node-{i}.key").into(),
             store: format!("node-{i}.redb").into(),
