@@ -34,8 +34,12 @@ pub struct BullsharkConfig {
     /// them (oldest dropped first). A node that falls further behind than this
     /// cannot fetch what it missed.
     pub retain_committed_batch_bytes: usize,
-    /// Most transactions waiting for a batch; more are dropped.
-    pub max_pending_transactions: usize,
+    /// Most bytes of this node's own transactions not yet proposed in a header
+    /// (waiting for a batch, or sealed and waiting for acknowledgements or a
+    /// header); more are dropped. This is the workers' back-pressure: a node cannot
+    /// seal batches faster than consensus takes them.
+    pub max_pending_bytes: usize,
+
     /// Committed sequence numbers over which repeated transactions are dropped
     /// (0 turns it off). Needed when clients send a transaction to several nodes.
     pub dedup_window: u64,
@@ -55,7 +59,8 @@ impl Default for BullsharkConfig {
             max_pending_certificates: 4_096,
             max_unreferenced_batch_bytes: 256 << 20,
             retain_committed_batch_bytes: 64 << 20,
-            max_pending_transactions: 1 << 20,
+            max_pending_bytes: 64 << 20,
+
             dedup_window: 1_024,
         }
     }

@@ -98,6 +98,7 @@ struct StoredBatch {
 struct OwnBatch {
     acks: BTreeSet<NodeId>,
     transactions: u64,
+    bytes: usize,
 }
 
 /// A digest this node is fetching.
@@ -145,7 +146,8 @@ pub struct BullsharkEngine {
     batches: HashMap<Digest, StoredBatch>,
     unreferenced_bytes: Vec<usize>,
     own_batches: BTreeMap<Digest, OwnBatch>,
-    ready: Vec<(Digest, u64)>,
+    /// Own batches held by a quorum, waiting for a header: digest, transactions, bytes.
+    ready: Vec<(Digest, u64, usize)>,
     retired: VecDeque<(Digest, usize)>,
     retired_set: HashSet<Digest>,
     retired_bytes: usize,
@@ -307,15 +309,15 @@ impl BullsharkEngine {
     // ----- worker ------------------------------------------------------------------
 
     fn on_submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<BullsharkMessage>) {
-        let waiting: u64 = self.own_batches.values().map(|b| b.transactions).sum();
-        let room = self
-            .cfg
-            .max_pending_transactions
-            .saturating_sub(waiting as usize + self.maker.count());
-        if txs.len() > room {
-            self.stats.dropped_transactions += (txs.len() - room) as u64;
-        }
-        for tx in txs.into_iter().take(room) {
+        let mut waiting: usize = self.own_batches.values().map(|b| b.bytes).sum::<usize>()
+            + self.ready.iter().map(|(_, _, b)| b).sum::<usize>()
+            + self.maker.size();
+        for tx in txs {
+            waiting += 4 + tx.len();
+            if waiting > self.cfg.max_pending_bytes {
+                self.stats.dropped_transactions += 1;
+                continue;
+            }
             if self.maker.count() == 0 {
                 fx.set_timer(TIMER_BATCH, self.cfg.max_batch_delay);
             }
@@ -331,6 +333,7 @@ impl BullsharkEngine {
 
     fn seal(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
         let count = self.maker.count() as u64;
+        let bytes = self.maker.size();
         // The round and this run's counter make the nonce: a restarted worker
         // (counter back at zero) seals in a later round.
         let nonce = (self.horizon() << 32) | (self.stats.batches_sealed & 0xffff_ffff);
@@ -345,6 +348,7 @@ impl BullsharkEngine {
             OwnBatch {
                 acks: BTreeSet::from([self.id]),
                 transactions: count,
+                bytes,
             },
         );
         self.batches.insert(
@@ -365,9 +369,9 @@ impl BullsharkEngine {
             return;
         };
         if own.acks.len() >= self.quorum {
-            let transactions = own.transactions;
+            let (transactions, bytes) = (own.transactions, own.bytes);
             self.own_batches.remove(&digest);
-            self.ready.push((digest, transactions));
+            self.ready.push((digest, transactions, bytes));
             self.try_propose(now, fx);
         }
     }
@@ -506,12 +510,12 @@ impl BullsharkEngine {
         }
         let parents: Vec<Digest> = self.dag.round(parents_round).map(|c| c.digest()).collect();
         let ready = std::mem::take(&mut self.ready);
-        let transactions = ready.iter().map(|(_, n)| n).sum();
+        let transactions = ready.iter().map(|(_, n, _)| n).sum();
         let header = Signed::new(
             Header {
                 author: self.id,
                 round,
-                batches: ready.into_iter().map(|(d, _)| d).collect(),
+                batches: ready.into_iter().map(|(d, _, _)| d).collect(),
                 parents,
             },
             self.id,
@@ -877,7 +881,7 @@ impl BullsharkEngine {
             .flat_map(|o| o.batches.iter().map(|(d, _)| *d))
             .collect();
         let own = &self.own_batches;
-        let ready: HashSet<Digest> = self.ready.iter().map(|(d, _)| *d).collect();
+        let ready: HashSet<Digest> = self.ready.iter().map(|(d, _, _)| *d).collect();
         let unreferenced = &mut self.unreferenced_bytes;
         self.batches.retain(|d, b| {
             let keep = b.arrival_round >= gc
