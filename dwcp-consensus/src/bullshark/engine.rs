@@ -882,12 +882,17 @@ impl BullsharkEngine {
             .collect();
         let own = &self.own_batches;
         let ready: HashSet<Digest> = self.ready.iter().map(|(d, _, _)| *d).collect();
+        // Committed batches stay until the retention budget pushes them out (in
+        // `drain_output`), whatever their round: a peer that restarted may still
+        // need them to output what it missed.
+        let retired = &self.retired_set;
         let unreferenced = &mut self.unreferenced_bytes;
         self.batches.retain(|d, b| {
             let keep = b.arrival_round >= gc
                 || needed.contains(d)
                 || own.contains_key(d)
-                || ready.contains(d);
+                || ready.contains(d)
+                || retired.contains(d);
             if !keep && b.unreferenced {
                 let used = &mut unreferenced[b.origin.index()];
                 *used = used.saturating_sub(b.batch.len());
