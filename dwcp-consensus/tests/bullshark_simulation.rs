@@ -5,8 +5,8 @@
 
 use dwcp_consensus::bullshark::BullsharkEngine;
 use dwcp_consensus::sim::{
-    run_engine, scenario, sim_bullshark_config, EngineKind, Partition, SimConfig, SimReport,
-    Simulation,
+    check_seeds, run_engine, scenario, sim_bullshark_config, EngineKind, Partition, SimConfig,
+    SimReport, Simulation,
 };
 use dwcp_core::Time;
 use std::time::Duration;
@@ -14,23 +14,8 @@ use std::time::Duration;
 const SEEDS: u64 = 15;
 
 fn sweep(nodes: usize, faulty: usize, behaviour: &str) {
-    for seed in 0..SEEDS {
-        let cfg = scenario(nodes, faulty, behaviour, seed).expect("scenario");
-        let r = run_engine(EngineKind::Bullshark, cfg);
-        assert!(
-            r.violations.is_empty(),
-            "{behaviour} n={nodes} seed {seed}: {:?}",
-            r.violations
-        );
-        assert!(
-            r.live,
-            "{behaviour} n={nodes} seed {seed} not live ({} of {} committed): {:?}",
-            r.transactions_committed, r.transactions_submitted, r.node_status
-        );
-        assert!(
-            r.decisions > 0,
-            "{behaviour} n={nodes} seed {seed} decided nothing"
-        );
+    if let Err(e) = check_seeds(EngineKind::Bullshark, nodes, faulty, behaviour, SEEDS) {
+        panic!("{e}");
     }
 }
 

@@ -5,29 +5,15 @@
 
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
 use dwcp_consensus::sim::{
-    run_engine, scenario, sim_pbft_config, Behaviour, EngineKind, SimReport, Simulation,
+    check_seeds, run_engine, scenario, sim_pbft_config, Behaviour, EngineKind, SimReport,
+    Simulation,
 };
 
 const SEEDS: u64 = 15;
 
 fn sweep(nodes: usize, faulty: usize, behaviour: &str) {
-    for seed in 0..SEEDS {
-        let cfg = scenario(nodes, faulty, behaviour, seed).expect("scenario");
-        let r = run_engine(EngineKind::Pbft, cfg);
-        assert!(
-            r.violations.is_empty(),
-            "{behaviour} n={nodes} seed {seed}: {:?}",
-            r.violations
-        );
-        assert!(
-            r.live,
-            "{behaviour} n={nodes} seed {seed} not live: {:?}",
-            r.node_status
-        );
-        assert!(
-            r.decisions > 0,
-            "{behaviour} n={nodes} seed {seed} decided nothing"
-        );
+    if let Err(e) = check_seeds(EngineKind::Pbft, nodes, faulty, behaviour, SEEDS) {
+        panic!("{e}");
     }
 }
 

@@ -17,5 +17,6 @@ pub use adversary::{Adversarial, Behaviour, StatementKey};
 pub use network::{LinkModel, Network, Partition};
 pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
 pub use scenario::{
-    run_engine, scenario, sim_bullshark_config, sim_pbft_config, EngineKind, SweepSummary,
+    check_seeds, run_engine, scenario, sim_bullshark_config, sim_pbft_config, EngineKind,
+    SweepSummary,
 };

@@ -157,6 +157,35 @@ pub fn sim_pbft_config() -> PbftConfig {
     }
 }
 
+/// Runs [`scenario`] `(nodes, faulty, behaviour)` of `kind` for seeds `0..seeds` and
+/// says what went wrong in the first run with a safety violation, without liveness,
+/// or without a single decision.
+pub fn check_seeds(
+    kind: EngineKind,
+    nodes: usize,
+    faulty: usize,
+    behaviour: &str,
+    seeds: u64,
+) -> Result<(), String> {
+    for seed in 0..seeds {
+        let r = run_engine(kind, scenario(nodes, faulty, behaviour, seed)?);
+        let at = format!("{kind:?} {behaviour} n={nodes} seed {seed}");
+        if !r.violations.is_empty() {
+            return Err(format!("{at}: {:?}", r.violations));
+        }
+        if !r.live {
+            return Err(format!(
+                "{at} not live ({} of {} committed): {:?}",
+                r.transactions_committed, r.transactions_submitted, r.node_status
+            ));
+        }
+        if r.decisions == 0 {
+            return Err(format!("{at} decided nothing"));
+        }
+    }
+    Ok(())
+}
+
 /// Totals over many seeds of one scenario.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct SweepSummary {
