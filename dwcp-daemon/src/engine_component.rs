@@ -72,10 +72,11 @@ impl Component for EngineComponent {
     fn start(&self) -> Result<(), String> {
         let store = self.store.clone();
         let recovered = store.recover(RESTORE_TAIL).map_err(|e| e.to_string())?;
-        // Build once here, so that a store the engine cannot restart from fails the
-        // start itself rather than the thread.
-        self.engine
-            .status(&self.keys, &self.committee, recovered.clone())
+        // Built here, so that a store the engine cannot restart from fails the start
+        // itself rather than the thread.
+        let engine = self
+            .engine
+            .build(&self.keys, &self.committee, recovered)
             .map_err(|e| format!("{} cannot restart from its store: {e}", self.engine.name()))?;
         let parts = DriverParts {
             inbox: self.inbox.clone(),
@@ -84,17 +85,13 @@ impl Component for EngineComponent {
             status: self.status.clone(),
             metrics: self.metrics.clone(),
         };
-        let (cfg, keys, committee) = (
-            self.engine.clone(),
-            self.keys.clone(),
-            self.committee.clone(),
-        );
+        let (keys, committee) = (self.keys.clone(), self.committee.clone());
         let (alive, last_error) = (self.alive.clone(), self.last_error.clone());
         alive.store(true, Ordering::SeqCst);
         let handle = std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
-                let result = run_driver(&cfg, &keys, &committee, store, recovered, parts);
+                let result = run_driver(engine, &keys, &committee, store, parts);
                 if let (Err(e), Ok(mut slot)) = (result, last_error.lock()) {
                     *slot = Some(e);
                 }

@@ -32,25 +32,43 @@ impl EngineConfig {
         }
     }
 
-    /// The status of the engine rebuilt from `recovered`, or why it cannot be.
-    pub fn status(
+    /// The engine rebuilt from `recovered`, or why it cannot be.
+    pub fn build(
         &self,
         keys: &NodeKeys,
         committee: &Committee,
         recovered: Recovered,
-    ) -> Result<EngineStatus, String> {
+    ) -> Result<BuiltEngine, String> {
         Ok(match self {
-            EngineConfig::Pbft(c) => {
+            EngineConfig::Pbft(c) => BuiltEngine::Pbft(
                 Pbft::new(keys.clone(), committee.clone(), c.clone(), recovered)
-                    .map_err(|e| e.to_string())?
-                    .status()
-            }
-            EngineConfig::Bullshark(c) => {
+                    .map_err(|e| e.to_string())?,
+            ),
+            EngineConfig::Bullshark(c) => BuiltEngine::Bullshark(
                 BullsharkEngine::new(keys.clone(), committee.clone(), c.clone(), recovered)
-                    .map_err(|e| e.to_string())?
-                    .status()
-            }
+                    .map_err(|e| e.to_string())?,
+            ),
         })
+    }
+}
+
+/// An engine built from its config and a store's recovered state.
+// Built once per start and moved into the driver thread; boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum BuiltEngine {
+    /// PBFT.
+    Pbft(Pbft),
+    /// Bullshark.
+    Bullshark(BullsharkEngine),
+}
+
+impl BuiltEngine {
+    /// The engine's progress.
+    pub fn status(&self) -> EngineStatus {
+        match self {
+            BuiltEngine::Pbft(e) => e.status(),
+            BuiltEngine::Bullshark(e) => e.status(),
+        }
     }
 }
 
@@ -68,27 +86,17 @@ pub struct DriverParts {
     pub metrics: DriverMetrics,
 }
 
-/// Builds the configured engine from `recovered` and runs its driver until it
-/// stops; returns the driver's error, if any.
+/// Runs `engine`'s driver until it stops; returns the driver's error, if any.
 pub fn run_driver<S: Storage>(
-    cfg: &EngineConfig,
+    engine: BuiltEngine,
     keys: &NodeKeys,
     committee: &Committee,
     store: S,
-    recovered: Recovered,
     parts: DriverParts,
 ) -> Result<(), String> {
-    match cfg {
-        EngineConfig::Pbft(c) => {
-            let e = Pbft::new(keys.clone(), committee.clone(), c.clone(), recovered)
-                .map_err(|e| e.to_string())?;
-            drive(e, keys, committee, store, parts)
-        }
-        EngineConfig::Bullshark(c) => {
-            let e = BullsharkEngine::new(keys.clone(), committee.clone(), c.clone(), recovered)
-                .map_err(|e| e.to_string())?;
-            drive(e, keys, committee, store, parts)
-        }
+    match engine {
+        BuiltEngine::Pbft(e) => drive(e, keys, committee, store, parts),
+        BuiltEngine::Bullshark(e) => drive(e, keys, committee, store, parts),
     }
 }
 

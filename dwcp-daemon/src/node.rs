@@ -52,8 +52,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let recovered = store.recover(4096)?;
         let status = cfg
             .engine_config()
-            .status(&keys, &committee, recovered)
-            .map_err(anyhow::Error::msg)?;
+            .build(&keys, &committee, recovered)
+            .map_err(anyhow::Error::msg)?
+            .status();
         let last = store.last_committed()?;
         let restored = store.committed(last.saturating_sub(RESTORE as u64) + 1, RESTORE)?;
         (status, restored)
