@@ -131,6 +131,9 @@ mod tests {
                     TransportConfig {
                         backoff_min: Duration::from_millis(10),
                         backoff_max: Duration::from_millis(100),
+                        // Links to peers not yet started fail; an open breaker must
+                        // not outlast the waits below (the default is 10 s).
+                        breaker_open_for: Duration::from_millis(100),
                         ..TransportConfig::default()
                     },
                     tx,
