@@ -103,6 +103,7 @@ pub fn deliver_bullshark(from: NodeId, msgs: Vec<BullsharkMessage>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bullshark::transfer::{chain_next, state_digest, OrderEntry, OrderReply};
     use crate::bullshark::{BatchMaker, Certificate, Header, HeaderVote};
     use crate::pbft::{batch_digest, CheckpointVote, Phase, PrePrepare, Vote};
     use bytes::Bytes;
@@ -169,7 +170,7 @@ mod tests {
     }
 
     fn bullshark_messages() -> impl Strategy<Value = Vec<(u16, BullsharkMessage)>> {
-        let one = (0u16..4, 1u64..6, 0u8..5, any::<u8>()).prop_map(|(who, round, kind, b)| {
+        let one = (0u16..4, 1u64..6, 0u8..7, any::<u8>()).prop_map(|(who, round, kind, b)| {
             let (committee, keys) = fuzz_committee();
             let key = &keys[who as usize].signing;
             let mut maker = BatchMaker::default();
@@ -206,7 +207,27 @@ mod tests {
                         .collect();
                     BullsharkMessage::Certificate(Certificate { header, votes })
                 }
-                _ => BullsharkMessage::CertificateRange(round),
+                4 => BullsharkMessage::CertificateRange(round),
+                5 => BullsharkMessage::OrderRequest(round),
+                _ => {
+                    // An answer that continues a fresh node's (empty) order.
+                    let batches = vec![(batch.digest(), NodeId(who))];
+                    let leader = *header.digest();
+                    let committed = vec![(round, leader)];
+                    let entry = OrderEntry {
+                        position: 1,
+                        seq: 1,
+                        chain: chain_next(&Digest::ZERO, 1, 1, &leader, 2 * round, &batches),
+                        leader,
+                        leader_round: 2 * round,
+                        batches,
+                        state: state_digest(&committed),
+                    };
+                    BullsharkMessage::Order(OrderReply {
+                        entries: vec![entry],
+                        committed,
+                    })
+                }
             };
             (who, msg)
         });

@@ -101,6 +101,11 @@ pub struct BullsharkSection {
     pub gc_depth: Option<u64>,
     /// Committed batches over which repeated transactions are dropped (0: off).
     pub dedup_window: Option<u64>,
+    /// Bytes of committed batches kept for peers that fetch what they missed.
+    pub retain_committed_batch_bytes: Option<usize>,
+    /// Bytes of committed order entries kept for peers that fell behind garbage
+    /// collection (state transfer).
+    pub retain_order_bytes: Option<usize>,
 }
 
 impl BullsharkSection {
@@ -124,6 +129,12 @@ impl BullsharkSection {
         }
         if let Some(w) = self.dedup_window {
             c.dedup_window = w;
+        }
+        if let Some(b) = self.retain_committed_batch_bytes {
+            c.retain_committed_batch_bytes = b;
+        }
+        if let Some(b) = self.retain_order_bytes {
+            c.retain_order_bytes = b;
         }
         c
     }

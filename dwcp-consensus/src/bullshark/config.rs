@@ -39,6 +39,10 @@ pub struct BullsharkConfig {
     /// header); more are dropped. This is the workers' back-pressure: a node cannot
     /// seal batches faster than consensus takes them.
     pub max_pending_bytes: usize,
+    /// Bytes of committed order entries (batch digests and the commit rule's state
+    /// after each) kept to bring peers that fell behind garbage collection up to
+    /// date (oldest dropped first); see [`super::transfer`].
+    pub retain_order_bytes: usize,
 
     /// Committed sequence numbers over which repeated transactions are dropped
     /// (0 turns it off). Needed when clients send a transaction to several nodes.
@@ -60,6 +64,7 @@ impl Default for BullsharkConfig {
             max_unreferenced_batch_bytes: 256 << 20,
             retain_committed_batch_bytes: 64 << 20,
             max_pending_bytes: 64 << 20,
+            retain_order_bytes: 16 << 20,
 
             dedup_window: 1_024,
         }

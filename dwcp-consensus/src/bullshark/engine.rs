@@ -30,6 +30,10 @@ use super::header::Header;
 use super::leader::{LeaderSchedule, RoundRobin};
 use super::messages::{BullsharkMessage, MAX_RANGE, MAX_REQUEST};
 use super::ordering::Bullshark;
+use super::transfer::{
+    chain_next, state_digest, Base, CommittedSet, Decided, OrderEntry, OrderReply, Transfer,
+    MAX_ENTRIES,
+};
 use super::vote::HeaderVote;
 
 const TIMER_BATCH: TimerId = TimerId(1);
@@ -82,6 +86,7 @@ struct Ordered {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct CommitState {
     rule: RuleState,
+    position: u64,
     seq: Seq,
     chain: Digest,
     queue: Vec<Ordered>,
@@ -129,6 +134,9 @@ pub struct BullsharkStats {
     pub dropped_transactions: u64,
     /// Repeated transactions dropped from the output.
     pub repeats_dropped: u64,
+    /// Positions of the committed order taken from peers (state transfer) because
+    /// this node fell behind their garbage collection.
+    pub transfers: u64,
 }
 
 /// A Bullshark node: Narwhal worker, primary and the Bullshark commit rule.
@@ -176,10 +184,19 @@ pub struct BullsharkEngine {
     chain: Digest,
     queue: VecDeque<Ordered>,
     output_seq: Seq,
+    /// Leaders committed so far (with or without batches).
+    position: u64,
     dedup: HashSet<Digest>,
     dedup_log: VecDeque<(Seq, Vec<Digest>)>,
     samples: Vec<ProposalCommitted>,
     stats: BullsharkStats,
+
+    // State transfer.
+    /// Recent committed order entries, each with the committed set after it and its
+    /// size in bytes, for peers that fell behind garbage collection.
+    history: VecDeque<(OrderEntry, Arc<CommittedSet>, usize)>,
+    history_bytes: usize,
+    transfer: Option<Transfer>,
 }
 
 impl BullsharkEngine {
@@ -198,7 +215,7 @@ impl BullsharkEngine {
             validity: committee.validity_threshold(),
             schedule: RoundRobin::new(&committee),
             dag: Dag::new(&committee),
-            rule: Bullshark::new(&committee),
+            rule: Bullshark::new(&committee).with_gc_depth(cfg.gc_depth),
             keys,
             committee,
             cfg,
@@ -225,6 +242,7 @@ impl BullsharkEngine {
             want_batches: BTreeMap::new(),
             outbox: BTreeMap::new(),
             last_range_request: None,
+            position: 0,
             seq: 0,
             chain: Digest::ZERO,
             queue: VecDeque::new(),
@@ -233,6 +251,9 @@ impl BullsharkEngine {
             dedup_log: VecDeque::new(),
             samples: Vec::new(),
             stats: BullsharkStats::default(),
+            history: VecDeque::new(),
+            history_bytes: 0,
+            transfer: None,
         };
         e.restore(recovered)?;
         Ok(e)
@@ -261,6 +282,7 @@ impl BullsharkEngine {
             self.dag.garbage_collect(gc);
             self.dag.settle(state.rule.committed.iter().copied());
             self.rule.restore(state.rule);
+            self.position = state.position;
             self.seq = state.seq;
             self.chain = state.chain;
             self.queue = state.queue.into();
@@ -301,9 +323,13 @@ impl BullsharkEngine {
         &self.dag
     }
 
-    /// The highest round this node knows of, from its DAG or its own proposals.
+    /// The highest round this node knows of, from its DAG, its own proposals or its
+    /// committed order.
     fn horizon(&self) -> Round {
-        self.dag.highest_round().max(self.round)
+        self.dag
+            .highest_round()
+            .max(self.round)
+            .max(self.rule.last_committed_round())
     }
 
     // ----- worker ------------------------------------------------------------------
@@ -730,8 +756,20 @@ impl BullsharkEngine {
         if round == 0 || self.dag.contains(&digest) || self.pending.contains_key(&digest) {
             return;
         }
-        if round < self.dag.gc_round() || round > self.horizon() + self.cfg.max_round_ahead {
+        if round < self.dag.gc_round() {
             return;
+        }
+        let far = round > self.horizon() + self.cfg.max_round_ahead;
+        if far || round > self.horizon() + self.cfg.gc_depth {
+            // The committee is so far ahead that peers may have collected the rounds
+            // this node misses: take the committed order instead (a valid
+            // certificate proves the round was reached).
+            if self.transfer_due(now) && cert.verify(&self.committee).is_ok() {
+                self.request_transfer(now, fx);
+            }
+            if far {
+                return;
+            }
         }
         if let Some(existing) = self.dag.get_at(round, cert.author()) {
             if existing.digest() != digest {
@@ -805,7 +843,24 @@ impl BullsharkEngine {
         subdags: Vec<CommittedSubDag>,
         fx: &mut Effects<BullsharkMessage>,
     ) {
-        for sub in subdags {
+        // The committed set after each sub-DAG, for peers that will take this
+        // position by state transfer: the rule's set now, less what later sub-DAGs of
+        // this step committed, above that sub-DAG's garbage-collection round.
+        let all = self.rule.state().committed;
+        let mut states = Vec::with_capacity(subdags.len());
+        let mut later: HashSet<Digest> = HashSet::new();
+        for sub in subdags.iter().rev() {
+            let floor = sub.leader_round().saturating_sub(self.cfg.gc_depth);
+            states.push(
+                all.iter()
+                    .filter(|(r, d)| *r >= floor && !later.contains(d))
+                    .copied()
+                    .collect::<Vec<_>>(),
+            );
+            later.extend(sub.certificates.iter().map(|c| c.digest()));
+        }
+        states.reverse();
+        for (sub, committed) in subdags.into_iter().zip(states) {
             let mut batches = Vec::new();
             for cert in &sub.certificates {
                 if cert.author() == self.id {
@@ -820,28 +875,54 @@ impl BullsharkEngine {
                 }
                 batches.extend(cert.batches().iter().map(|d| (*d, cert.author())));
             }
-            if batches.is_empty() {
-                continue;
+            self.position += 1;
+            if !batches.is_empty() {
+                self.seq += 1;
             }
-            self.seq += 1;
-            self.chain = Digest::of_parts(
-                "dwcp bullshark chain v1",
-                &[
-                    &self.chain.0,
-                    &self.seq.to_le_bytes(),
-                    &sub.leader.digest().0,
-                ],
+            let leader = sub.leader.digest();
+            let leader_round = sub.leader_round();
+            self.chain = chain_next(
+                &self.chain,
+                self.position,
+                self.seq,
+                &leader,
+                leader_round,
+                &batches,
             );
-            self.queue.push_back(Ordered {
+            let entry = OrderEntry {
+                position: self.position,
                 seq: self.seq,
                 chain: self.chain,
+                leader,
+                leader_round,
                 batches,
-            });
+                state: state_digest(&committed),
+            };
+            if !entry.batches.is_empty() {
+                self.queue.push_back(Ordered {
+                    seq: self.seq,
+                    chain: self.chain,
+                    batches: entry.batches.clone(),
+                });
+            }
+            self.remember_entry(entry, committed);
         }
         // The decision is durable before anything that depends on it happens, and
         // before the records it makes obsolete are pruned.
+        self.persist_commit_state(fx);
+        let gc = self
+            .rule
+            .last_committed_round()
+            .saturating_sub(self.cfg.gc_depth);
+        if gc > self.dag.gc_round() {
+            self.garbage_collect(gc, fx);
+        }
+    }
+
+    fn persist_commit_state(&self, fx: &mut Effects<BullsharkMessage>) {
         let state = CommitState {
             rule: self.rule.state(),
+            position: self.position,
             seq: self.seq,
             chain: self.chain,
             queue: self.queue.iter().cloned().collect(),
@@ -851,13 +932,6 @@ impl BullsharkEngine {
             digest: self.chain,
             data: Bytes::from(encode(&state)),
         }));
-        let gc = self
-            .rule
-            .last_committed_round()
-            .saturating_sub(self.cfg.gc_depth);
-        if gc > self.dag.gc_round() {
-            self.garbage_collect(gc, fx);
-        }
     }
 
     fn garbage_collect(&mut self, gc: Round, fx: &mut Effects<BullsharkMessage>) {
@@ -1062,6 +1136,7 @@ impl BullsharkEngine {
         let retry = self.cfg.sync_retry;
         let max = self.cfg.max_sync_attempts;
         let mut asks: Vec<(NodeId, Digest, bool)> = Vec::new();
+        let mut certificate_lost = false;
         for (kind, wanted) in [
             (true, &mut self.want_certs),
             (false, &mut self.want_batches),
@@ -1071,6 +1146,7 @@ impl BullsharkEngine {
                     return true;
                 }
                 if w.attempts >= max && !w.urgent {
+                    certificate_lost |= kind;
                     return false;
                 }
                 w.attempts = w.attempts.saturating_add(1);
@@ -1092,6 +1168,17 @@ impl BullsharkEngine {
                 slot.0.push(d);
             } else {
                 slot.1.push(d);
+            }
+        }
+        // A parent no peer could send in all those attempts was collected by them.
+        if certificate_lost {
+            self.request_transfer(now, fx);
+        }
+        if let Some(t) = &self.transfer {
+            if t.attempts >= max {
+                self.transfer = None;
+            } else if now.since(t.asked) >= retry {
+                self.request_transfer(now, fx);
             }
         }
         self.try_propose(now, fx);
@@ -1173,6 +1260,163 @@ impl BullsharkEngine {
         }
     }
 
+    // ----- state transfer --------------------------------------------------------------
+
+    fn remember_entry(&mut self, entry: OrderEntry, committed: Vec<(Round, Digest)>) {
+        let bytes = 128 + 40 * (entry.batches.len() + committed.len());
+        self.history.push_back((entry, Arc::new(committed), bytes));
+        self.history_bytes += bytes;
+        while self.history_bytes > self.cfg.retain_order_bytes {
+            let Some((_, _, b)) = self.history.pop_front() else {
+                break;
+            };
+            self.history_bytes -= b;
+        }
+    }
+
+    fn base(&self) -> Base {
+        Base {
+            position: self.position,
+            seq: self.seq,
+            chain: self.chain,
+        }
+    }
+
+    fn transfer_due(&self, now: Time) -> bool {
+        self.transfer
+            .as_ref()
+            .is_none_or(|t| now.since(t.asked) >= self.cfg.sync_retry)
+    }
+
+    /// Asks every peer for the committed order after this node's (at most once per
+    /// `sync_retry`, and `max_sync_attempts` times without success).
+    fn request_transfer(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
+        if self.committee.size() == 1 {
+            return;
+        }
+        let base = self.base();
+        match &mut self.transfer {
+            Some(t) if t.base() == base => {
+                if now.since(t.asked) < self.cfg.sync_retry {
+                    return;
+                }
+                t.asked = now;
+                t.attempts += 1;
+            }
+            _ => self.transfer = Some(Transfer::new(base, now)),
+        }
+        fx.broadcast(BullsharkMessage::OrderRequest(base.position + 1));
+    }
+
+    /// Serves the committed order from position `first` on, if it is still retained.
+    fn on_order_request(&mut self, from: NodeId, first: u64, fx: &mut Effects<BullsharkMessage>) {
+        let Some(start) = self.history.front().map(|(e, _, _)| e.position) else {
+            return;
+        };
+        let Some(skip) = first.checked_sub(start) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        let mut committed = None;
+        for (e, c, _) in self.history.iter().skip(skip as usize).take(MAX_ENTRIES) {
+            entries.push(e.clone());
+            committed = Some(c);
+        }
+        let Some(committed) = committed else {
+            return;
+        };
+        let reply = OrderReply {
+            entries,
+            committed: committed.as_ref().clone(),
+        };
+        fx.send(from, BullsharkMessage::Order(reply));
+    }
+
+    fn on_order(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        reply: OrderReply,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let base = self.base();
+        let Some(t) = &mut self.transfer else {
+            return;
+        };
+        if t.base() != base {
+            // The DAG moved this node on meanwhile; a new request starts afresh.
+            self.transfer = None;
+            return;
+        }
+        t.add(from, reply);
+        let Some(decided) = t.decided(self.validity) else {
+            return;
+        };
+        self.transfer = None;
+        let more = decided.entries.len() >= MAX_ENTRIES;
+        self.install(now, from, decided, fx);
+        if more {
+            self.request_transfer(now, fx);
+        }
+    }
+
+    /// Continues the order from a position `f+1` members vouched for: its entries
+    /// join the output queue (their batches are fetched as usual), the commit rule
+    /// and the DAG restart there, and the DAG above it is fetched.
+    fn install(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        decided: Decided,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let Some(last) = decided.entries.last() else {
+            return;
+        };
+        let (position, seq, chain) = (last.position, last.seq, last.chain);
+        let leader_round = last.leader_round;
+        self.rule.restore(RuleState {
+            last_committed_round: leader_round,
+            committed: decided.committed.clone(),
+        });
+        self.queue.extend(
+            decided
+                .entries
+                .into_iter()
+                .filter(|e| !e.batches.is_empty())
+                .map(|e| Ordered {
+                    seq: e.seq,
+                    chain: e.chain,
+                    batches: e.batches,
+                }),
+        );
+        self.position = position;
+        self.seq = seq;
+        self.chain = chain;
+        // This node's own history would have a gap: it serves from the next entry.
+        self.history.clear();
+        self.history_bytes = 0;
+        self.stats.transfers += 1;
+        self.persist_commit_state(fx);
+        let gc = leader_round.saturating_sub(self.cfg.gc_depth);
+        if gc > self.dag.gc_round() {
+            self.garbage_collect(gc, fx);
+        }
+        self.dag.settle(decided.committed);
+        // Certificates that waited for parents now settled can enter the DAG.
+        let mut waiting: Vec<(Arc<Certificate>, NodeId)> =
+            self.pending.drain().map(|(_, p)| p).collect();
+        self.waiting_on.clear();
+        waiting.sort_by_key(|(c, _)| (c.round(), c.author(), c.digest()));
+        for (cert, origin) in waiting {
+            self.insert_verified(now, cert, origin, fx);
+        }
+        self.last_range_request = None;
+        self.catch_up(now, from, fx);
+        self.drain_output(now, fx);
+        self.try_propose(now, fx);
+    }
+
     fn on_start(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
         fx.set_timer(TIMER_SYNC, self.cfg.sync_retry);
         fx.set_timer(TIMER_HEADER, self.cfg.max_header_delay);
@@ -1225,6 +1469,8 @@ impl Engine for BullsharkEngine {
                             self.on_certificate(now, from, c, fx);
                         }
                     }
+                    BullsharkMessage::OrderRequest(first) => self.on_order_request(from, first, fx),
+                    BullsharkMessage::Order(reply) => self.on_order(now, from, reply, fx),
                 }
             }
         }
@@ -1472,8 +1718,38 @@ mod tests {
             },
             &mut store,
         );
-        assert!(out.is_empty(), "{out:?}");
+        // Nothing is buffered or fetched; the node asks for the committed order
+        // instead, since its peers may have collected what it misses.
+        assert!(
+            matches!(
+                out.as_slice(),
+                [Effect::Broadcast {
+                    msg: BullsharkMessage::OrderRequest(1)
+                }]
+            ),
+            "{out:?}"
+        );
         assert!(e.pending.is_empty() && e.want_certs.is_empty());
+        // A certificate that does not verify proves nothing and asks for nothing.
+        let mut forged = certificate(
+            &c,
+            &keys,
+            NodeId(2),
+            600,
+            vec![Digest::of(b"p1"), Digest::of(b"p2"), Digest::of(b"p3")],
+            vec![],
+        );
+        forged.votes[0].corrupt_signature();
+        let out = feed(
+            &mut e,
+            Time(1_000_000),
+            Input::Message {
+                from: NodeId(2),
+                msg: BullsharkMessage::Certificate(forged),
+            },
+            &mut store,
+        );
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::Batch;
 use super::certificate::Certificate;
 use super::header::Header;
+use super::transfer::OrderReply;
 use super::vote::HeaderVote;
 
 /// Most digests one request may name.
@@ -38,6 +39,11 @@ pub enum BullsharkMessage {
     CertificateRange(Round),
     /// Certificates in round order: the answer to a [`BullsharkMessage::CertificateRange`].
     Certificates(Vec<Certificate>),
+    /// A node too far behind to fetch the DAG asks for the committed order from
+    /// this position (count of committed leaders) on; see [`super::transfer`].
+    OrderRequest(u64),
+    /// Committed order entries: the answer to a [`BullsharkMessage::OrderRequest`].
+    Order(OrderReply),
 }
 
 impl dwcp_core::MessageKind for BullsharkMessage {
@@ -52,6 +58,8 @@ impl dwcp_core::MessageKind for BullsharkMessage {
             BullsharkMessage::CertificateRequest(_) => "certificate_request",
             BullsharkMessage::CertificateRange(_) => "certificate_range",
             BullsharkMessage::Certificates(_) => "certificates",
+            BullsharkMessage::OrderRequest(_) => "order_request",
+            BullsharkMessage::Order(_) => "order",
         }
     }
 }

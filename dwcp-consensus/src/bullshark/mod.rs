@@ -23,6 +23,7 @@ mod messages;
 #[cfg(test)]
 pub(crate) mod notation;
 mod ordering;
+pub mod transfer;
 mod vote;
 
 pub use batch::{Batch, BatchError, BatchMaker};

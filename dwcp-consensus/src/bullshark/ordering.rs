@@ -28,6 +28,11 @@ pub struct Bullshark<S = RoundRobin> {
     /// The union of committed causal histories is closed under "parent of", so a
     /// traversal can stop at any committed vertex.
     committed: HashMap<Digest, Round>,
+    /// Rounds kept below a committed leader: a leader's history stops at this depth
+    /// below the leader committed before it (`Round::MAX`: never).
+    gc_depth: Round,
+    /// The lowest round the next leader's history may include.
+    floor: Round,
 }
 
 impl Bullshark<RoundRobin> {
@@ -45,7 +50,20 @@ impl<S: LeaderSchedule> Bullshark<S> {
             validity_threshold: committee.validity_threshold(),
             last_committed_round: 0,
             committed: HashMap::new(),
+            gc_depth: Round::MAX,
+            floor: 0,
         }
+    }
+
+    /// Stops each leader's history `depth` rounds below the leader committed before
+    /// it, as garbage collection at that depth does. Set it to the engine's GC depth:
+    /// then what a leader commits depends only on the commit sequence, not on when
+    /// the DAG happened to be collected (a node that commits two leaders in one step
+    /// and one that commits them one at a time output the same).
+    pub fn with_gc_depth(mut self, depth: Round) -> Self {
+        self.gc_depth = depth;
+        self.floor = self.last_committed_round.saturating_sub(depth);
+        self
     }
 
     /// Whether this certificate has been committed (and not yet forgotten by GC).
@@ -87,8 +105,11 @@ impl<S: LeaderSchedule> Bullshark<S> {
                 if self.committed.contains_key(parent) || !seen.insert(*parent) {
                     continue;
                 }
-                // Genesis carries nothing; garbage-collected parents are gone.
-                if let Some(p) = dag.get(parent).filter(|p| p.round() > 0) {
+                // Genesis carries nothing; parents below the floor are collected.
+                if let Some(p) = dag
+                    .get(parent)
+                    .filter(|p| p.round() > 0 && p.round() >= self.floor)
+                {
                     stack.push(Arc::clone(p));
                 }
             }
@@ -145,6 +166,7 @@ impl<S: LeaderSchedule> CommitRule for Bullshark<S> {
         let mut out = Vec::with_capacity(chain.len());
         for l in chain.into_iter().rev() {
             let certificates = self.flatten(dag, &l);
+            self.floor = l.round().saturating_sub(self.gc_depth);
             out.push(CommittedSubDag {
                 leader: l,
                 certificates,
@@ -174,6 +196,7 @@ impl<S: LeaderSchedule> CommitRule for Bullshark<S> {
 
     fn restore(&mut self, state: RuleState) {
         self.last_committed_round = state.last_committed_round;
+        self.floor = state.last_committed_round.saturating_sub(self.gc_depth);
         self.committed = state.committed.into_iter().map(|(r, d)| (d, r)).collect();
     }
 }
