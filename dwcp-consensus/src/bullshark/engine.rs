@@ -20,6 +20,7 @@ use dwcp_core::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::batch::{Batch, BatchMaker};
 use super::certificate::{check_header, Certificate};
@@ -104,7 +105,16 @@ struct OwnBatch {
     acks: BTreeSet<NodeId>,
     transactions: u64,
     bytes: usize,
+    /// When to send it again to the members that have not acknowledged it.
+    resend_at: Time,
+    /// The wait after that resend: doubling from `sync_retry` up to
+    /// [`MAX_RESEND_BACKOFF`] times it, so that a receiver slowed by a backlog is not
+    /// buried under copies of what it has yet to read.
+    backoff: Duration,
 }
+
+/// Longest wait between resends of an unacknowledged batch, in `sync_retry`s.
+const MAX_RESEND_BACKOFF: u32 = 16;
 
 /// A digest this node is fetching.
 struct Wanted {
@@ -375,6 +385,8 @@ impl BullsharkEngine {
                 acks: BTreeSet::from([self.id]),
                 transactions: count,
                 bytes,
+                resend_at: now.after(self.cfg.sync_retry),
+                backoff: self.cfg.sync_retry,
             },
         );
         self.batches.insert(
@@ -1123,7 +1135,11 @@ impl BullsharkEngine {
         if let Some(c) = &self.last_own_certificate {
             fx.broadcast(BullsharkMessage::Certificate((**c).clone()));
         }
-        for (digest, own) in &self.own_batches {
+        let max_backoff = self.cfg.sync_retry * MAX_RESEND_BACKOFF;
+        for (digest, own) in &mut self.own_batches {
+            if now < own.resend_at {
+                continue;
+            }
             let Some(b) = self.batches.get(digest) else {
                 continue;
             };
@@ -1132,6 +1148,8 @@ impl BullsharkEngine {
                     fx.send(to, BullsharkMessage::Batch(b.batch.clone()));
                 }
             }
+            own.backoff = (own.backoff * 2).min(max_backoff);
+            own.resend_at = now.after(own.backoff);
         }
         let retry = self.cfg.sync_retry;
         let max = self.cfg.max_sync_attempts;
@@ -1497,7 +1515,6 @@ mod tests {
     use crate::bullshark::notation::{certificate, committee};
     use dwcp_core::storage::{MemoryStore, Storage};
     use dwcp_core::Effect;
-    use std::time::Duration;
 
     fn engine(id: u16, keys: &[NodeKeys], c: &Committee, rec: Recovered) -> BullsharkEngine {
         BullsharkEngine::new(
