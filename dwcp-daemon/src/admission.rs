@@ -3,10 +3,21 @@
 //! frames that let the node commit. Client bytes waiting in the inbox are capped; a
 //! submission over the cap is refused at once (HTTP 503), so an overloaded node
 //! keeps committing at its capacity instead of dropping its peers' messages.
+//!
+//! The same gate caps the bytes of large frames from peers waiting in an inbox
+//! ([`BULK_FRAME`] and up: batches of transactions), so that a consensus message
+//! never queues behind more than [`BULK_BYTES`] of them; a frame over the cap is
+//! dropped as a congested link would drop it, and the engine sends it again.
 
 use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// Frames of this many bytes or more count against an inbox's [`BULK_BYTES`].
+pub const BULK_FRAME: usize = 64 << 10;
+
+/// Most bytes of large frames waiting in one inbox.
+pub const BULK_BYTES: usize = 32 << 20;
 
 /// Bytes of client transactions waiting for one driver, with a cap.
 #[derive(Debug)]
@@ -41,7 +52,11 @@ impl SubmitGate {
     /// Admits `txs` if they fit under the cap (a submission larger than the whole
     /// cap is admitted when nothing waits, so it is never refused forever).
     pub fn try_admit(self: &Arc<Self>, txs: &[Bytes]) -> Option<Permit> {
-        let bytes: usize = txs.iter().map(Bytes::len).sum();
+        self.try_admit_bytes(txs.iter().map(Bytes::len).sum())
+    }
+
+    /// Admits `bytes` of anything (a large frame, say) under the same rule.
+    pub fn try_admit_bytes(self: &Arc<Self>, bytes: usize) -> Option<Permit> {
         let mut queued = self.queued.load(Ordering::Acquire);
         loop {
             if queued > 0 && queued + bytes > self.limit {

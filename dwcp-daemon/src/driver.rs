@@ -38,6 +38,18 @@ pub enum DriverInput {
         /// The encoded engine message.
         frame: Bytes,
     },
+    /// A large frame (a batch of transactions, say) admitted by the inbox's
+    /// [`crate::admission::SubmitGate`] for bulk bytes; the permit returns its bytes
+    /// once the driver takes it. Bounding the bulk bytes waiting bounds how long a
+    /// small consensus message can wait behind them.
+    Bulk {
+        /// The member the channel belongs to.
+        from: NodeId,
+        /// The encoded engine message.
+        frame: Bytes,
+        /// Its place under the inbox's bulk cap.
+        permit: crate::admission::Permit,
+    },
     /// Client transactions.
     Submit(Vec<Bytes>),
     /// Client transactions admitted by a [`crate::admission::SubmitGate`]; the
@@ -276,7 +288,45 @@ where
             .map(|(id, at)| (*id, *at))
     }
 
+    /// Decodes a member's frame and feeds it to the engine.
+    fn on_frame(
+        &mut self,
+        from: NodeId,
+        frame: &[u8],
+        transport: &dyn Transport,
+        commits: &Sender<Committed>,
+    ) -> Result<(), DriverError> {
+        if !self.committee.contains(from) {
+            return Ok(());
+        }
+        match decode::<E::Message>(frame, self.max_frame) {
+            Ok(msg) => {
+                self.stats.frames_in += 1;
+                if let Some(m) = &self.metrics {
+                    m.on_received(msg.kind(), frame.len());
+                }
+                self.step(Input::Message { from, msg }, transport, commits)?;
+            }
+            Err(_) => {
+                self.stats.frames_rejected += 1;
+                if let Some(m) = &self.metrics {
+                    m.on_received(UNDECODABLE, frame.len());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Runs until [`DriverInput::Shutdown`] or until every sender of `inbox` is gone.
+    ///
+    /// Inputs are taken in three lanes: small frames from peers (headers, votes,
+    /// certificates, acknowledgements, requests) first, then large frames from
+    /// peers (batches), then client submissions (and the shutdown behind them).
+    /// A consensus message so waits for the one input being handled, not for every
+    /// batch queued before it; and a node short of time serves its peers before
+    /// taking new transactions, which then wait at the admission gate and are
+    /// refused there, before any work is spent on them. Within a lane the order is
+    /// kept.
     pub fn run(
         mut self,
         inbox: &Receiver<DriverInput>,
@@ -284,6 +334,7 @@ where
         commits: &Sender<Committed>,
     ) -> Result<Self, DriverError> {
         self.step(Input::Start, transport, commits)?;
+        let mut lanes = Lanes::default();
         loop {
             let wait = match self.next_deadline() {
                 Some((id, at)) => {
@@ -297,26 +348,21 @@ where
                 }
                 None => Duration::from_secs(3600),
             };
-            match inbox.recv_timeout(wait) {
+            let next = match lanes.next(inbox) {
+                Some(input) => Ok(input),
+                None => inbox.recv_timeout(wait),
+            };
+            match next {
                 Ok(DriverInput::Frame { from, frame }) => {
-                    if !self.committee.contains(from) {
-                        continue;
-                    }
-                    match decode::<E::Message>(&frame, self.max_frame) {
-                        Ok(msg) => {
-                            self.stats.frames_in += 1;
-                            if let Some(m) = &self.metrics {
-                                m.on_received(msg.kind(), frame.len());
-                            }
-                            self.step(Input::Message { from, msg }, transport, commits)?;
-                        }
-                        Err(_) => {
-                            self.stats.frames_rejected += 1;
-                            if let Some(m) = &self.metrics {
-                                m.on_received(UNDECODABLE, frame.len());
-                            }
-                        }
-                    }
+                    self.on_frame(from, &frame, transport, commits)?
+                }
+                Ok(DriverInput::Bulk {
+                    from,
+                    frame,
+                    permit,
+                }) => {
+                    drop(permit);
+                    self.on_frame(from, &frame, transport, commits)?
                 }
                 Ok(DriverInput::Submit(txs)) => {
                     self.step(Input::Submit(txs), transport, commits)?
@@ -332,11 +378,50 @@ where
     }
 }
 
+/// Inputs taken from a driver's inbox, sorted into lanes by priority: small
+/// frames, large frames, client submissions. Each lane holds at most [`LANE_CAP`]
+/// inputs; past that they stay in the bounded inbox, whose senders then see it full.
+#[derive(Default)]
+struct Lanes {
+    control: std::collections::VecDeque<DriverInput>,
+    bulk: std::collections::VecDeque<DriverInput>,
+    clients: std::collections::VecDeque<DriverInput>,
+}
+
+/// Most inputs held in one lane of a driver.
+const LANE_CAP: usize = 4_096;
+
+impl Lanes {
+    /// Moves what waits in `inbox` into the lanes, then takes the first input of
+    /// the first lane that has one.
+    fn next(&mut self, inbox: &Receiver<DriverInput>) -> Option<DriverInput> {
+        while self.control.len() < LANE_CAP
+            && self.bulk.len() < LANE_CAP
+            && self.clients.len() < LANE_CAP
+        {
+            let Ok(input) = inbox.try_recv() else {
+                break;
+            };
+            match input {
+                DriverInput::Frame { .. } => self.control.push_back(input),
+                DriverInput::Bulk { .. } => self.bulk.push_back(input),
+                DriverInput::Submit(_) | DriverInput::Admitted(..) | DriverInput::Shutdown => {
+                    self.clients.push_back(input)
+                }
+            }
+        }
+        self.control
+            .pop_front()
+            .or_else(|| self.bulk.pop_front())
+            .or_else(|| self.clients.pop_front())
+    }
+}
+
 /// The in-process network: one bounded inbox per member. Replacing an inbox (a
 /// restarted node) is seen by every transport at once, as a reconnect would be.
 #[derive(Clone, Default)]
 pub struct LocalNetwork {
-    inboxes: Arc<RwLock<Vec<SyncSender<DriverInput>>>>,
+    inboxes: Arc<RwLock<Vec<FrameSink>>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -344,7 +429,9 @@ impl LocalNetwork {
     /// A network over these inboxes, indexed by member id.
     pub fn new(inboxes: Vec<SyncSender<DriverInput>>) -> Self {
         LocalNetwork {
-            inboxes: Arc::new(RwLock::new(inboxes)),
+            inboxes: Arc::new(RwLock::new(
+                inboxes.into_iter().map(FrameSink::new).collect(),
+            )),
             dropped: Default::default(),
         }
     }
@@ -353,13 +440,17 @@ impl LocalNetwork {
     pub fn replace(&self, id: NodeId, inbox: SyncSender<DriverInput>) {
         if let Ok(mut v) = self.inboxes.write() {
             if let Some(slot) = v.get_mut(id.index()) {
-                *slot = inbox;
+                *slot = FrameSink::new(inbox);
             }
         }
     }
 
     /// Member `id`'s inbox, to submit transactions or stop it.
     pub fn inbox(&self, id: NodeId) -> Option<SyncSender<DriverInput>> {
+        self.sink(id).map(|s| s.inbox)
+    }
+
+    fn sink(&self, id: NodeId) -> Option<FrameSink> {
         self.inboxes.read().ok()?.get(id.index()).cloned()
     }
 
@@ -377,6 +468,57 @@ impl LocalNetwork {
     }
 }
 
+/// What became of a frame handed to a [`FrameSink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// It waits in the inbox.
+    Queued,
+    /// The inbox, or its allowance of large frames, was full: dropped.
+    Dropped,
+    /// The driver is gone.
+    Closed,
+}
+
+/// Where a transport hands a node's incoming frames: the driver's inbox, and the
+/// cap on bytes of large frames waiting in it ([`crate::admission::BULK_BYTES`]),
+/// so that a small consensus message never queues behind more than that.
+#[derive(Clone, Debug)]
+pub struct FrameSink {
+    inbox: SyncSender<DriverInput>,
+    bulk: Arc<crate::admission::SubmitGate>,
+}
+
+impl FrameSink {
+    /// A sink into `inbox`.
+    pub fn new(inbox: SyncSender<DriverInput>) -> FrameSink {
+        FrameSink {
+            inbox,
+            bulk: crate::admission::SubmitGate::new(crate::admission::BULK_BYTES),
+        }
+    }
+
+    /// Queues `frame` from `from` without blocking, or drops it.
+    pub fn deliver(&self, from: NodeId, frame: Bytes) -> Delivery {
+        let input = if frame.len() >= crate::admission::BULK_FRAME {
+            let Some(permit) = self.bulk.try_admit_bytes(frame.len()) else {
+                return Delivery::Dropped;
+            };
+            DriverInput::Bulk {
+                from,
+                frame,
+                permit,
+            }
+        } else {
+            DriverInput::Frame { from, frame }
+        };
+        match self.inbox.try_send(input) {
+            Ok(()) => Delivery::Queued,
+            Err(TrySendError::Full(_)) => Delivery::Dropped,
+            Err(TrySendError::Disconnected(_)) => Delivery::Closed,
+        }
+    }
+}
+
 /// Member `from`'s side of a [`LocalNetwork`]. A full inbox drops the frame (and
 /// counts it), as a congested link would; the engines retransmit.
 #[derive(Clone)]
@@ -387,17 +529,11 @@ pub struct LocalTransport {
 
 impl Transport for LocalTransport {
     fn send(&self, to: NodeId, frame: Bytes) {
-        let Some(peer) = self.network.inbox(to) else {
+        let Some(peer) = self.network.sink(to) else {
             return;
         };
-        match peer.try_send(DriverInput::Frame {
-            from: self.from,
-            frame,
-        }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.network.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if peer.deliver(self.from, frame) != Delivery::Queued {
+            self.network.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -467,6 +603,60 @@ mod tests {
                 Err(e) => panic!("waiting for {want} transactions: {e}; have {}", log.len()),
             }
         }
+    }
+
+    #[test]
+    fn peers_small_frames_go_first_then_batches_then_clients() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let sink = FrameSink::new(tx.clone());
+        let gate = crate::admission::SubmitGate::new(1 << 20);
+        let big = Bytes::from(vec![7u8; crate::admission::BULK_FRAME]);
+        let txs = vec![Bytes::from_static(b"tx")];
+        tx.send(DriverInput::Submit(txs.clone())).unwrap();
+        assert_eq!(sink.deliver(NodeId(1), big.clone()), Delivery::Queued);
+        let permit = gate.try_admit(&txs).unwrap();
+        tx.send(DriverInput::Admitted(txs.clone(), permit)).unwrap();
+        assert_eq!(
+            sink.deliver(NodeId(2), Bytes::from_static(b"vote")),
+            Delivery::Queued
+        );
+        tx.send(DriverInput::Shutdown).unwrap();
+        assert_eq!(
+            sink.deliver(NodeId(3), Bytes::from_static(b"ack")),
+            Delivery::Queued
+        );
+        let mut lanes = Lanes::default();
+        let order: Vec<String> = std::iter::from_fn(|| lanes.next(&rx))
+            .map(|i| match i {
+                DriverInput::Frame { from, .. } => format!("frame {from}"),
+                DriverInput::Bulk { from, .. } => format!("bulk {from}"),
+                DriverInput::Submit(_) => "submit".into(),
+                DriverInput::Admitted(..) => "admitted".into(),
+                DriverInput::Shutdown => "shutdown".into(),
+            })
+            .collect();
+        assert_eq!(
+            order,
+            ["frame n2", "frame n3", "bulk n1", "submit", "admitted", "shutdown"]
+        );
+        // The admitted bytes went back to the gate when the input was taken.
+        assert_eq!(gate.queued(), 0);
+    }
+
+    #[test]
+    fn large_frames_past_the_bulk_cap_are_dropped_small_ones_still_pass() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1024);
+        let sink = FrameSink::new(tx);
+        let big = Bytes::from(vec![7u8; 1 << 20]);
+        let fit = crate::admission::BULK_BYTES >> 20;
+        for _ in 0..fit {
+            assert_eq!(sink.deliver(NodeId(1), big.clone()), Delivery::Queued);
+        }
+        assert_eq!(sink.deliver(NodeId(1), big), Delivery::Dropped);
+        assert_eq!(
+            sink.deliver(NodeId(1), Bytes::from_static(b"vote")),
+            Delivery::Queued
+        );
     }
 
     #[test]

@@ -24,14 +24,14 @@
 //! can restart a transport whose tasks died while the engine keeps sending into it.
 
 use crate::breaker::{BreakerState, CircuitBreaker};
-use crate::driver::{DriverInput, Transport};
+use crate::driver::{Delivery, DriverInput, FrameSink, Transport};
 use bytes::Bytes;
 use dwcp_core::{Committee, Digest, NodeId, NodeKeys};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -235,7 +235,7 @@ pub struct Network {
     keys: Arc<NodeKeys>,
     committee: Committee,
     cfg: TransportConfig,
-    inbox: SyncSender<DriverInput>,
+    inbox: FrameSink,
     runtime: tokio::runtime::Handle,
     tasks: Mutex<Option<Tasks>>,
 }
@@ -362,7 +362,7 @@ impl Network {
             keys: Arc::new(keys),
             committee,
             cfg,
-            inbox,
+            inbox: FrameSink::new(inbox),
             runtime,
             tasks: Mutex::new(None),
         }
@@ -614,7 +614,7 @@ async fn accept_loop(
     committee: Committee,
     cfg: TransportConfig,
     stats: Arc<TransportStats>,
-    inbox: SyncSender<DriverInput>,
+    inbox: FrameSink,
 ) {
     // The connections live in this set, so stopping this task closes them too.
     let mut connections = JoinSet::new();
@@ -643,7 +643,7 @@ async fn serve_inbound(
     committee: &Committee,
     cfg: &TransportConfig,
     stats: &TransportStats,
-    inbox: &SyncSender<DriverInput>,
+    inbox: &FrameSink,
 ) -> Result<(), LinkError> {
     stream.set_nodelay(true)?;
     let shake = tokio::time::timeout(
@@ -671,14 +671,14 @@ async fn serve_inbound(
                 return Err(e);
             }
         };
-        match inbox.try_send(DriverInput::Frame { from, frame }) {
-            Ok(()) => {
+        match inbox.deliver(from, frame) {
+            Delivery::Queued => {
                 stats.frames_received.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) => {
+            Delivery::Dropped => {
                 stats.frames_dropped_inbound.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(_)) => return Ok(()),
+            Delivery::Closed => return Ok(()),
         }
     }
 }
@@ -856,7 +856,9 @@ mod tests {
 
     fn recv(rx: &Receiver<DriverInput>) -> (NodeId, Bytes) {
         match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(DriverInput::Frame { from, frame }) => (from, frame),
+            Ok(DriverInput::Frame { from, frame } | DriverInput::Bulk { from, frame, .. }) => {
+                (from, frame)
+            }
             other => panic!("expected a frame, got {other:?}"),
         }
     }

@@ -209,7 +209,7 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
             heights[1..].join(" ")
         ),
         format!(
-            "Frames dropped by full inboxes: {}",
+            "Frames dropped (inbox full, or 32 MiB of large frames waiting): {}",
             cluster.network.dropped()
         ),
     ];
