@@ -1,7 +1,8 @@
 //! Bullshark under the simulator: every faulty behaviour at n = 4 and n = 7, over
 //! 225 seeds in all, with zero safety violations and every run live after healing;
 //! a node restarted from its `redb` store at every effect boundary never signs a
-//! second header for a round or votes twice.
+//! second header for a round or votes twice; a node cut off or down for longer than
+//! garbage collection keeps rounds catches up by state transfer.
 
 use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
 use dwcp_consensus::sim::{

@@ -9,7 +9,8 @@
 //!
 //! [`BullsharkEngine`] puts it all behind the sans-IO [`dwcp_core::Engine`]
 //! contract: a worker sealing [`Batch`]es, a primary proposing and voting,
-//! synchronisation of missing certificates and batches, and persistence.
+//! synchronisation of missing certificates and batches, persistence, and
+//! [`transfer`] of the committed order to a node behind garbage collection.
 
 mod batch;
 mod certificate;
