@@ -7,8 +7,15 @@
 //!   most is the *difference* of their sizes; modelling it directly lets the error
 //!   of the shared part (how compressible the chunk is at all) cancel out;
 //! - `log_compress_factor`: ln(measured compress time / the calibration profile's
-//!   reference time for a chunk of that length);
+//!   reference time for a chunk of that length), either absolute or, when
+//!   `times_relative_to` names a reference codec, as the difference to that codec's
+//!   factor;
 //! - `log_decompress_factor`: the same for decompression.
+//!
+//! Relative time factors matter for the same reason as relative sizes, and one more:
+//! a chunk's measured times share a common part (how busy the machine was while all
+//! codecs ran on it, interleaved), which the difference cancels, so the relative
+//! regressors learn from much less noisy targets.
 //!
 //! Times are predicted *relative to the calibration profile* so that the model
 //! carries how the data changes a codec's speed, and the profile carries how fast
@@ -42,10 +49,15 @@ pub struct CodecModel {
     /// The reference codec of `log_ratio` (itself modelled absolutely), if any.
     #[serde(default)]
     pub log_ratio_relative_to: Option<CodecId>,
-    /// Predicts ln(compress time / profile reference compress time).
+    /// Predicts ln(compress time / profile reference compress time), minus the
+    /// reference codec's if `times_relative_to` is set.
     pub log_compress_factor: Ensemble,
-    /// Predicts ln(decompress time / profile reference decompress time).
+    /// Predicts ln(decompress time / profile reference decompress time), minus the
+    /// reference codec's if `times_relative_to` is set.
     pub log_decompress_factor: Ensemble,
+    /// The reference codec of both time factors (itself modelled absolutely), if any.
+    #[serde(default)]
+    pub times_relative_to: Option<CodecId>,
 }
 
 /// Where a model came from.
@@ -185,6 +197,13 @@ impl CompressionModel {
                     )));
                 }
             }
+            if let Some(r) = m.times_relative_to {
+                if self.codecs[r.index()].times_relative_to.is_some() {
+                    return Err(ModelError::Codecs(format!(
+                        "{want} times are relative to {r}, whose times are themselves relative"
+                    )));
+                }
+            }
             for e in [
                 &m.log_ratio,
                 &m.log_compress_factor,
@@ -213,6 +232,25 @@ impl CompressionModel {
             }
         }
         out
+    }
+
+    /// Predicted ln(compress time / profile reference) and ln(decompress time /
+    /// profile reference) of every codec, in [`CodecId::ALL`] order.
+    pub fn log_time_factors(&self, x: &[f32]) -> ([f32; CodecId::COUNT], [f32; CodecId::COUNT]) {
+        let mut c = [0f32; CodecId::COUNT];
+        let mut d = [0f32; CodecId::COUNT];
+        for ((c, d), m) in c.iter_mut().zip(d.iter_mut()).zip(&self.codecs) {
+            *c = m.log_compress_factor.predict(x);
+            *d = m.log_decompress_factor.predict(x);
+        }
+        let (own_c, own_d) = (c, d);
+        for ((c, d), m) in c.iter_mut().zip(d.iter_mut()).zip(&self.codecs) {
+            if let Some(r) = m.times_relative_to {
+                *c += own_c[r.index()];
+                *d += own_d[r.index()];
+            }
+        }
+        (c, d)
     }
 
     /// The model of `codec`.
@@ -257,6 +295,10 @@ mod tests {
         let mut m = CompressionModel::embedded().expect("embedded");
         m.codecs[1].log_ratio_relative_to = Some(CodecId::Snappy);
         m.codecs[2].log_ratio_relative_to = Some(CodecId::Lz4);
+        assert!(matches!(m.validate(), Err(ModelError::Codecs(_))));
+        let mut m = CompressionModel::embedded().expect("embedded");
+        m.codecs[1].times_relative_to = Some(CodecId::Snappy);
+        m.codecs[2].times_relative_to = Some(CodecId::Lz4);
         assert!(matches!(m.validate(), Err(ModelError::Codecs(_))));
     }
 }

@@ -125,6 +125,14 @@ pub struct ModelInfo {
     pub candidates: Vec<CodecId>,
 }
 
+/// The model's per-codec predictions for one chunk (natural logs, see
+/// [`CompressionModel`]).
+struct Predicted {
+    ratio: [f32; CodecId::COUNT],
+    compress: [f32; CodecId::COUNT],
+    decompress: [f32; CodecId::COUNT],
+}
+
 /// Picks the codec that minimises predicted end-to-end time, and applies it.
 #[derive(Debug, Clone)]
 pub struct CompressionSelector {
@@ -197,28 +205,36 @@ impl CompressionSelector {
 
     /// Every candidate's predicted cost for a chunk with `features` on `link`.
     pub fn estimates(&self, features: &ChunkFeatures, link: &Link) -> Vec<Estimate> {
-        let x = features.to_vector();
-        let log_ratios = self.model.log_ratios(&x);
+        let p = self.predict(features);
         self.candidates
             .iter()
-            .map(|&c| self.estimate(features, &x, log_ratios[c.index()], c, link))
+            .map(|&c| self.estimate(features, &p, c, link))
             .collect()
+    }
+
+    fn predict(&self, features: &ChunkFeatures) -> Predicted {
+        let x = features.to_vector();
+        let (compress, decompress) = self.model.log_time_factors(&x);
+        Predicted {
+            ratio: self.model.log_ratios(&x),
+            compress,
+            decompress,
+        }
     }
 
     fn estimate(
         &self,
         features: &ChunkFeatures,
-        x: &[f32],
-        log_ratio: f32,
+        p: &Predicted,
         codec: CodecId,
         link: &Link,
     ) -> Estimate {
-        let m = self.model.codec(codec);
+        let i = codec.index();
         let len = features.len;
         // Clamp the exponents: a wild extrapolation must not become inf or 0.
-        let ratio = f64::from(log_ratio.clamp(-12.0, 2.0)).exp();
-        let cf = f64::from(m.log_compress_factor.predict(x).clamp(-8.0, 8.0)).exp();
-        let df = f64::from(m.log_decompress_factor.predict(x).clamp(-8.0, 8.0)).exp();
+        let ratio = f64::from(p.ratio[i].clamp(-12.0, 2.0)).exp();
+        let cf = f64::from(p.compress[i].clamp(-8.0, 8.0)).exp();
+        let df = f64::from(p.decompress[i].clamp(-8.0, 8.0)).exp();
         let bytes = (len as f64 * ratio).max(frame::HEADER_LEN as f64);
         let cpu = link.cpu_share.clamp(1e-3, 1.0);
         let compress_s = self.profile.compress_s(codec, len) * cf / cpu;
@@ -236,18 +252,16 @@ impl CompressionSelector {
 
     /// The decision for a chunk whose features are already known.
     pub fn select_features(&self, features: &ChunkFeatures, link: &Link) -> Choice {
-        let x = features.to_vector();
-        let log_ratios = self.model.log_ratios(&x);
+        let p = self.predict(features);
         let mut best: Option<Estimate> = None;
         for &codec in &self.candidates {
-            let e = self.estimate(features, &x, log_ratios[codec.index()], codec, link);
+            let e = self.estimate(features, &p, codec, link);
             if best.is_none_or(|b| e.total_s < b.total_s) {
                 best = Some(e);
             }
         }
         // `candidates` is never empty (checked in with_candidates), but stay total.
-        let estimate =
-            best.unwrap_or_else(|| self.estimate(features, &x, log_ratios[0], CodecId::None, link));
+        let estimate = best.unwrap_or_else(|| self.estimate(features, &p, CodecId::None, link));
         Choice {
             codec: estimate.codec,
             estimate,

@@ -76,6 +76,13 @@ fn ratio_reference(codec: CodecId) -> Option<CodecId> {
     }
 }
 
+/// The reference codec the other codecs' time models are relative to.
+pub const TIME_REFERENCE: CodecId = CodecId::Zstd3;
+
+fn time_reference(codec: CodecId) -> Option<CodecId> {
+    (codec != TIME_REFERENCE).then_some(TIME_REFERENCE)
+}
+
 /// Fits the model to measured samples; time targets are relative to `profile`,
 /// which must have been measured on the same machine as the samples.
 pub fn fit_model(
@@ -102,6 +109,7 @@ pub fn fit_model(
             let mut cf = Vec::with_capacity(samples.len());
             let mut df = Vec::with_capacity(samples.len());
             let reference = ratio_reference(codec);
+            let time_ref = time_reference(codec);
             for s in samples {
                 let o = &s.outcome.codecs[codec.index()];
                 let len = s.outcome.len.max(1);
@@ -110,8 +118,21 @@ pub fn fit_model(
                     r -= (s.outcome.codecs[rc.index()].frame_len as f64 / len as f64).ln();
                 }
                 ratio.push(r as f32);
-                cf.push((o.compress_s / profile.compress_s(codec, len).max(1e-12)).ln() as f32);
-                df.push((o.decompress_s / profile.decompress_s(codec, len).max(1e-12)).ln() as f32);
+                let factors = |c: CodecId| {
+                    let o = &s.outcome.codecs[c.index()];
+                    (
+                        (o.compress_s / profile.compress_s(c, len).max(1e-12)).ln(),
+                        (o.decompress_s / profile.decompress_s(c, len).max(1e-12)).ln(),
+                    )
+                };
+                let (mut c, mut d) = factors(codec);
+                if let Some(tc) = time_ref {
+                    let (rc, rd) = factors(tc);
+                    c -= rc;
+                    d -= rd;
+                }
+                cf.push(c as f32);
+                df.push(d as f32);
             }
             CodecModel {
                 codec,
@@ -119,6 +140,7 @@ pub fn fit_model(
                 log_ratio_relative_to: reference,
                 log_compress_factor: gbt::fit(&rows, &cf, params),
                 log_decompress_factor: gbt::fit(&rows, &df, &decompress_params),
+                times_relative_to: time_ref,
             }
         })
         .collect();
@@ -226,17 +248,15 @@ fn in_sample_fit(
     CodecId::ALL
         .iter()
         .map(|&codec| {
-            let m = model.codec(codec);
             let (mut b, mut c, mut d) = (0.0, 0.0, 0.0);
             for s in samples {
                 let x = s.features.to_vector();
                 let o = &s.outcome.codecs[codec.index()];
                 let len = s.outcome.len;
+                let (lc, ld) = model.log_time_factors(&x);
                 let pb = len as f64 * f64::from(model.log_ratios(&x)[codec.index()]).exp();
-                let pc = profile.compress_s(codec, len)
-                    * f64::from(m.log_compress_factor.predict(&x)).exp();
-                let pd = profile.decompress_s(codec, len)
-                    * f64::from(m.log_decompress_factor.predict(&x)).exp();
+                let pc = profile.compress_s(codec, len) * f64::from(lc[codec.index()]).exp();
+                let pd = profile.decompress_s(codec, len) * f64::from(ld[codec.index()]).exp();
                 b += (pb / o.frame_len as f64 - 1.0).abs();
                 c += (pc / o.compress_s - 1.0).abs();
                 d += (pd / o.decompress_s - 1.0).abs();
