@@ -6,7 +6,7 @@
 //! - [`resources`], [`cluster`], [`workload`]: the serde vocabulary
 //!   ([`ClusterState`], [`Workload`], [`Placement`]);
 //! - [`trace`]: the vendored Alibaba/Google/Azure demand series and the train/held-out split;
-//! - [`env`]: the discrete-time cluster simulator and its episode metrics;
+//! - [`env`](mod@env): the discrete-time cluster simulator and its episode metrics;
 //! - [`baselines`]: random, round-robin, first-fit/best-fit decreasing, Kubernetes
 //!   scoring, DRF and Tetris;
 //! - [`mlp`], [`adam`], [`replay`], [`maddpg`]: the learner;
