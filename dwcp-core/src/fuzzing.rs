@@ -119,6 +119,29 @@ pub fn check_envelope(data: &[u8]) -> EnvelopeOutcome {
     }
 }
 
+/// The `transactions` target: decodes `data` as a binary transaction list
+/// ([`crate::transactions`]); a list it accepts re-encodes to exactly `data` and
+/// holds no empty transaction.
+///
+/// # Panics
+///
+/// Only when that property is broken.
+pub fn transactions(data: &[u8]) {
+    use crate::transactions::{decode_transactions, encode_transactions};
+    let body = bytes::Bytes::copy_from_slice(data);
+    if let Ok(txs) = decode_transactions(&body) {
+        assert!(
+            txs.iter().all(|t| !t.is_empty()),
+            "an empty transaction passed"
+        );
+        assert_eq!(
+            encode_transactions(&txs),
+            data,
+            "not the canonical encoding"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

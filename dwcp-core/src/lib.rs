@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod ids;
 pub mod signed;
 pub mod storage;
+pub mod transactions;
 
 pub use committee::{Committee, Member, NodeKeys};
 pub use digest::Digest;

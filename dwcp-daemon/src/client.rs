@@ -14,8 +14,8 @@ pub struct Reply {
     pub body: String,
 }
 
-/// Sends one request and reads the whole response; `None` if the node is unreachable
-/// or the answer is not HTTP.
+/// Sends one request with a JSON body and reads the whole response; `None` if the
+/// node is unreachable or the answer is not HTTP.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -23,10 +23,23 @@ pub fn request(
     token: Option<&str>,
     body: &[u8],
 ) -> Option<Reply> {
+    request_typed(addr, method, path, token, "application/json", body)
+}
+
+/// [`request`] with a body of another media type, such as
+/// [`dwcp_core::transactions::CONTENT_TYPE`].
+pub fn request_typed(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: &[u8],
+) -> Option<Reply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         body.len()
     );
     if let Some(t) = token {

@@ -336,6 +336,24 @@ struct SubmitBody {
     transactions: Vec<String>,
 }
 
+/// The transactions of a JSON body (`{"transactions": [hex, ...]}`), or why not.
+fn transactions_from_json(body: &[u8]) -> Result<Vec<Bytes>, String> {
+    let parsed: SubmitBody =
+        serde_json::from_slice(body).map_err(|e| format!("malformed body: {e}"))?;
+    if parsed.transactions.is_empty() {
+        return Err("no transactions".into());
+    }
+    parsed
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match hex::decode(t) {
+            Ok(b) if !b.is_empty() => Ok(Bytes::from(b)),
+            _ => Err(format!("transaction {i} is not non-empty hex")),
+        })
+        .collect()
+}
+
 /// Whether the request carries the node's bearer token.
 pub(crate) fn authorised(s: &NodeState, headers: &HeaderMap) -> bool {
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
@@ -352,25 +370,21 @@ async fn submit(State(s): State<Arc<NodeState>>, headers: HeaderMap, body: Bytes
     if !authorised(&s, &headers) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
-    let parsed: SubmitBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed body: {e}")),
-    };
-    if parsed.transactions.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "no transactions");
-    }
-    let mut txs = Vec::with_capacity(parsed.transactions.len());
-    for (i, t) in parsed.transactions.iter().enumerate() {
-        match hex::decode(t) {
-            Ok(b) if !b.is_empty() => txs.push(Bytes::from(b)),
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("transaction {i} is not non-empty hex"),
-                )
-            }
+    let binary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(dwcp_core::transactions::CONTENT_TYPE));
+    let txs = if binary {
+        match dwcp_core::transactions::decode_transactions(&body) {
+            Ok(txs) => txs,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed body: {e}")),
         }
-    }
+    } else {
+        match transactions_from_json(&body) {
+            Ok(txs) => txs,
+            Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+        }
+    };
     let n = txs.len();
     let Some(permit) = s.submit_gate.try_admit(&txs) else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "node is busy; retry");

@@ -118,6 +118,28 @@ fn submit(port: u16, token: &str, from: u32, count: u32) -> u16 {
     .unwrap_or(0)
 }
 
+/// Submits the same kind of transactions as [`submit`] in the binary form.
+fn submit_binary(port: u16, token: Option<&str>, from: u32, count: u32) -> u16 {
+    let txs: Vec<String> = (from..from + count)
+        .map(|k| format!("transfer-{k:06}"))
+        .collect();
+    let body = dwcp_core::transactions::encode_transactions(&txs);
+    binary_post(port, token, &body)
+}
+
+fn binary_post(port: u16, token: Option<&str>, body: &[u8]) -> u16 {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    dwcp_daemon::client::request_typed(
+        addr,
+        "POST",
+        "/v1/transactions",
+        token,
+        dwcp_core::transactions::CONTENT_TYPE,
+        body,
+    )
+    .map_or(0, |r| r.status)
+}
+
 fn last(port: u16) -> Option<(u64, String)> {
     let v = json(port, "/v1/status")?;
     Some((
@@ -213,6 +235,11 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
         http(p, "POST", "/v1/transactions", &h, b"{\"transactions\":[]}").map(|x| x.0),
         Some(400)
     );
+    // The binary form: unauthenticated, an empty transaction, a length past the end.
+    assert_eq!(submit_binary(p, None, 0, 1), 401);
+    assert_eq!(binary_post(p, Some(&token), &[0, 0, 0, 0]), 400);
+    assert_eq!(binary_post(p, Some(&token), &[0, 0, 0, 9, 1, 2]), 400);
+    assert_eq!(binary_post(p, Some(&token), b""), 400);
     let huge = vec![b'a'; 5 << 20];
     assert_eq!(
         http(p, "POST", "/v1/transactions", &h, &huge).map(|x| x.0),
@@ -233,9 +260,15 @@ fn four_processes_agree_survive_sigkill_and_catch_up() {
     );
     check_ml_endpoints(p, &token);
 
-    // 300 transactions submitted to different nodes commit in one order everywhere.
+    // 300 transactions submitted to different nodes, as JSON or in the binary form,
+    // commit in one order everywhere.
     for (k, n) in nodes.iter().enumerate() {
-        assert_eq!(submit(n.http, &token, k as u32 * 75, 75), 202);
+        let code = if k % 2 == 0 {
+            submit(n.http, &token, k as u32 * 75, 75)
+        } else {
+            submit_binary(n.http, Some(&token), k as u32 * 75, 75)
+        };
+        assert_eq!(code, 202);
     }
     wait_until(
         "all 300 committed on node 0",

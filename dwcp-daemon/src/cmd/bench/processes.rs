@@ -8,10 +8,11 @@ use super::engines::EngineSpec;
 use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
 use super::BenchArgs;
-use crate::client::{get_json, request};
+use crate::client::{get_json, request, request_typed};
 use crate::http::unix_us;
 use crate::local_cluster::LocalCluster;
 use anyhow::bail;
+use dwcp_core::transactions::{encode_transactions, CONTENT_TYPE};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,14 +153,14 @@ pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
     let clients = Clients::start(args.nodes, args.rate, args.tx_size, stop_at, |i| {
         let (addr, token) = (cluster.nodes[i].http, token.clone());
         move |txs: Vec<bytes::Bytes>| {
-            let hexes: Vec<String> = txs.iter().map(hex::encode).collect();
-            let body = serde_json::json!({ "transactions": hexes }).to_string();
-            request(
+            let body = encode_transactions(&txs);
+            request_typed(
                 addr,
                 "POST",
                 "/v1/transactions",
                 Some(&token),
-                body.as_bytes(),
+                CONTENT_TYPE,
+                &body,
             )
             .is_some_and(|r| r.status == 202)
         }
