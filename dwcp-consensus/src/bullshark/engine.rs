@@ -204,7 +204,7 @@ pub struct BullsharkEngine {
     // State transfer.
     /// Recent committed order entries, each with the committed set after it and its
     /// size in bytes, for peers that fell behind garbage collection.
-    history: VecDeque<(OrderEntry, Arc<CommittedSet>, usize)>,
+    history: VecDeque<(OrderEntry, CommittedSet, usize)>,
     history_bytes: usize,
     transfer: Option<Transfer>,
 }
@@ -1280,9 +1280,9 @@ impl BullsharkEngine {
 
     // ----- state transfer --------------------------------------------------------------
 
-    fn remember_entry(&mut self, entry: OrderEntry, committed: Vec<(Round, Digest)>) {
+    fn remember_entry(&mut self, entry: OrderEntry, committed: CommittedSet) {
         let bytes = 128 + 40 * (entry.batches.len() + committed.len());
-        self.history.push_back((entry, Arc::new(committed), bytes));
+        self.history.push_back((entry, committed, bytes));
         self.history_bytes += bytes;
         while self.history_bytes > self.cfg.retain_order_bytes {
             let Some((_, _, b)) = self.history.pop_front() else {
@@ -1345,7 +1345,7 @@ impl BullsharkEngine {
         };
         let reply = OrderReply {
             entries,
-            committed: committed.as_ref().clone(),
+            committed: committed.clone(),
         };
         fx.send(from, BullsharkMessage::Order(reply));
     }
