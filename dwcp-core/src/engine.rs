@@ -9,6 +9,7 @@
 use crate::{Digest, NodeId, Seq, Time};
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -199,6 +200,11 @@ pub struct EngineStatus {
     pub last_committed: Seq,
     /// View changes (or leader timeouts) this node took part in.
     pub view_changes: u64,
+    /// Engine-specific event counts since start, as `(name, count)` with short
+    /// `snake_case` names (equivocations seen, transactions dropped, state
+    /// transfers, ...): what an operator should see in metrics.
+    #[serde(default)]
+    pub counters: Vec<(Cow<'static, str>, u64)>,
 }
 
 /// A consensus engine: a deterministic state machine over [`Input`]s and [`Effect`]s.

@@ -269,6 +269,7 @@ async fn status(State(s): State<Arc<NodeState>>) -> Response {
         "last_committed": st.last_committed,
         "last_digest": last_digest,
         "view_changes": st.view_changes,
+        "counters": st.counters.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
         "peers": peers,
     }))
     .into_response()

@@ -24,6 +24,12 @@ pub struct PeerLabel {
     pub peer: u16,
 }
 
+fn component_label(component: &str) -> ComponentLabel {
+    ComponentLabel {
+        component: component.to_string(),
+    }
+}
+
 /// Label of per-component series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabel {
@@ -134,26 +140,43 @@ impl Mirrored {
     }
 }
 
-/// Per-component counters fed from the manager's reports at scrape time.
-#[derive(Default)]
-struct MirroredFamily {
-    family: Family<ComponentLabel, Counter>,
+/// Counters by name fed from monotonic sources read at scrape time (the manager's
+/// per-component reports, the engine's own event counts).
+struct MirroredFamily<L> {
+    family: Family<L, Counter>,
     seen: Mutex<HashMap<String, u64>>,
+    label: fn(&str) -> L,
 }
 
-impl MirroredFamily {
-    fn sync(&self, component: &str, now: u64) {
+impl<
+        L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    > MirroredFamily<L>
+{
+    fn new(label: fn(&str) -> L) -> Self {
+        MirroredFamily {
+            family: Family::default(),
+            seen: Mutex::default(),
+            label,
+        }
+    }
+
+    fn sync(&self, name: &str, now: u64) {
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        let before = seen.insert(component.to_string(), now).unwrap_or(0);
-        let counter = self.family.get_or_create(&ComponentLabel {
-            component: component.to_string(),
-        });
+        let before = seen.insert(name.to_string(), now).unwrap_or(0);
+        let counter = self.family.get_or_create(&(self.label)(name));
         if now > before {
             counter.inc_by(now - before);
         }
     }
+}
+
+/// Label of the engine's own event counters ([`EngineStatus::counters`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    /// The event, such as `equivocations`.
+    pub event: String,
 }
 
 /// The node's metrics.
@@ -174,8 +197,9 @@ pub struct Metrics {
     peer_connected: Family<PeerLabel, Gauge>,
     breaker_state: Family<PeerLabel, Gauge>,
     component_healthy: Family<ComponentLabel, Gauge>,
-    recoveries: MirroredFamily,
-    recovery_failures: MirroredFamily,
+    recoveries: MirroredFamily<ComponentLabel>,
+    recovery_failures: MirroredFamily<ComponentLabel>,
+    engine_events: MirroredFamily<EventLabel>,
     driver: DriverMetrics,
 }
 
@@ -203,8 +227,11 @@ impl Metrics {
             peer_connected: Family::default(),
             breaker_state: Family::default(),
             component_healthy: Family::default(),
-            recoveries: MirroredFamily::default(),
-            recovery_failures: MirroredFamily::default(),
+            recoveries: MirroredFamily::new(component_label),
+            recovery_failures: MirroredFamily::new(component_label),
+            engine_events: MirroredFamily::new(|event| EventLabel {
+                event: event.to_string(),
+            }),
             driver: DriverMetrics::unregistered(),
             registry: Registry::default(),
         };
@@ -303,6 +330,11 @@ impl Metrics {
             "Failed recovery attempts of a managed component",
             m.recovery_failures.family.clone(),
         );
+        registry.register(
+            "engine_events",
+            "The engine's own event counts (equivocations seen, transactions dropped, state transfers, ...)",
+            m.engine_events.family.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -334,6 +366,9 @@ impl Metrics {
         self.last_committed
             .set(i64::try_from(status.last_committed).unwrap_or(i64::MAX));
         self.view_changes.sync(status.view_changes);
+        for (event, n) in &status.counters {
+            self.engine_events.sync(event, *n);
+        }
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         self.frames_sent.sync(r(&transport.frames_sent));
         self.frames_dropped.sync(r(&transport.frames_dropped));
@@ -407,6 +442,7 @@ mod tests {
             view: 3,
             last_committed: 1,
             view_changes: 2,
+            counters: vec![("transfers".into(), 5)],
         };
         let text = m.render(
             &status,
@@ -452,6 +488,7 @@ mod tests {
             r#"dwcp_component_recoveries_total{engine="pbft",node="2",component="engine"} 2"#,
             r#"dwcp_component_recovery_failures_total{engine="pbft",node="2",component="engine"} 1"#,
             r#"dwcp_component_healthy{engine="pbft",node="2",component="engine"} 1"#,
+            r#"dwcp_engine_events_total{engine="pbft",node="2",event="transfers"} 5"#,
         ] {
             assert!(text.contains(series), "{series} in {text}");
         }

@@ -209,6 +209,26 @@ pub struct BullsharkEngine {
     transfer: Option<Transfer>,
 }
 
+impl BullsharkStats {
+    /// The counters as `(name, count)` pairs, for [`EngineStatus::counters`].
+    pub fn counters(&self) -> Vec<(std::borrow::Cow<'static, str>, u64)> {
+        [
+            ("headers_proposed", self.headers_proposed),
+            ("batches_sealed", self.batches_sealed),
+            ("certificates", self.certificates),
+            ("equivocations", self.equivocations),
+            ("rejected_messages", self.rejected),
+            ("leader_timeouts", self.leader_timeouts),
+            ("dropped_transactions", self.dropped_transactions),
+            ("repeats_dropped", self.repeats_dropped),
+            ("state_transfers", self.transfers),
+        ]
+        .into_iter()
+        .map(|(name, n)| (name.into(), n))
+        .collect()
+    }
+}
+
 impl BullsharkEngine {
     /// A node `keys.id` of `committee`, rebuilt from `recovered` (empty for a fresh
     /// node). The store must hand back at least `cfg.dedup_window` committed batches.
@@ -1501,6 +1521,7 @@ impl Engine for BullsharkEngine {
             view: self.horizon(),
             last_committed: self.output_seq,
             view_changes: self.stats.leader_timeouts,
+            counters: self.stats.counters(),
         }
     }
 

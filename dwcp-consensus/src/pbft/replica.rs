@@ -1432,6 +1432,7 @@ impl Engine for Pbft {
             view: self.view,
             last_committed: self.last_executed,
             view_changes: self.view_changes_seen,
+            counters: Vec::new(),
         }
     }
 
