@@ -66,6 +66,19 @@ impl Default for ManagerConfig {
     }
 }
 
+#[cfg(test)]
+impl ManagerConfig {
+    /// Checks every 20 ms and retries within 5–20 ms: for tests.
+    pub(crate) fn fast() -> ManagerConfig {
+        ManagerConfig {
+            interval: Duration::from_millis(20),
+            max_retries: 3,
+            backoff_min: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(20),
+        }
+    }
+}
+
 /// Why the manager could not be built or started.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ManagerError {
@@ -362,15 +375,6 @@ mod tests {
         }
     }
 
-    fn fast() -> ManagerConfig {
-        ManagerConfig {
-            interval: Duration::from_millis(20),
-            max_retries: 3,
-            backoff_min: Duration::from_millis(5),
-            backoff_max: Duration::from_millis(20),
-        }
-    }
-
     fn as_components(v: &[Arc<Fake>]) -> Vec<Arc<dyn Component>> {
         v.iter().map(|f| f.clone() as Arc<dyn Component>).collect()
     }
@@ -384,7 +388,7 @@ mod tests {
             Fake::new("storage", &[], &log),
             Fake::new("transport", &[], &log),
         ];
-        let m = Manager::new(as_components(&fakes), fast()).unwrap();
+        let m = Manager::new(as_components(&fakes), ManagerConfig::fast()).unwrap();
         assert_eq!(m.order(), ["storage", "transport", "driver", "http"]);
         m.start_all().unwrap();
         m.stop_all();
@@ -408,17 +412,17 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let cyc = vec![Fake::new("a", &["b"], &log), Fake::new("b", &["a"], &log)];
         assert!(matches!(
-            Manager::new(as_components(&cyc), fast()),
+            Manager::new(as_components(&cyc), ManagerConfig::fast()),
             Err(ManagerError::Cycle(_))
         ));
         let unknown = vec![Fake::new("a", &["zzz"], &log)];
         assert_eq!(
-            Manager::new(as_components(&unknown), fast()).err(),
+            Manager::new(as_components(&unknown), ManagerConfig::fast()).err(),
             Some(ManagerError::UnknownDependency("a".into(), "zzz".into()))
         );
         let dup = vec![Fake::new("a", &[], &log), Fake::new("a", &[], &log)];
         assert_eq!(
-            Manager::new(as_components(&dup), fast()).err(),
+            Manager::new(as_components(&dup), ManagerConfig::fast()).err(),
             Some(ManagerError::Duplicate("a".into()))
         );
     }
@@ -427,7 +431,7 @@ mod tests {
     fn a_failed_component_is_recovered_once_at_a_time_with_retries() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let fakes = vec![Fake::new("selector", &[], &log)];
-        let m = Arc::new(Manager::new(as_components(&fakes), fast()).unwrap());
+        let m = Arc::new(Manager::new(as_components(&fakes), ManagerConfig::fast()).unwrap());
         m.start_all().unwrap();
         fakes[0].broken.store(true, Ordering::SeqCst);
         fakes[0].refuse_recoveries.store(2, Ordering::SeqCst);

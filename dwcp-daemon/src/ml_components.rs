@@ -227,15 +227,6 @@ mod tests {
         }
     }
 
-    fn fast() -> ManagerConfig {
-        ManagerConfig {
-            interval: Duration::from_millis(20),
-            max_retries: 3,
-            backoff_min: Duration::from_millis(5),
-            backoff_max: Duration::from_millis(20),
-        }
-    }
-
     #[test]
     fn the_embedded_models_load_and_pass_their_checks() {
         let c = CompressionComponent::embedded();
@@ -252,7 +243,9 @@ mod tests {
     #[test]
     fn a_corrupted_allocator_fails_its_check_and_recovery_reloads_it() {
         let a = Arc::new(AllocatorComponent::embedded());
-        let m = Arc::new(Manager::new(vec![a.clone() as Arc<dyn Component>], fast()).unwrap());
+        let m = Arc::new(
+            Manager::new(vec![a.clone() as Arc<dyn Component>], ManagerConfig::fast()).unwrap(),
+        );
         m.start_all().unwrap();
         m.check_once();
         assert_eq!(m.reports()[0].health, Health::Healthy);
@@ -294,7 +287,9 @@ mod tests {
             }),
             probe_selector,
         ));
-        let m = Arc::new(Manager::new(vec![c.clone() as Arc<dyn Component>], fast()).unwrap());
+        let m = Arc::new(
+            Manager::new(vec![c.clone() as Arc<dyn Component>], ManagerConfig::fast()).unwrap(),
+        );
         // A model that does not load leaves the node running, reported as Failed.
         m.start_all().unwrap();
         m.check_once();
