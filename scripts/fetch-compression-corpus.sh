@@ -60,17 +60,19 @@ pick() { # category count find-args...
   done < "$WORK/pick.list"
 }
 echo "selecting Debian-packaged files ..." >&2
-pick elf-lib 40 /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*'
-pick elf-bin 30 /usr/bin
-pick copyright 30 /usr/share/doc -name copyright
-pick gzip 24 /usr/share/doc /usr/share/man -name '*.gz'
-pick mo 30 /usr/share/locale -name '*.mo'
-pick python 30 /usr/lib/python3 /usr/lib/python3.* -name '*.py'
-pick perl 24 /usr/share/perl /usr/share/perl5 -name '*.pm'
-pick png 20 /usr/share -name '*.png'
-pick markup 24 /usr/share \( -name '*.xml' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \)
-pick zoneinfo 12 /usr/share/zoneinfo
-pick jar 8 /usr/share/java /usr/lib/jvm -name '*.jar'
+pick elf-lib 80 /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.so*'
+pick elf-bin 60 /usr/bin
+pick copyright 40 /usr/share/doc -name copyright
+pick gzip 40 /usr/share/doc /usr/share/man -name '*.gz'
+pick mo 50 /usr/share/locale -name '*.mo'
+pick python 50 /usr/lib/python3 /usr/lib/python3.* -name '*.py'
+pick perl 40 /usr/share/perl /usr/share/perl5 -name '*.pm'
+pick png 30 /usr/share -name '*.png'
+pick markup 40 /usr/share \( -name '*.xml' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \)
+pick zoneinfo 20 /usr/share/zoneinfo
+pick jar 12 /usr/share/java /usr/lib/jvm -name '*.jar'
+pick static-lib 20 /usr/lib/x86_64-linux-gnu -maxdepth 1 -name '*.a'
+pick font 10 /usr/share/fonts -name '*.ttf'
 
 echo "generating extremes ..." >&2
 python3 - "$DIR/generated" <<'PY'
@@ -92,6 +94,32 @@ w("sparse.bin", bytes(r.randrange(256) if r.random() < 0.05 else 0 for _ in rang
 w("counter-u32.bin", b"".join(i.to_bytes(4, "little") for i in range(n // 4)))
 w("half-random.bin", b"".join(r.randbytes(512) + bytes(512) for _ in range(n // 1024)))
 w("low-entropy.bin", bytes(r.choice(b"ACGT") for _ in range(n)))
+# Families of the extremes above, on a grid of their parameter, so that every kind
+# has members on both sides of the by-file split (the bytes of the files above do
+# not depend on these).
+for b in (0x01, 0x20, 0x55, 0x7F, 0x80, 0xA5, 0xC3, 0xEE):
+    w(f"const-{b:02x}.bin", bytes([b]) * n)
+for period in (2, 3, 4, 5, 6, 8, 10, 12, 16, 24, 32, 48, 64, 100, 128):
+    unit = r.randbytes(period)
+    w(f"repeat-period-{period}.bin", unit * (n // period + 1))
+for permille in (5, 10, 20, 30, 40, 60, 80, 100, 150, 200, 300, 400):
+    w(f"sparse-{permille}permille.bin",
+      bytes(r.randrange(1, 256) if r.random() < permille / 1000 else 0 for _ in range(n)))
+for k in (2, 3, 4, 8, 16, 32, 64, 128):
+    alphabet = r.randbytes(k)
+    w(f"alphabet-{k}.bin", bytes(r.choice(alphabet) for _ in range(n)))
+words = [bytes(r.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(r.randrange(2, 10))) for _ in range(500)]
+for i in range(3):
+    text = b""
+    while len(text) < n:
+        text += b" ".join(r.choice(words) for _ in range(r.randrange(5, 15))) + b".\n"
+    w(f"words-{i}.txt", text)
+for i in range(3):
+    blocks = b""
+    while len(blocks) < n:
+        size = r.choice((64, 256, 1024, 4096))
+        blocks += r.randbytes(size) if r.random() < 0.5 else bytes(size)
+    w(f"mixed-blocks-{i}.bin", blocks)
 PY
 
 (cd "$DIR" && find . -type f ! -name MANIFEST.sha256 | LC_ALL=C sort | xargs sha256sum > MANIFEST.sha256)

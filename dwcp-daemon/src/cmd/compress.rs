@@ -310,6 +310,17 @@ fn print_report(r: &EvalReport) {
             f.mean_regret * 100.0
         );
     }
+    for s in &r.by_source {
+        println!(
+            "  {:<12} {:4} files {:5} chunks: top1 {:.1}%  within5 {:.1}%  mean regret {:.2}%",
+            s.source,
+            s.files,
+            s.chunks,
+            s.top1_accuracy * 100.0,
+            s.within5_rate * 100.0,
+            s.mean_regret * 100.0
+        );
+    }
     println!("   Mbit/s   top1  within5  regret   p95   fixed(best)");
     for l in &r.per_link {
         println!(

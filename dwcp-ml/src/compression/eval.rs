@@ -101,6 +101,25 @@ pub struct LinkResult {
     pub best: Vec<usize>,
 }
 
+/// The selector's results on the held-out files of one source of the corpus (its
+/// top-level directory: real files such as `canterbury`, `debian`, `traces`, or the
+/// `generated` extremes), so that real and generated data can be told apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceResult {
+    /// Top-level directory of the files, relative to the corpus root.
+    pub source: String,
+    /// Files from it.
+    pub files: usize,
+    /// Chunks from it.
+    pub chunks: usize,
+    /// Share of its decisions choosing the measured best codec.
+    pub top1_accuracy: f64,
+    /// Share of its decisions within 5% of the measured best.
+    pub within5_rate: f64,
+    /// Its mean regret.
+    pub mean_regret: f64,
+}
+
 /// The evaluation report; `dwcpd compress eval --json` prints it as its last line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -152,6 +171,9 @@ pub struct EvalReport {
     /// predictor cannot be expected to do much better than this.
     #[serde(default)]
     pub noise_floor_separate_pass: Option<NoiseFloor>,
+    /// The same measures per source of the corpus (filled by [`evaluate_corpus`]).
+    #[serde(default)]
+    pub by_source: Vec<SourceResult>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -316,6 +338,7 @@ pub fn evaluate_measured(
             noise_floor(&first, second, &links)
         }),
         noise_floor_separate_pass: None,
+        by_source: Vec::new(),
     }
 }
 
@@ -336,10 +359,13 @@ pub fn evaluate_corpus(
 ) -> Result<EvalReport, TrainError> {
     let files = corpus::scan(dir, options.split)?;
     let mut owned: Vec<(Vec<u8>, ChunkOutcome)> = Vec::new();
+    // Per chunk, the index of its file.
+    let mut file_of = Vec::new();
     let mut repeat = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let data = corpus::read_prefix(f)?;
         for chunk in options.plan.chunks(&data) {
+            file_of.push(i);
             owned.push((chunk.to_vec(), measure_chunk(chunk, options.reps)?));
             if options.noise_floor {
                 repeat.push(measure_chunk(chunk, options.reps)?);
@@ -367,6 +393,36 @@ pub fn evaluate_corpus(
         let first: Vec<ChunkOutcome> = owned.iter().map(|(_, o)| o.clone()).collect();
         let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
         report.noise_floor_separate_pass = Some(noise_floor(&first, &later, &links));
+    }
+    let source_of = |f: &corpus::CorpusFile| -> String {
+        f.relative
+            .split_once('/')
+            .map_or(".", |(top, _)| top)
+            .to_owned()
+    };
+    let mut sources: Vec<String> = files.iter().map(source_of).collect();
+    sources.sort();
+    sources.dedup();
+    for source in sources {
+        let picked: Vec<(&[u8], ChunkOutcome)> = chunks
+            .iter()
+            .zip(&file_of)
+            .filter(|(_, &fi)| source_of(&files[fi]) == source)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let n_files = files.iter().filter(|f| source_of(f) == source).count();
+        if picked.is_empty() {
+            continue;
+        }
+        let r = evaluate_measured(selector, &picked, None, n_files, options);
+        report.by_source.push(SourceResult {
+            source,
+            files: n_files,
+            chunks: r.chunks,
+            top1_accuracy: r.top1_accuracy,
+            within5_rate: r.within5_rate,
+            mean_regret: r.mean_regret,
+        });
     }
     Ok(report)
 }
@@ -453,6 +509,10 @@ mod tests {
         let r = evaluate_corpus(&selector, &dir, &opts, &mut |_, _| {}).expect("eval");
         std::fs::remove_dir_all(&dir).expect("cleanup");
         assert_eq!(r.files, 12);
+        assert_eq!(r.by_source.len(), 1, "{:?}", r.by_source);
+        assert_eq!(r.by_source[0].source, ".");
+        assert_eq!(r.by_source[0].chunks, r.chunks);
+        assert!((r.by_source[0].within5_rate - r.within5_rate).abs() < 1e-12);
         for f in [r.noise_floor, r.noise_floor_separate_pass] {
             let f = f.expect("noise floor");
             assert!((0.0..=1.0).contains(&f.within5_rate), "{f:?}");
