@@ -29,9 +29,21 @@ pub enum CodecError {
 
 /// Encodes a value.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Sizing first walks the value without copying anything, and saves the
+    // reallocations of a growing vector: for a multi-megabyte batch or committed
+    // record each of those copies into fresh, page-faulting memory.
     // postcard only fails on types serde cannot describe (maps with unknown
     // length from iterators), which this crate never encodes.
-    postcard::to_allocvec(value).unwrap_or_default()
+    let len = postcard::experimental::serialized_size(value).unwrap_or(0);
+    postcard::to_extend(value, Vec::with_capacity(len)).unwrap_or_default()
+}
+
+/// Encodes a value at the end of `buf` and returns it, reusing its allocation.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, mut buf: Vec<u8>) -> Vec<u8> {
+    let len = postcard::experimental::serialized_size(value).unwrap_or(0);
+    buf.reserve(len);
+    // As in `encode`: postcard cannot fail on the types this crate encodes.
+    postcard::to_extend(value, buf).unwrap_or_default()
 }
 
 /// Decodes exactly one value from `bytes`, refusing inputs over `max_len` bytes.
@@ -60,6 +72,18 @@ mod tests {
         fn roundtrip(v in proptest::collection::vec(any::<(u64, String, Vec<u8>)>(), 0..8)) {
             let bytes = encode(&v);
             prop_assert_eq!(decode::<Vec<(u64, String, Vec<u8>)>>(&bytes, usize::MAX).unwrap(), v);
+        }
+
+        #[test]
+        fn encode_is_sized_exactly_and_encode_into_appends(
+            v in proptest::collection::vec(any::<(u64, String, Vec<u8>)>(), 0..8),
+            prefix in proptest::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let bytes = encode(&v);
+            prop_assert_eq!(bytes.capacity(), bytes.len());
+            let appended = encode_into(&v, prefix.clone());
+            prop_assert_eq!(&appended[..prefix.len()], &prefix[..]);
+            prop_assert_eq!(&appended[prefix.len()..], &bytes[..]);
         }
 
         #[test]

@@ -2,7 +2,7 @@
 //! `append_committed` is one fsynced transaction.
 
 use super::{check_append, Storage, StorageError, CHECKPOINTS_KEPT};
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, encode_into};
 use crate::{Checkpoint, Committed, Record, Recovered, Seq, WalKey};
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -22,6 +22,10 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 /// A `redb` database file holding one engine's state.
 pub struct RedbStore {
     db: Database,
+    /// Where committed records are encoded, kept between appends: a record holds
+    /// whole batches (megabytes), and encoding each into a fresh allocation costs
+    /// a page fault per 4 KiB.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -39,7 +43,10 @@ impl RedbStore {
         tx.open_table(CHECKPOINTS).map_err(backend)?;
         tx.open_table(COMMITTED).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(RedbStore { db })
+        Ok(RedbStore {
+            db,
+            scratch: Vec::new(),
+        })
     }
 
     fn stored_committed(&self, seq: Seq) -> Result<Option<Committed>, StorageError> {
@@ -103,7 +110,12 @@ impl Storage for RedbStore {
         {
             let mut t = tx.open_table(COMMITTED).map_err(backend)?;
             for b in fresh {
-                t.insert(b.seq, encode(b).as_slice()).map_err(backend)?;
+                let mut buf = std::mem::take(&mut self.scratch);
+                buf.clear();
+                buf = encode_into(b, buf);
+                let inserted = t.insert(b.seq, buf.as_slice()).map(|_| ());
+                self.scratch = buf;
+                inserted.map_err(backend)?;
             }
         }
         tx.commit().map_err(backend)
