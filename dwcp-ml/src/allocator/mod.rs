@@ -23,6 +23,8 @@ pub mod features;
 pub mod maddpg;
 pub mod mlp;
 pub mod model_file;
+#[cfg(test)]
+mod oracle;
 pub mod policy;
 pub mod replay;
 pub mod resources;

@@ -13,7 +13,7 @@ use super::mlp::{Activation, Dense, Mlp};
 /// Value of the `format` field.
 pub const FORMAT: &str = "dwcp-maddpg-actor";
 /// Current file version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The model shipped in the repository, produced by `dwcpd allocate train`.
 pub const EMBEDDED: &[u8] = include_bytes!("../../models/maddpg-v1.json");
 
@@ -246,12 +246,18 @@ mod tests {
 
     #[test]
     fn mismatched_files_are_refused() {
-        let mut m = sample();
-        m.version = 2;
-        assert!(matches!(
-            ModelFile::from_bytes(&serde_json::to_vec(&m).expect("json")),
-            Err(AllocError::ModelMismatch(_))
-        ));
+        // A version-1 file (17-value observations, before the contention, consolidation
+        // and slack features) and a file from a newer build are both refused by name.
+        for version in [VERSION - 1, VERSION + 1] {
+            let mut m = sample();
+            m.version = version;
+            match ModelFile::from_bytes(&serde_json::to_vec(&m).expect("json")) {
+                Err(AllocError::ModelMismatch(msg)) => {
+                    assert!(msg.contains(&format!("version {version}")), "{msg}")
+                }
+                other => panic!("version {version} accepted: {other:?}"),
+            }
+        }
         let mut m = sample();
         m.obs_dim = OBS_DIM + 1;
         assert!(m.validate().is_err());

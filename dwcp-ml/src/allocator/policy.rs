@@ -60,9 +60,10 @@ impl MaddpgAllocator {
 
     /// Bids of the nodes in `candidates` for `w`.
     pub fn bids(&self, round: &Round, w: &Workload, candidates: &[usize]) -> Vec<f32> {
+        let ctx = round.context(w);
         let mut obs = Array2::zeros((candidates.len(), OBS_DIM));
         for (k, &n) in candidates.iter().enumerate() {
-            round.observe(n, w, obs.row_mut(k));
+            round.observe_with(n, w, &ctx, obs.row_mut(k));
         }
         self.actor.forward(obs.view()).column(0).to_vec()
     }
