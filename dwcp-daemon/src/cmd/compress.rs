@@ -313,12 +313,22 @@ fn print_report(r: &EvalReport) {
     for s in &r.by_source {
         println!(
             "  {:<12} {:4} files {:5} chunks: top1 {:.1}%  within5 {:.1}%  mean regret {:.2}%",
-            s.source,
+            s.name,
             s.files,
             s.chunks,
             s.top1_accuracy * 100.0,
             s.within5_rate * 100.0,
             s.mean_regret * 100.0
+        );
+    }
+    println!("files with the fewest decisions within 5%:");
+    for s in &r.worst_files {
+        println!(
+            "  within5 {:5.1}%  mean regret {:6.2}%  {:3} chunks  {}",
+            s.within5_rate * 100.0,
+            s.mean_regret * 100.0,
+            s.chunks,
+            s.name
         );
     }
     println!("   Mbit/s   top1  within5  regret   p95   fixed(best)");

@@ -21,6 +21,9 @@ use super::measure::{measure_chunk, ChunkOutcome};
 use super::selector::CompressionSelector;
 use super::train::TrainError;
 
+/// How many files [`EvalReport::worst_files`] lists.
+pub const WORST_FILES: usize = 10;
+
 /// The default link grid, Mbit/s: 1 Mbit/s to 10 Gbit/s, log-spaced.
 pub const DEFAULT_GRID_MBPS: [f64; 9] =
     [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0];
@@ -101,16 +104,17 @@ pub struct LinkResult {
     pub best: Vec<usize>,
 }
 
-/// The selector's results on the held-out files of one source of the corpus (its
-/// top-level directory: real files such as `canterbury`, `debian`, `traces`, or the
-/// `generated` extremes), so that real and generated data can be told apart.
+/// The selector's results on part of the held-out files: one source of the corpus
+/// (its top-level directory: real files such as `canterbury`, `debian`, `traces`,
+/// or the `generated` extremes), so that real and generated data can be told
+/// apart, or one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceResult {
-    /// Top-level directory of the files, relative to the corpus root.
-    pub source: String,
-    /// Files from it.
+pub struct SubsetResult {
+    /// The source directory or the file's path, relative to the corpus root.
+    pub name: String,
+    /// Files in the subset.
     pub files: usize,
-    /// Chunks from it.
+    /// Chunks in the subset.
     pub chunks: usize,
     /// Share of its decisions choosing the measured best codec.
     pub top1_accuracy: f64,
@@ -173,7 +177,11 @@ pub struct EvalReport {
     pub noise_floor_separate_pass: Option<NoiseFloor>,
     /// The same measures per source of the corpus (filled by [`evaluate_corpus`]).
     #[serde(default)]
-    pub by_source: Vec<SourceResult>,
+    pub by_source: Vec<SubsetResult>,
+    /// The files with the fewest decisions within 5% of the best (at most
+    /// [`WORST_FILES`]; filled by [`evaluate_corpus`]).
+    #[serde(default)]
+    pub worst_files: Vec<SubsetResult>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -339,6 +347,7 @@ pub fn evaluate_measured(
         }),
         noise_floor_separate_pass: None,
         by_source: Vec::new(),
+        worst_files: Vec::new(),
     }
 }
 
@@ -400,30 +409,45 @@ pub fn evaluate_corpus(
             .map_or(".", |(top, _)| top)
             .to_owned()
     };
+    // Scores the chunks of the files `keep` selects.
+    let subset = |name: String, keep: &dyn Fn(&corpus::CorpusFile) -> bool| {
+        let picked: Vec<(&[u8], ChunkOutcome)> = chunks
+            .iter()
+            .zip(&file_of)
+            .filter(|(_, &fi)| keep(&files[fi]))
+            .map(|(c, _)| c.clone())
+            .collect();
+        let n_files = files.iter().filter(|f| keep(f)).count();
+        (!picked.is_empty()).then(|| {
+            let r = evaluate_measured(selector, &picked, None, n_files, options);
+            SubsetResult {
+                name,
+                files: n_files,
+                chunks: r.chunks,
+                top1_accuracy: r.top1_accuracy,
+                within5_rate: r.within5_rate,
+                mean_regret: r.mean_regret,
+            }
+        })
+    };
     let mut sources: Vec<String> = files.iter().map(source_of).collect();
     sources.sort();
     sources.dedup();
     for source in sources {
-        let picked: Vec<(&[u8], ChunkOutcome)> = chunks
-            .iter()
-            .zip(&file_of)
-            .filter(|(_, &fi)| source_of(&files[fi]) == source)
-            .map(|(c, _)| c.clone())
-            .collect();
-        let n_files = files.iter().filter(|f| source_of(f) == source).count();
-        if picked.is_empty() {
-            continue;
-        }
-        let r = evaluate_measured(selector, &picked, None, n_files, options);
-        report.by_source.push(SourceResult {
-            source,
-            files: n_files,
-            chunks: r.chunks,
-            top1_accuracy: r.top1_accuracy,
-            within5_rate: r.within5_rate,
-            mean_regret: r.mean_regret,
-        });
+        let keep = |f: &corpus::CorpusFile| source_of(f) == source;
+        report.by_source.extend(subset(source.clone(), &keep));
     }
+    let mut per_file: Vec<SubsetResult> = files
+        .iter()
+        .filter_map(|file| subset(file.relative.clone(), &|f| f.relative == file.relative))
+        .collect();
+    per_file.sort_by(|a, b| {
+        a.within5_rate
+            .total_cmp(&b.within5_rate)
+            .then(b.mean_regret.total_cmp(&a.mean_regret))
+    });
+    per_file.truncate(WORST_FILES);
+    report.worst_files = per_file;
     Ok(report)
 }
 
@@ -510,7 +534,12 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
         assert_eq!(r.files, 12);
         assert_eq!(r.by_source.len(), 1, "{:?}", r.by_source);
-        assert_eq!(r.by_source[0].source, ".");
+        assert_eq!(r.by_source[0].name, ".");
+        assert_eq!(r.worst_files.len(), WORST_FILES.min(12));
+        assert!(r
+            .worst_files
+            .windows(2)
+            .all(|w| w[0].within5_rate <= w[1].within5_rate));
         assert_eq!(r.by_source[0].chunks, r.chunks);
         assert!((r.by_source[0].within5_rate - r.within5_rate).abs() < 1e-12);
         for f in [r.noise_floor, r.noise_floor_separate_pass] {
