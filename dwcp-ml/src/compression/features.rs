@@ -24,20 +24,25 @@ pub const SAMPLE_WINDOWS: usize = 8;
 pub const HISTOGRAM_SPAN: usize = 256;
 /// Entries of [`lz_probe_len`]'s hash table (positions in the sample fit in `u16`).
 pub const PROBE_TABLE_LEN: usize = 4096;
+/// Distances `d` at which [`ChunkFeatures::period_shares`] counts bytes equal to the
+/// byte `d` before them: fixed-width records and short repeats (pairs, RGB triples,
+/// 32- and 64-bit words), which change how LZ codecs match and how fast they decode.
+pub const PERIOD_DISTANCES: [usize; 4] = [2, 3, 4, 8];
 /// Number of values in [`ChunkFeatures::to_vector`].
-pub const FEATURE_COUNT: usize = 9;
+pub const FEATURE_COUNT: usize = 10;
 /// Names of the entries of [`ChunkFeatures::to_vector`], in order (stored in model files
 /// so a model trained on other features is refused).
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "log2_len",
     "entropy_bits",
     "distinct_share",
-    "text_share",
-    "zero_share",
-    "high_share",
     "top_byte_share",
     "repeat_share",
     "lz_probe_ratio",
+    "period2_share",
+    "period3_share",
+    "period4_share",
+    "period8_share",
 ];
 
 /// What the selector knows about a chunk.
@@ -49,12 +54,6 @@ pub struct ChunkFeatures {
     pub entropy_bits: f32,
     /// Distinct byte values in the sample / 256.
     pub distinct_share: f32,
-    /// Share of printable ASCII plus tab, CR, LF.
-    pub text_share: f32,
-    /// Share of zero bytes.
-    pub zero_share: f32,
-    /// Share of bytes >= 0x80 (UTF-8 text, binaries, compressed data).
-    pub high_share: f32,
     /// Share of the most frequent byte value.
     pub top_byte_share: f32,
     /// Share of bytes equal to their predecessor (runs).
@@ -62,6 +61,9 @@ pub struct ChunkFeatures {
     /// Estimated LZ4 block size of the sample / sample size, from
     /// [`lz_probe_len`] (above 1 for incompressible data).
     pub lz_probe_ratio: f32,
+    /// For each of [`PERIOD_DISTANCES`], the share of sampled bytes equal to the byte
+    /// that distance before them (pairs within one window of the sample).
+    pub period_shares: [f32; PERIOD_DISTANCES.len()],
 }
 
 /// `c * log2(c)` for every count a sample can hold.
@@ -171,12 +173,10 @@ impl ChunkFeatures {
                 len,
                 entropy_bits: 0.0,
                 distinct_share: 0.0,
-                text_share: 0.0,
-                zero_share: 0.0,
-                high_share: 0.0,
                 top_byte_share: 0.0,
                 repeat_share: 0.0,
                 lz_probe_ratio: 1.0,
+                period_shares: [0.0; PERIOD_DISTANCES.len()],
             };
         }
         // Four interleaved histograms: consecutive equal bytes (runs, sparse data)
@@ -220,11 +220,24 @@ impl ChunkFeatures {
             top = top.max(c);
         }
         let entropy = (counted as f32).log2() - sum_clogc * inv;
-        let text: u32 = hist[0x20..0x7f].iter().sum::<u32>()
-            + hist[usize::from(b'\t')]
-            + hist[usize::from(b'\n')]
-            + hist[usize::from(b'\r')];
-        let high: u32 = hist[0x80..].iter().sum();
+        let mut period_shares = [0f32; PERIOD_DISTANCES.len()];
+        for (share, &d) in period_shares.iter_mut().zip(&PERIOD_DISTANCES) {
+            let (mut equal, mut pairs) = (0u32, 0usize);
+            for w in sample.chunks(2 * HISTOGRAM_SPAN).filter(|w| w.len() > d) {
+                let (ahead, behind) = (&w[d..], &w[..w.len() - d]);
+                // Blocks of at most 255 pairs, so each sum fits in (and vectorises
+                // as) bytes.
+                for (a, b) in ahead.chunks(255).zip(behind.chunks(255)) {
+                    equal += u32::from(a.iter().zip(b).map(|(x, y)| u8::from(x == y)).sum::<u8>());
+                }
+                pairs += ahead.len();
+            }
+            *share = if pairs == 0 {
+                0.0
+            } else {
+                equal as f32 / pairs as f32
+            };
+        }
 
         let packed = lz_probe_len(sample, table);
 
@@ -232,12 +245,10 @@ impl ChunkFeatures {
             len,
             entropy_bits: entropy.clamp(0.0, 8.0),
             distinct_share: distinct as f32 / 256.0,
-            text_share: text as f32 * inv,
-            zero_share: hist[0] as f32 * inv,
-            high_share: high as f32 * inv,
             top_byte_share: top as f32 * inv,
             repeat_share: repeats as f32 * inv,
             lz_probe_ratio: packed as f32 / n as f32,
+            period_shares,
         }
     }
 
@@ -247,12 +258,13 @@ impl ChunkFeatures {
             ((self.len as f64) + 1.0).log2() as f32,
             self.entropy_bits,
             self.distinct_share,
-            self.text_share,
-            self.zero_share,
-            self.high_share,
             self.top_byte_share,
             self.repeat_share,
             self.lz_probe_ratio,
+            self.period_shares[0],
+            self.period_shares[1],
+            self.period_shares[2],
+            self.period_shares[3],
         ]
     }
 }
@@ -323,7 +335,8 @@ mod tests {
     fn zeros_and_random_are_at_the_extremes() {
         let zeros = ChunkFeatures::of(&[0u8; 65536]);
         assert_eq!(zeros.entropy_bits, 0.0);
-        assert_eq!(zeros.zero_share, 1.0);
+        assert_eq!(zeros.top_byte_share, 1.0);
+        assert_eq!(zeros.period_shares, [1.0; PERIOD_DISTANCES.len()]);
         assert!(zeros.lz_probe_ratio < 0.05);
         let mut x = 0x9e3779b97f4a7c15u64;
         let random: Vec<u8> = (0..65536)
@@ -342,11 +355,14 @@ mod tests {
     }
 
     #[test]
-    fn text_is_recognised_and_small_chunks_work() {
+    fn text_and_periods_are_recognised_and_small_chunks_work() {
         let text = b"It was the best of times, it was the worst of times.\n".repeat(40);
         let f = ChunkFeatures::of(&text);
-        assert_eq!(f.text_share, 1.0);
         assert!(f.entropy_bits > 3.0 && f.entropy_bits < 5.0);
+        assert!(f.period_shares.iter().all(|&s| s < 0.2), "{f:?}");
+        // A repeat of period 3 matches at distance 3 everywhere, at 2, 4 and 8 never.
+        let f = ChunkFeatures::of(&b"abc".repeat(10_000));
+        assert_eq!(f.period_shares, [0.0, 1.0, 0.0, 0.0]);
         let empty = ChunkFeatures::of(&[]);
         assert_eq!(empty.len, 0);
         let one = ChunkFeatures::of(&[42]);
