@@ -2,7 +2,8 @@
 //!
 //! The sample is at most [`SAMPLE_LEN`] bytes taken as [`SAMPLE_WINDOWS`] evenly
 //! spaced windows, so the cost of [`ChunkFeatures::of`] does not grow with the
-//! chunk: one histogram pass and one LZ match-finding probe over 4 KiB.
+//! chunk: one histogram pass, four byte-comparison passes (one per distance of
+//! [`PERIOD_DISTANCES`]) and one LZ match-finding probe over 4 KiB.
 
 use std::cell::RefCell;
 
@@ -223,7 +224,10 @@ impl ChunkFeatures {
         let mut period_shares = [0f32; PERIOD_DISTANCES.len()];
         for (share, &d) in period_shares.iter_mut().zip(&PERIOD_DISTANCES) {
             let (mut equal, mut pairs) = (0u32, 0usize);
-            for w in sample.chunks(2 * HISTOGRAM_SPAN).filter(|w| w.len() > d) {
+            for w in sample
+                .chunks(SAMPLE_LEN / SAMPLE_WINDOWS)
+                .filter(|w| w.len() > d)
+            {
                 let (ahead, behind) = (&w[d..], &w[..w.len() - d]);
                 // Blocks of at most 255 pairs, so each sum fits in (and vectorises
                 // as) bytes.
