@@ -13,6 +13,7 @@ use dwcp_ml::compression::corpus::{ChunkPlan, Split};
 use dwcp_ml::compression::eval::{evaluate_corpus, EvalOptions, EvalReport, DEFAULT_GRID_MBPS};
 use dwcp_ml::compression::gbt::BoostParams;
 use dwcp_ml::compression::model::CompressionModel;
+use dwcp_ml::compression::speed::DEFAULT_WEIGHT;
 use dwcp_ml::compression::train::{train_corpus, TrainOptions};
 use dwcp_ml::compression::CompressionSelector;
 
@@ -120,6 +121,10 @@ pub struct EvalArgs {
     /// Measure every chunk twice and report the noise floor of the ground truth.
     #[arg(long)]
     pub noise_floor: bool,
+    /// Weight of each framed chunk in the selector's machine-speed factor; 0 keeps
+    /// the factor at 1, so decisions depend on the chunk and the link alone.
+    #[arg(long, default_value_t = DEFAULT_WEIGHT)]
+    pub speed_weight: f64,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub chunks: ChunkArgs,
@@ -259,7 +264,7 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
             None => CalibrationProfile::embedded().context("loading the embedded profile")?,
         }
     };
-    let selector = CompressionSelector::new(model, profile)?;
+    let selector = CompressionSelector::new(model, profile)?.with_speed_adaptation(a.speed_weight);
     let options = EvalOptions {
         plan: a.chunks.plan(),
         reps: a.chunks.reps,
@@ -302,6 +307,19 @@ fn print_report(r: &EvalReport) {
         "decision latency (features + model): p50 {:.1} us, p99 {:.1} us",
         r.predict_p50_us, r.predict_p99_us
     );
+    println!(
+        "machine-speed factor: weight {:.2}, {:.2} after the last chunk",
+        r.speed_weight, r.final_speed_factor
+    );
+    if let Some(u) = &r.without_speed_factor {
+        println!(
+            "  same measurements, {}: top1 {:.1}%  within5 {:.1}%  mean regret {:.2}%",
+            u.name,
+            u.top1_accuracy * 100.0,
+            u.within5_rate * 100.0,
+            u.mean_regret * 100.0
+        );
+    }
     if let Some(f) = &r.noise_floor {
         println!(
             "noise floor (best by a second measurement, scored on the first): top1 {:.1}%  within5 {:.1}%  mean regret {:.2}%",

@@ -5,8 +5,11 @@
 //! interleaved repetitions, see [`measure_chunk`]); nothing comes from the model or
 //! the calibration profile. For each link of the grid, the measured end-to-end time
 //! of each codec is `compress + frame bytes × 8 / bandwidth + decompress`; the
-//! selector's choice (made from the chunk alone, timed) is compared with the
-//! measured best. RTT is left at zero in the grid: it adds the same constant to
+//! selector's choice (made from the chunk and the link, timed) is compared with the
+//! measured best. Chunks are decided in order, each right after it is measured, and
+//! each is then framed once with one of its choices, as
+//! [`CompressionSelector::compress_adaptive`] would: the selector's speed factor
+//! follows the compress times of the chunks before, as it does in a deployment. RTT is left at zero in the grid: it adds the same constant to
 //! every codec and would only shrink the regrets.
 
 use std::path::Path;
@@ -17,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::codec::CodecId;
 use super::corpus::{self, ChunkPlan, Split};
 use super::features::Link;
-use super::measure::{measure_chunk, ChunkOutcome};
+use super::frame;
+use super::measure::{measure_chunk, ChunkOutcome, MeasureError};
 use super::selector::CompressionSelector;
 use super::train::TrainError;
 
@@ -166,6 +170,18 @@ pub struct EvalReport {
     pub per_link: Vec<LinkResult>,
     /// The calibration profile the selector used.
     pub profile: String,
+    /// The weight of each framed chunk in the selector's speed factor (0: the
+    /// factor stayed at 1), see [`super::speed`].
+    #[serde(default)]
+    pub speed_weight: f64,
+    /// The selector's speed factor after the last chunk.
+    #[serde(default)]
+    pub final_speed_factor: f64,
+    /// When the speed factor is on: the same model and profile with the factor held
+    /// at 1, scored on the same measurements (filled by [`evaluate_corpus`]), so
+    /// what the factor is worth is seen side by side, free of run-to-run noise.
+    #[serde(default)]
+    pub without_speed_factor: Option<SubsetResult>,
     /// Reproducibility of the ground truth, if asked for: the second measurement
     /// taken right after the first, chunk by chunk.
     pub noise_floor: Option<NoiseFloor>,
@@ -233,20 +249,106 @@ fn noise_floor(first: &[ChunkOutcome], second: &[ChunkOutcome], links: &[Link]) 
     }
 }
 
+/// Decides `data` on every link of the grid, then frames it once with the choice
+/// made for `links[observe % links.len()]` and tells the selector how long that
+/// took, as [`CompressionSelector::compress_adaptive`] does. So the selector's speed
+/// factor comes from the chunks decided before, never from the measurement a
+/// decision is scored against; rotating `observe` over the grid lets every link's
+/// choices feed it, as one link's traffic would in a deployment.
+fn decide(
+    selector: &CompressionSelector,
+    data: &[u8],
+    links: &[Link],
+    observe: usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Vec<CodecId>, TrainError> {
+    let mut chosen = Vec::with_capacity(links.len());
+    let mut observed = None;
+    for (li, link) in links.iter().enumerate() {
+        let choice = selector.select(data, link);
+        chosen.push(choice.codec);
+        if li == observe % links.len() {
+            observed = Some(choice);
+        }
+    }
+    // Only after every link's decision: none of them may know this chunk's time.
+    if let Some(choice) = observed.filter(|_| selector.speed_weight() > 0.0) {
+        scratch.clear();
+        let t0 = Instant::now();
+        frame::encode_into(choice.codec, data, scratch).map_err(MeasureError::from)?;
+        selector.observe_compress(&choice, t0.elapsed().as_secs_f64());
+    }
+    Ok(chosen)
+}
+
+/// Times one `select` (features + decision) per chunk and link, in a pass of its
+/// own: interleaved with the codec measurements, which evict the model from the
+/// caches, the same decisions take two to three times longer (see the README).
+fn time_decisions<'a>(
+    selector: &CompressionSelector,
+    chunks: impl Iterator<Item = &'a [u8]>,
+    links: &[Link],
+) -> Vec<f64> {
+    let mut latencies_us = Vec::new();
+    for data in chunks {
+        for link in links {
+            let t0 = Instant::now();
+            std::hint::black_box(selector.select(data, link));
+            latencies_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    latencies_us
+}
+
 /// Evaluates `selector` on measured outcomes. `chunks` pairs each chunk's bytes with
-/// its measured outcome; `repeat`, if given, holds a second measurement of every
-/// chunk for the noise floor; `files` is reported as is.
+/// its measured outcome and is decided in order (the selector's speed factor
+/// follows the chunks it framed, see [`CompressionSelector::compress_adaptive`]);
+/// `repeat`, if given, holds a second measurement of every chunk for the noise
+/// floor; `files` is reported as is.
 pub fn evaluate_measured(
     selector: &CompressionSelector,
     chunks: &[(&[u8], ChunkOutcome)],
     repeat: Option<&[ChunkOutcome]>,
     files: usize,
     options: &EvalOptions,
+) -> Result<EvalReport, TrainError> {
+    let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
+    let mut scratch = Vec::new();
+    let decided = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, (data, _))| decide(selector, data, &links, i, &mut scratch))
+        .collect::<Result<Vec<_>, _>>()?;
+    let scored: Vec<(&ChunkOutcome, &[CodecId])> = chunks
+        .iter()
+        .map(|(_, o)| o)
+        .zip(decided.iter().map(Vec::as_slice))
+        .collect();
+    let mut report = score(&scored, files, options);
+    set_latencies(
+        &mut report,
+        time_decisions(selector, chunks.iter().map(|(d, _)| *d), &links),
+    );
+    report.profile = selector.profile().description.clone();
+    report.speed_weight = selector.speed_weight();
+    report.final_speed_factor = selector.speed_factor();
+    report.noise_floor = repeat.map(|second| {
+        let first: Vec<ChunkOutcome> = chunks.iter().map(|(_, o)| o.clone()).collect();
+        noise_floor(&first, second, &links)
+    });
+    Ok(report)
+}
+
+/// Scores decisions already made against the measured outcomes they are paired
+/// with. The profile and noise floors are left for the caller to fill in.
+fn score(
+    chunks: &[(&ChunkOutcome, &[CodecId])],
+    files: usize,
+    options: &EvalOptions,
 ) -> EvalReport {
     let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
     let mut regrets = Vec::new();
     let mut top1 = 0usize;
-    let mut latencies_us = Vec::new();
     let mut fixed_regrets = vec![Vec::new(); CodecId::COUNT];
     let mut per_link = Vec::new();
     for (li, link) in links.iter().enumerate() {
@@ -257,12 +359,9 @@ pub fn evaluate_measured(
         let mut fixed_link: Vec<Vec<f64>> = (0..CodecId::COUNT)
             .map(|_| Vec::with_capacity(chunks.len()))
             .collect();
-        for (data, outcome) in chunks {
-            let t0 = Instant::now();
-            let choice = selector.select(data, link);
-            latencies_us.push(t0.elapsed().as_secs_f64() * 1e6);
+        for (outcome, decisions) in chunks {
             let (t, best) = measured_times(outcome, link);
-            let c = choice.codec.index();
+            let c = decisions[li].index();
             let regret = t[c] / t[best] - 1.0;
             r_link.push(regret);
             chosen[c] += 1;
@@ -311,7 +410,6 @@ pub fn evaluate_measured(
     let decisions = regrets.len();
     let mut sorted = regrets.clone();
     sorted.sort_by(f64::total_cmp);
-    latencies_us.sort_by(f64::total_cmp);
     let d = decisions.max(1) as f64;
     EvalReport {
         files,
@@ -330,8 +428,8 @@ pub fn evaluate_measured(
                 .map(|l| l.best_fixed_mean_regret)
                 .collect::<Vec<_>>(),
         ),
-        predict_p50_us: percentile(&latencies_us, 0.50),
-        predict_p99_us: percentile(&latencies_us, 0.99),
+        predict_p50_us: 0.0,
+        predict_p99_us: 0.0,
         grid_mbps: options.grid_mbps.clone(),
         reps: options.reps,
         timing: format!(
@@ -340,15 +438,22 @@ pub fn evaluate_measured(
         ),
         fixed,
         per_link,
-        profile: selector.profile().description.clone(),
-        noise_floor: repeat.map(|second| {
-            let first: Vec<ChunkOutcome> = chunks.iter().map(|(_, o)| o.clone()).collect();
-            noise_floor(&first, second, &links)
-        }),
+        profile: String::new(),
+        speed_weight: 0.0,
+        final_speed_factor: 1.0,
+        without_speed_factor: None,
+        noise_floor: None,
         noise_floor_separate_pass: None,
         by_source: Vec::new(),
         worst_files: Vec::new(),
     }
+}
+
+/// Fills in the decision-latency percentiles.
+fn set_latencies(report: &mut EvalReport, mut latencies_us: Vec<f64>) {
+    latencies_us.sort_by(f64::total_cmp);
+    report.predict_p50_us = percentile(&latencies_us, 0.50);
+    report.predict_p99_us = percentile(&latencies_us, 0.99);
 }
 
 fn best_fixed(per_codec: &[Vec<f64>]) -> (CodecId, f64) {
@@ -367,41 +472,78 @@ pub fn evaluate_corpus(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<EvalReport, TrainError> {
     let files = corpus::scan(dir, options.split)?;
-    let mut owned: Vec<(Vec<u8>, ChunkOutcome)> = Vec::new();
+    let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
+    let mut outcomes: Vec<ChunkOutcome> = Vec::new();
+    let mut decided: Vec<Vec<CodecId>> = Vec::new();
+    let unadapted =
+        (selector.speed_weight() > 0.0).then(|| selector.clone().with_speed_adaptation(0.0));
+    let mut decided_unadapted: Vec<Vec<CodecId>> = Vec::new();
+    let mut scratch = Vec::new();
     // Per chunk, the index of its file.
     let mut file_of = Vec::new();
     let mut repeat = Vec::new();
+    let mut owned: Vec<Vec<u8>> = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let data = corpus::read_prefix(f)?;
         for chunk in options.plan.chunks(&data) {
+            // Each chunk is decided right after it is measured, so the speed factor
+            // the selector carries reflects the machine as the measurement saw it.
+            outcomes.push(measure_chunk(chunk, options.reps)?);
+            decided.push(decide(
+                selector,
+                chunk,
+                &links,
+                file_of.len(),
+                &mut scratch,
+            )?);
+            if let Some(u) = &unadapted {
+                decided_unadapted.push(decide(u, chunk, &links, 0, &mut scratch)?);
+            }
             file_of.push(i);
-            owned.push((chunk.to_vec(), measure_chunk(chunk, options.reps)?));
             if options.noise_floor {
                 repeat.push(measure_chunk(chunk, options.reps)?);
             }
+            owned.push(chunk.to_vec());
         }
         progress(i + 1, files.len());
     }
-    if owned.is_empty() {
+    if outcomes.is_empty() {
         return Err(TrainError::NoChunks);
     }
-    let later = if options.noise_floor {
+    let scored: Vec<(&ChunkOutcome, &[CodecId])> = outcomes
+        .iter()
+        .zip(decided.iter().map(Vec::as_slice))
+        .collect();
+    let mut report = score(&scored, files.len(), options);
+    set_latencies(
+        &mut report,
+        time_decisions(selector, owned.iter().map(Vec::as_slice), &links),
+    );
+    report.profile = selector.profile().description.clone();
+    report.speed_weight = selector.speed_weight();
+    report.final_speed_factor = selector.speed_factor();
+    if unadapted.is_some() {
+        let scored: Vec<(&ChunkOutcome, &[CodecId])> = outcomes
+            .iter()
+            .zip(decided_unadapted.iter().map(Vec::as_slice))
+            .collect();
+        let r = score(&scored, files.len(), options);
+        report.without_speed_factor = Some(SubsetResult {
+            name: "speed factor held at 1".to_owned(),
+            files: r.files,
+            chunks: r.chunks,
+            top1_accuracy: r.top1_accuracy,
+            within5_rate: r.within5_rate,
+            mean_regret: r.mean_regret,
+        });
+    }
+    if options.noise_floor {
+        report.noise_floor = Some(noise_floor(&outcomes, &repeat, &links));
         let mut later = Vec::with_capacity(owned.len());
-        for (data, _) in &owned {
+        for data in &owned {
             later.push(measure_chunk(data, options.reps)?);
         }
-        Some(later)
-    } else {
-        None
-    };
-    let chunks: Vec<(&[u8], ChunkOutcome)> =
-        owned.iter().map(|(d, o)| (&d[..], o.clone())).collect();
-    let repeat = options.noise_floor.then_some(&repeat[..]);
-    let mut report = evaluate_measured(selector, &chunks, repeat, files.len(), options);
-    if let Some(later) = later {
-        let first: Vec<ChunkOutcome> = owned.iter().map(|(_, o)| o.clone()).collect();
-        let links: Vec<Link> = options.grid_mbps.iter().map(|&m| Link::mbps(m)).collect();
-        report.noise_floor_separate_pass = Some(noise_floor(&first, &later, &links));
+        report.noise_floor_separate_pass = Some(noise_floor(&outcomes, &later, &links));
     }
     let source_of = |f: &corpus::CorpusFile| -> String {
         f.relative
@@ -411,15 +553,15 @@ pub fn evaluate_corpus(
     };
     // Scores the chunks of the files `keep` selects.
     let subset = |name: String, keep: &dyn Fn(&corpus::CorpusFile) -> bool| {
-        let picked: Vec<(&[u8], ChunkOutcome)> = chunks
+        let picked: Vec<(&ChunkOutcome, &[CodecId])> = scored
             .iter()
             .zip(&file_of)
             .filter(|(_, &fi)| keep(&files[fi]))
-            .map(|(c, _)| c.clone())
+            .map(|(c, _)| *c)
             .collect();
         let n_files = files.iter().filter(|f| keep(f)).count();
         (!picked.is_empty()).then(|| {
-            let r = evaluate_measured(selector, &picked, None, n_files, options);
+            let r = score(&picked, n_files, options);
             SubsetResult {
                 name,
                 files: n_files,
@@ -482,7 +624,7 @@ mod tests {
             .iter()
             .map(|d| measure_chunk(d, 1).expect("measure"))
             .collect();
-        let r = evaluate_measured(&selector, &chunks, Some(&again), 3, &opts);
+        let r = evaluate_measured(&selector, &chunks, Some(&again), 3, &opts).expect("eval");
         let floor = r.noise_floor.clone().expect("noise floor");
         assert!((0.0..=1.0).contains(&floor.within5_rate) && floor.mean_regret >= 0.0);
         assert_eq!(r.chunks, 3);
@@ -533,6 +675,15 @@ mod tests {
         let r = evaluate_corpus(&selector, &dir, &opts, &mut |_, _| {}).expect("eval");
         std::fs::remove_dir_all(&dir).expect("cleanup");
         assert_eq!(r.files, 12);
+        assert_eq!(r.speed_weight, crate::compression::speed::DEFAULT_WEIGHT);
+        assert_ne!(
+            r.final_speed_factor, 1.0,
+            "every chunk framed is an observation"
+        );
+        let fixed = r.without_speed_factor.as_ref().expect("side by side");
+        assert_eq!(fixed.chunks, r.chunks);
+        assert!((0.0..=1.0).contains(&fixed.within5_rate));
+        assert!(r.predict_p50_us > 0.0 && r.predict_p99_us >= r.predict_p50_us);
         assert_eq!(r.by_source.len(), 1, "{:?}", r.by_source);
         assert_eq!(r.by_source[0].name, ".");
         assert_eq!(r.worst_files.len(), WORST_FILES.min(12));

@@ -8,6 +8,8 @@
 //! - [`model`]: the trained per-codec predictors of size and speed;
 //! - [`calibrate`]: this machine's codec speeds (the profile the model is scaled by);
 //! - [`selector`]: [`CompressionSelector`], the decision and the adaptive API;
+//! - [`speed`]: how fast the machine compresses right now, from the chunks the
+//!   selector compressed;
 //! - [`measure`], [`corpus`], [`train`], [`eval`]: measuring, the by-file split,
 //!   training and evaluation against measured outcomes.
 
@@ -21,6 +23,7 @@ pub mod gbt;
 pub mod measure;
 pub mod model;
 pub mod selector;
+pub mod speed;
 pub mod train;
 
 pub use codec::CodecId;

@@ -3,8 +3,13 @@
 //! For each codec the selector predicts frame bytes, compress time and decompress
 //! time from the chunk's features (model × calibration profile), adds the transfer
 //! time on the link, and picks the codec with the smallest end-to-end estimate.
+//! Compress-time estimates are scaled by the [`SpeedTracker`]'s factor, which
+//! [`CompressionSelector::compress_adaptive`] keeps up to date from the compress
+//! times it measures.
 //! The request/response types are serde types so an HTTP layer can expose
 //! `select`, batch selection and model information without glue.
+
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +18,7 @@ use super::codec::CodecId;
 use super::features::{ChunkFeatures, Link, LinkError};
 use super::frame::{self, DecodeLimits, FrameError, FrameHeader};
 use super::model::{CompressionModel, ModelError, MODEL_VERSION};
+use super::speed::SpeedTracker;
 
 /// The predicted cost of sending one chunk with one codec.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -21,7 +27,7 @@ pub struct Estimate {
     pub codec: CodecId,
     /// Predicted frame bytes.
     pub bytes: f64,
-    /// Predicted compression seconds (CPU share applied).
+    /// Predicted compression seconds (CPU share and speed factor applied).
     pub compress_s: f64,
     /// Predicted transfer seconds (bytes / bandwidth + RTT).
     pub transfer_s: f64,
@@ -38,6 +44,14 @@ pub struct Choice {
     pub codec: CodecId,
     /// The estimate for that codec.
     pub estimate: Estimate,
+    /// The machine-speed factor `estimate.compress_s` was scaled by (see
+    /// [`SpeedTracker`]).
+    #[serde(default = "one")]
+    pub speed_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Why the selector could not be built or used.
@@ -123,6 +137,9 @@ pub struct ModelInfo {
     pub profile: String,
     /// Codecs the selector may choose.
     pub candidates: Vec<CodecId>,
+    /// The current machine-speed factor (measured / predicted compress time).
+    #[serde(default = "one")]
+    pub speed_factor: f64,
 }
 
 /// The model's per-codec predictions for one chunk (natural logs, see
@@ -140,6 +157,7 @@ pub struct CompressionSelector {
     profile: CalibrationProfile,
     candidates: Vec<CodecId>,
     limits: DecodeLimits,
+    speed: SpeedTracker,
 }
 
 impl CompressionSelector {
@@ -155,6 +173,7 @@ impl CompressionSelector {
             profile,
             candidates: CodecId::ALL.to_vec(),
             limits: DecodeLimits::default(),
+            speed: SpeedTracker::default(),
         })
     }
 
@@ -181,6 +200,43 @@ impl CompressionSelector {
         self
     }
 
+    /// Sets how strongly each measured compression moves the speed factor (0 keeps
+    /// it at 1: decisions then depend on the chunk and the link alone).
+    pub fn with_speed_adaptation(mut self, weight: f64) -> Self {
+        self.speed = SpeedTracker::new(weight);
+        self
+    }
+
+    /// How strongly each measured compression moves the speed factor.
+    pub fn speed_weight(&self) -> f64 {
+        self.speed.weight()
+    }
+
+    /// The current machine-speed factor: how many times longer than the profile
+    /// predicts compression takes now.
+    pub fn speed_factor(&self) -> f64 {
+        self.speed.factor()
+    }
+
+    /// Tells the selector that compressing with `choice` took `measured_s` seconds,
+    /// for callers that frame chunks themselves instead of through
+    /// [`CompressionSelector::compress_adaptive`]. A choice of
+    /// [`CodecId::None`] is not an observation: framing without compression is a
+    /// copy and a checksum, a few microseconds of mostly fixed overhead that says
+    /// little about how fast the codecs run.
+    pub fn observe_compress(&self, choice: &Choice, measured_s: f64) {
+        if choice.codec == CodecId::None {
+            return;
+        }
+        let factor = if choice.speed_factor > 0.0 {
+            choice.speed_factor
+        } else {
+            1.0
+        };
+        self.speed
+            .observe(choice.estimate.compress_s / factor, measured_s);
+    }
+
     /// The loaded model.
     pub fn model(&self) -> &CompressionModel {
         &self.model
@@ -200,15 +256,17 @@ impl CompressionSelector {
             training_profile: self.model.training.profile.clone(),
             profile: self.profile.description.clone(),
             candidates: self.candidates.clone(),
+            speed_factor: self.speed.factor(),
         }
     }
 
     /// Every candidate's predicted cost for a chunk with `features` on `link`.
     pub fn estimates(&self, features: &ChunkFeatures, link: &Link) -> Vec<Estimate> {
         let p = self.predict(features);
+        let speed = self.speed.factor();
         self.candidates
             .iter()
-            .map(|&c| self.estimate(features, &p, c, link))
+            .map(|&c| self.estimate(features, &p, c, link, speed))
             .collect()
     }
 
@@ -228,6 +286,7 @@ impl CompressionSelector {
         p: &Predicted,
         codec: CodecId,
         link: &Link,
+        speed: f64,
     ) -> Estimate {
         let i = codec.index();
         let len = features.len;
@@ -237,7 +296,7 @@ impl CompressionSelector {
         let df = f64::from(p.decompress[i].clamp(-8.0, 8.0)).exp();
         let bytes = (len as f64 * ratio).max(frame::HEADER_LEN as f64);
         let cpu = link.cpu_share.clamp(1e-3, 1.0);
-        let compress_s = self.profile.compress_s(codec, len) * cf / cpu;
+        let compress_s = self.profile.compress_s(codec, len) * cf / cpu * speed;
         let decompress_s = self.profile.decompress_s(codec, len) * df / cpu;
         let transfer_s = bytes * 8.0 / link.bandwidth_bps + link.rtt_s;
         Estimate {
@@ -253,18 +312,21 @@ impl CompressionSelector {
     /// The decision for a chunk whose features are already known.
     pub fn select_features(&self, features: &ChunkFeatures, link: &Link) -> Choice {
         let p = self.predict(features);
+        let speed = self.speed.factor();
         let mut best: Option<Estimate> = None;
         for &codec in &self.candidates {
-            let e = self.estimate(features, &p, codec, link);
+            let e = self.estimate(features, &p, codec, link, speed);
             if best.is_none_or(|b| e.total_s < b.total_s) {
                 best = Some(e);
             }
         }
         // `candidates` is never empty (checked in with_candidates), but stay total.
-        let estimate = best.unwrap_or_else(|| self.estimate(features, &p, CodecId::None, link));
+        let estimate =
+            best.unwrap_or_else(|| self.estimate(features, &p, CodecId::None, link, speed));
         Choice {
             codec: estimate.codec,
             estimate,
+            speed_factor: speed,
         }
     }
 
@@ -301,7 +363,8 @@ impl CompressionSelector {
         })
     }
 
-    /// Chooses a codec for `chunk` on `link` and frames the chunk with it.
+    /// Chooses a codec for `chunk` on `link` and frames the chunk with it; the time
+    /// the framing took updates the speed factor.
     pub fn compress_adaptive(
         &self,
         chunk: &[u8],
@@ -309,7 +372,9 @@ impl CompressionSelector {
     ) -> Result<Compressed, SelectorError> {
         link.validate()?;
         let choice = self.select(chunk, link);
+        let t0 = Instant::now();
         let frame = frame::encode(choice.codec, chunk)?;
+        self.observe_compress(&choice, t0.elapsed().as_secs_f64());
         Ok(Compressed { choice, frame })
     }
 
@@ -397,6 +462,73 @@ mod tests {
             .expect("batch");
         assert_eq!(batch.choices.len(), 2);
         serde_json::to_string(&s.info()).expect("info json");
+    }
+
+    #[test]
+    fn compressing_moves_the_speed_factor_and_weight_zero_does_not() {
+        let s = selector();
+        assert_eq!(s.speed_factor(), 1.0);
+        let data = text();
+        let c = s
+            .compress_adaptive(&data, &Link::mbps(10.0))
+            .expect("compress");
+        assert_eq!(c.choice.speed_factor, 1.0);
+        assert_ne!(
+            s.speed_factor(),
+            1.0,
+            "a measured compression is an observation"
+        );
+        let none = s.select(&data, &Link::mbps(10.0));
+        let none = Choice {
+            codec: CodecId::None,
+            ..none
+        };
+        let before = s.speed_factor();
+        s.observe_compress(&none, 1.0);
+        assert_eq!(
+            s.speed_factor(),
+            before,
+            "framing without compression is not timed"
+        );
+        let fixed = selector().with_speed_adaptation(0.0);
+        fixed
+            .compress_adaptive(&data, &Link::mbps(10.0))
+            .expect("compress");
+        assert_eq!(fixed.speed_factor(), 1.0);
+    }
+
+    #[test]
+    fn a_slow_machine_compresses_less_on_a_fast_link() {
+        let s = selector().with_speed_adaptation(1.0);
+        let data = text();
+        let link = Link::mbps(3000.0);
+        let before = s.select(&data, &link);
+        // Report compression three times slower than predicted, twice over.
+        for _ in 0..2 {
+            let c = s.select(&data, &link);
+            s.observe_compress(&c, 3.0 * c.estimate.compress_s / c.speed_factor);
+        }
+        assert!(
+            (s.speed_factor() - 3.0).abs() < 1e-9,
+            "{}",
+            s.speed_factor()
+        );
+        let after = s.select(&data, &link);
+        assert_eq!(after.speed_factor, s.speed_factor());
+        let again = s
+            .estimates(&ChunkFeatures::of(&data), &link)
+            .into_iter()
+            .find(|e| e.codec == before.codec)
+            .expect("still a candidate");
+        assert!((again.compress_s / before.estimate.compress_s - 3.0).abs() < 1e-9);
+        assert_eq!(again.decompress_s, before.estimate.decompress_s);
+        // Scaling every compress time up can only move the minimum to a codec
+        // that compresses faster.
+        assert!(
+            after.estimate.compress_s / 3.0 <= before.estimate.compress_s,
+            "{before:?} {after:?}"
+        );
+        assert!(s.info().speed_factor > 2.9);
     }
 
     #[test]
