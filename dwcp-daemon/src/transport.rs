@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
@@ -590,11 +590,12 @@ async fn dial_loop(
         backoff = cfg.backoff_min;
         breaker(&mut |b| b.on_success());
         connected[peer.index()].store(true, Ordering::Relaxed);
+        let mut writer = FrameWriter::new();
         while let Some(frame) = rx.recv().await {
             if frame.len() > cfg.max_frame {
                 continue;
             }
-            if write_frame(&mut stream, &mut noise, &frame).await.is_err() {
+            if writer.write(&mut stream, &mut noise, &frame).await.is_err() {
                 // Reconnect; this frame is lost and the engine will resend.
                 breaker(&mut |b| b.on_failure(Instant::now()));
                 break;
@@ -662,8 +663,13 @@ async fn serve_inbound(
             return Err(LinkError::Timeout);
         }
     };
+    // The link carries frames one way, so after the handshake only reads remain:
+    // buffer them, so that a burst of small frames costs a few system calls rather
+    // than two per Noise message.
+    let mut stream = BufReader::with_capacity(2 * NOISE_MAX, stream);
+    let mut reader = FrameReader::new();
     loop {
-        let frame = match read_frame(&mut stream, &mut noise, cfg.max_frame).await {
+        let frame = match reader.read(&mut stream, &mut noise, cfg.max_frame).await {
             Ok(f) => f,
             Err(LinkError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => {
@@ -695,11 +701,15 @@ async fn write_noise(stream: &mut TcpStream, msg: &[u8]) -> Result<(), LinkError
     Ok(())
 }
 
-async fn read_noise(stream: &mut TcpStream, buf: &mut [u8; NOISE_MAX]) -> Result<usize, LinkError> {
+async fn read_noise<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut [u8],
+) -> Result<usize, LinkError> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len).await?;
     let len = usize::from(u16::from_be_bytes(len));
-    stream.read_exact(&mut buf[..len]).await?;
+    let buf = buf.get_mut(..len).ok_or(LinkError::Oversized(len))?;
+    stream.read_exact(buf).await?;
     Ok(len)
 }
 
@@ -719,7 +729,7 @@ async fn handshake(
     let builder = snow::Builder::new(params);
     let static_key = builder.generate_keypair()?;
     let builder = builder.local_private_key(&static_key.private)?;
-    let mut buf = Box::new([0u8; NOISE_MAX]);
+    let mut buf = vec![0u8; NOISE_MAX];
     let mut out = vec![0u8; NOISE_MAX];
     let mut payload = vec![0u8; NOISE_MAX];
     let initiator = matches!(role, Role::Initiator { .. });
@@ -786,55 +796,116 @@ async fn handshake(
     Ok((noise, peer))
 }
 
-/// Writes one frame: a `u32` length, then the bytes, in Noise messages of ≤ 64 KiB.
-async fn write_frame(
-    stream: &mut TcpStream,
-    noise: &mut snow::TransportState,
-    frame: &[u8],
-) -> Result<(), LinkError> {
-    let len = u32::try_from(frame.len()).map_err(|_| LinkError::Oversized(frame.len()))?;
-    let mut plain = Vec::with_capacity(4 + frame.len());
-    plain.extend_from_slice(&len.to_be_bytes());
-    plain.extend_from_slice(frame);
-    let mut out = vec![0u8; NOISE_MAX];
-    let mut wire = Vec::with_capacity(plain.len() + (plain.len() / CHUNK + 1) * (TAG + 2));
-    for chunk in plain.chunks(CHUNK) {
-        let n = noise.write_message(chunk, &mut out)?;
-        wire.extend_from_slice(&(n as u16).to_be_bytes());
-        wire.extend_from_slice(&out[..n]);
+/// A wire buffer above this size is released after its frame, so one large frame
+/// does not pin its memory for the life of the link.
+const KEEP_WIRE: usize = 4 << 20;
+
+/// What the writing side of a link reuses for every frame, so that sending a frame
+/// allocates nothing in the steady state.
+struct FrameWriter {
+    /// One sealed Noise message.
+    msg: Box<[u8]>,
+    /// The first message's plaintext: the length prefix and the frame's start.
+    first: Vec<u8>,
+    /// The whole sealed frame, written with one call.
+    wire: Vec<u8>,
+}
+
+impl FrameWriter {
+    fn new() -> Self {
+        FrameWriter {
+            msg: vec![0u8; NOISE_MAX].into_boxed_slice(),
+            first: Vec::with_capacity(CHUNK),
+            wire: Vec::new(),
+        }
     }
-    stream.write_all(&wire).await?;
+
+    /// Writes one frame: a `u32` length, then the bytes, in Noise messages of ≤ 64
+    /// KiB (the first carries the length and the frame's first `CHUNK - 4` bytes).
+    async fn write<W: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut W,
+        noise: &mut snow::TransportState,
+        frame: &[u8],
+    ) -> Result<(), LinkError> {
+        let len = u32::try_from(frame.len()).map_err(|_| LinkError::Oversized(frame.len()))?;
+        let head = frame.len().min(CHUNK - 4);
+        self.first.clear();
+        self.first.extend_from_slice(&len.to_be_bytes());
+        self.first.extend_from_slice(&frame[..head]);
+        self.wire.clear();
+        self.wire
+            .reserve(4 + frame.len() + (frame.len() / CHUNK + 1) * (TAG + 2));
+        seal(noise, &self.first, &mut self.msg, &mut self.wire)?;
+        for chunk in frame[head..].chunks(CHUNK) {
+            seal(noise, chunk, &mut self.msg, &mut self.wire)?;
+        }
+        stream.write_all(&self.wire).await?;
+        if self.wire.capacity() > KEEP_WIRE {
+            self.wire = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+/// Encrypts `plain` as one Noise message and appends it, length first, to `wire`.
+fn seal(
+    noise: &mut snow::TransportState,
+    plain: &[u8],
+    msg: &mut [u8],
+    wire: &mut Vec<u8>,
+) -> Result<(), LinkError> {
+    let n = noise.write_message(plain, msg)?;
+    wire.extend_from_slice(&(n as u16).to_be_bytes());
+    wire.extend_from_slice(&msg[..n]);
     Ok(())
 }
 
-/// Reads one frame, refusing lengths over `max_frame` before allocating them.
-async fn read_frame(
-    stream: &mut TcpStream,
-    noise: &mut snow::TransportState,
-    max_frame: usize,
-) -> Result<Bytes, LinkError> {
-    let mut buf = Box::new([0u8; NOISE_MAX]);
-    let mut plain = vec![0u8; NOISE_MAX];
-    let n = read_noise(stream, &mut buf).await?;
-    let m = noise.read_message(&buf[..n], &mut plain)?;
-    if m < 4 {
-        return Err(LinkError::Auth("frame without a length"));
+/// What the reading side of a link reuses for every frame.
+struct FrameReader {
+    /// One Noise message as received.
+    msg: Box<[u8]>,
+    /// Its plaintext.
+    plain: Box<[u8]>,
+}
+
+impl FrameReader {
+    fn new() -> Self {
+        FrameReader {
+            msg: vec![0u8; NOISE_MAX].into_boxed_slice(),
+            plain: vec![0u8; NOISE_MAX].into_boxed_slice(),
+        }
     }
-    let len = u32::from_be_bytes([plain[0], plain[1], plain[2], plain[3]]) as usize;
-    if len > max_frame {
-        return Err(LinkError::Oversized(len));
+
+    /// Reads one frame, refusing lengths over `max_frame` before allocating them.
+    async fn read<R: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut R,
+        noise: &mut snow::TransportState,
+        max_frame: usize,
+    ) -> Result<Bytes, LinkError> {
+        let n = read_noise(stream, &mut self.msg).await?;
+        let m = noise.read_message(&self.msg[..n], &mut self.plain)?;
+        if m < 4 {
+            return Err(LinkError::Auth("frame without a length"));
+        }
+        let p = &self.plain;
+        let len = u32::from_be_bytes([p[0], p[1], p[2], p[3]]) as usize;
+        if len > max_frame {
+            return Err(LinkError::Oversized(len));
+        }
+        let mut frame = Vec::with_capacity(len);
+        frame.extend_from_slice(&self.plain[4..m]);
+        while frame.len() < len {
+            let n = read_noise(stream, &mut self.msg).await?;
+            let m = noise.read_message(&self.msg[..n], &mut self.plain)?;
+            frame.extend_from_slice(&self.plain[..m]);
+        }
+        if frame.len() != len {
+            return Err(LinkError::Oversized(frame.len()));
+        }
+        Ok(Bytes::from(frame))
     }
-    let mut frame = Vec::with_capacity(len);
-    frame.extend_from_slice(&plain[4..m]);
-    while frame.len() < len {
-        let n = read_noise(stream, &mut buf).await?;
-        let m = noise.read_message(&buf[..n], &mut plain)?;
-        frame.extend_from_slice(&plain[..m]);
-    }
-    if frame.len() != len {
-        return Err(LinkError::Oversized(frame.len()));
-    }
-    Ok(Bytes::from(frame))
 }
 
 #[cfg(test)]
@@ -861,6 +932,116 @@ mod tests {
             }
             other => panic!("expected a frame, got {other:?}"),
         }
+    }
+
+    /// A Noise transport pair, handshaken in memory.
+    fn noise_pair() -> (snow::TransportState, snow::TransportState) {
+        let params: snow::params::NoiseParams = NOISE_PARAMS.parse().expect("params");
+        let key = |b: &snow::Builder| b.generate_keypair().expect("keypair").private;
+        let bi = snow::Builder::new(params.clone());
+        let ki = key(&bi);
+        let mut i = bi
+            .local_private_key(&ki)
+            .expect("key")
+            .build_initiator()
+            .expect("initiator");
+        let br = snow::Builder::new(params);
+        let kr = key(&br);
+        let mut r = br
+            .local_private_key(&kr)
+            .expect("key")
+            .build_responder()
+            .expect("responder");
+        let (mut msg, mut out) = (vec![0u8; NOISE_MAX], vec![0u8; NOISE_MAX]);
+        for step in 0..3 {
+            let (w, rd) = if step % 2 == 0 {
+                (&mut i, &mut r)
+            } else {
+                (&mut r, &mut i)
+            };
+            let n = w.write_message(&[], &mut msg).expect("write");
+            rd.read_message(&msg[..n], &mut out).expect("read");
+        }
+        (
+            i.into_transport_mode().expect("transport"),
+            r.into_transport_mode().expect("transport"),
+        )
+    }
+
+    /// Frames of every size around the Noise message boundaries, written with one
+    /// reused writer and read back with one reused reader.
+    fn round_trip(sizes: &[usize]) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (mut tx, mut rx) = noise_pair();
+            let frames: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| (0..n).map(|i| (i * 31 + k * 7) as u8).collect())
+                .collect();
+            let mut wire: Vec<u8> = Vec::new();
+            let mut writer = FrameWriter::new();
+            for f in &frames {
+                writer.write(&mut wire, &mut tx, f).await.expect("write");
+            }
+            let mut input = &wire[..];
+            let mut reader = FrameReader::new();
+            for f in &frames {
+                let got = reader
+                    .read(&mut input, &mut rx, 1 << 20)
+                    .await
+                    .expect("read");
+                assert_eq!(&got[..], &f[..]);
+            }
+            assert!(input.is_empty(), "nothing left over");
+        });
+    }
+
+    #[test]
+    fn frames_round_trip_across_message_boundaries_with_reused_buffers() {
+        round_trip(&[
+            0,
+            1,
+            CHUNK - 5,
+            CHUNK - 4,
+            CHUNK - 3,
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK - 4,
+            3 * CHUNK + 7,
+            300_000,
+            5,
+        ]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn any_sequence_of_frames_round_trips(
+            sizes in proptest::collection::vec(0usize..200_000, 1..6),
+        ) {
+            round_trip(&sizes);
+        }
+    }
+
+    #[test]
+    fn a_frame_over_the_limit_is_refused_before_it_is_read() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (mut tx, mut rx) = noise_pair();
+            let mut wire: Vec<u8> = Vec::new();
+            FrameWriter::new()
+                .write(&mut wire, &mut tx, &[1u8; 1000])
+                .await
+                .expect("write");
+            let mut input = &wire[..];
+            let err = FrameReader::new().read(&mut input, &mut rx, 999).await;
+            assert!(matches!(err, Err(LinkError::Oversized(1000))), "{err:?}");
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
