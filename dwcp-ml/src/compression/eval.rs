@@ -6,11 +6,13 @@
 //! the calibration profile. For each link of the grid, the measured end-to-end time
 //! of each codec is `compress + frame bytes × 8 / bandwidth + decompress`; the
 //! selector's choice (made from the chunk and the link, timed) is compared with the
-//! measured best. Chunks are decided in order, each right after it is measured, and
-//! each is then framed once with one of its choices, as
-//! [`CompressionSelector::compress_adaptive`] would: the selector's speed factor
-//! follows the compress times of the chunks before, as it does in a deployment. RTT is left at zero in the grid: it adds the same constant to
+//! measured best. RTT is left at zero in the grid: it adds the same constant to
 //! every codec and would only shrink the regrets.
+//!
+//! Chunks are decided in order, each right after it is measured, and each is then
+//! framed once with one of its choices, as
+//! [`CompressionSelector::compress_adaptive`] would: the selector's speed factor
+//! follows the compress times of the chunks before, as it does in a deployment.
 
 use std::path::Path;
 use std::time::Instant;
