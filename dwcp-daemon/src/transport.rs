@@ -937,21 +937,18 @@ mod tests {
     /// A Noise transport pair, handshaken in memory.
     fn noise_pair() -> (snow::TransportState, snow::TransportState) {
         let params: snow::params::NoiseParams = NOISE_PARAMS.parse().expect("params");
-        let key = |b: &snow::Builder| b.generate_keypair().expect("keypair").private;
-        let bi = snow::Builder::new(params.clone());
-        let ki = key(&bi);
-        let mut i = bi
-            .local_private_key(&ki)
-            .expect("key")
-            .build_initiator()
-            .expect("initiator");
-        let br = snow::Builder::new(params);
-        let kr = key(&br);
-        let mut r = br
-            .local_private_key(&kr)
-            .expect("key")
-            .build_responder()
-            .expect("responder");
+        let state = |initiator: bool| {
+            let b = snow::Builder::new(params.clone());
+            let key = b.generate_keypair().expect("keypair").private;
+            let b = b.local_private_key(&key).expect("key");
+            if initiator {
+                b.build_initiator()
+            } else {
+                b.build_responder()
+            }
+            .expect("handshake state")
+        };
+        let (mut i, mut r) = (state(true), state(false));
         let (mut msg, mut out) = (vec![0u8; NOISE_MAX], vec![0u8; NOISE_MAX]);
         for step in 0..3 {
             let (w, rd) = if step % 2 == 0 {

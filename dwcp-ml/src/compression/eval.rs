@@ -130,6 +130,20 @@ pub struct SubsetResult {
     pub mean_regret: f64,
 }
 
+impl SubsetResult {
+    /// The headline measures of `report`, under `name`.
+    fn of(name: String, report: &EvalReport) -> Self {
+        SubsetResult {
+            name,
+            files: report.files,
+            chunks: report.chunks,
+            top1_accuracy: report.top1_accuracy,
+            within5_rate: report.within5_rate,
+            mean_regret: report.mean_regret,
+        }
+    }
+}
+
 /// The evaluation report; `dwcpd compress eval --json` prints it as its last line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -327,13 +341,12 @@ pub fn evaluate_measured(
         .zip(decided.iter().map(Vec::as_slice))
         .collect();
     let mut report = score(&scored, files, options);
-    set_latencies(
+    describe(
         &mut report,
-        time_decisions(selector, chunks.iter().map(|(d, _)| *d), &links),
+        selector,
+        chunks.iter().map(|(d, _)| *d),
+        &links,
     );
-    report.profile = selector.profile().description.clone();
-    report.speed_weight = selector.speed_weight();
-    report.final_speed_factor = selector.speed_factor();
     report.noise_floor = repeat.map(|second| {
         let first: Vec<ChunkOutcome> = chunks.iter().map(|(_, o)| o.clone()).collect();
         noise_floor(&first, second, &links)
@@ -451,11 +464,21 @@ fn score(
     }
 }
 
-/// Fills in the decision-latency percentiles.
-fn set_latencies(report: &mut EvalReport, mut latencies_us: Vec<f64>) {
+/// Fills in what [`score`] leaves out: the decision latency over `chunks` (timed
+/// now, see [`time_decisions`]) and the selector's profile and speed factor.
+fn describe<'a>(
+    report: &mut EvalReport,
+    selector: &CompressionSelector,
+    chunks: impl Iterator<Item = &'a [u8]>,
+    links: &[Link],
+) {
+    let mut latencies_us = time_decisions(selector, chunks, links);
     latencies_us.sort_by(f64::total_cmp);
     report.predict_p50_us = percentile(&latencies_us, 0.50);
     report.predict_p99_us = percentile(&latencies_us, 0.99);
+    report.profile = selector.profile().description.clone();
+    report.speed_weight = selector.speed_weight();
+    report.final_speed_factor = selector.speed_factor();
 }
 
 fn best_fixed(per_codec: &[Vec<f64>]) -> (CodecId, f64) {
@@ -517,27 +540,21 @@ pub fn evaluate_corpus(
         .zip(decided.iter().map(Vec::as_slice))
         .collect();
     let mut report = score(&scored, files.len(), options);
-    set_latencies(
+    describe(
         &mut report,
-        time_decisions(selector, owned.iter().map(Vec::as_slice), &links),
+        selector,
+        owned.iter().map(Vec::as_slice),
+        &links,
     );
-    report.profile = selector.profile().description.clone();
-    report.speed_weight = selector.speed_weight();
-    report.final_speed_factor = selector.speed_factor();
     if unadapted.is_some() {
         let scored: Vec<(&ChunkOutcome, &[CodecId])> = outcomes
             .iter()
             .zip(decided_unadapted.iter().map(Vec::as_slice))
             .collect();
-        let r = score(&scored, files.len(), options);
-        report.without_speed_factor = Some(SubsetResult {
-            name: "speed factor held at 1".to_owned(),
-            files: r.files,
-            chunks: r.chunks,
-            top1_accuracy: r.top1_accuracy,
-            within5_rate: r.within5_rate,
-            mean_regret: r.mean_regret,
-        });
+        report.without_speed_factor = Some(SubsetResult::of(
+            "speed factor held at 1".to_owned(),
+            &score(&scored, files.len(), options),
+        ));
     }
     if options.noise_floor {
         report.noise_floor = Some(noise_floor(&outcomes, &repeat, &links));
@@ -562,17 +579,7 @@ pub fn evaluate_corpus(
             .map(|(c, _)| *c)
             .collect();
         let n_files = files.iter().filter(|f| keep(f)).count();
-        (!picked.is_empty()).then(|| {
-            let r = score(&picked, n_files, options);
-            SubsetResult {
-                name,
-                files: n_files,
-                chunks: r.chunks,
-                top1_accuracy: r.top1_accuracy,
-                within5_rate: r.within5_rate,
-                mean_regret: r.mean_regret,
-            }
-        })
+        (!picked.is_empty()).then(|| SubsetResult::of(name, &score(&picked, n_files, options)))
     };
     let mut sources: Vec<String> = files.iter().map(source_of).collect();
     sources.sort();
