@@ -3,7 +3,8 @@
 //! The sample is at most [`SAMPLE_LEN`] bytes taken as [`SAMPLE_WINDOWS`] evenly
 //! spaced windows, so the cost of [`ChunkFeatures::of`] does not grow with the
 //! chunk: one histogram pass, four byte-comparison passes (one per distance of
-//! [`PERIOD_DISTANCES`]) and one LZ match-finding probe over 4 KiB.
+//! [`PERIOD_DISTANCES`]) and one LZ match-finding probe over 4 KiB, which also
+//! measures how much of the sample repeats with a short period.
 
 use std::cell::RefCell;
 
@@ -23,14 +24,14 @@ pub const SAMPLE_WINDOWS: usize = 8;
 /// histogram (entropy, shares, runs) counts: half the sample, still from every
 /// window. Counting all of it costs more and predicts no better.
 pub const HISTOGRAM_SPAN: usize = 256;
-/// Entries of [`lz_probe_len`]'s hash table (positions in the sample fit in `u16`).
+/// Entries of [`lz_probe`]'s hash table (positions in the sample fit in `u16`).
 pub const PROBE_TABLE_LEN: usize = 4096;
 /// Distances `d` at which [`ChunkFeatures::period_shares`] counts bytes equal to the
 /// byte `d` before them: fixed-width records and short repeats (pairs, RGB triples,
 /// 32- and 64-bit words), which change how LZ codecs match and how fast they decode.
 pub const PERIOD_DISTANCES: [usize; 4] = [2, 3, 4, 8];
 /// Number of values in [`ChunkFeatures::to_vector`].
-pub const FEATURE_COUNT: usize = 10;
+pub const FEATURE_COUNT: usize = 12;
 /// Names of the entries of [`ChunkFeatures::to_vector`], in order (stored in model files
 /// so a model trained on other features is refused).
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -44,6 +45,8 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "period3_share",
     "period4_share",
     "period8_share",
+    "overlap_short_share",
+    "overlap_mid_share",
 ];
 
 /// What the selector knows about a chunk.
@@ -60,11 +63,17 @@ pub struct ChunkFeatures {
     /// Share of bytes equal to their predecessor (runs).
     pub repeat_share: f32,
     /// Estimated LZ4 block size of the sample / sample size, from
-    /// [`lz_probe_len`] (above 1 for incompressible data).
+    /// [`lz_probe`] (above 1 for incompressible data).
     pub lz_probe_ratio: f32,
     /// For each of [`PERIOD_DISTANCES`], the share of sampled bytes equal to the byte
     /// that distance before them (pairs within one window of the sample).
     pub period_shares: [f32; PERIOD_DISTANCES.len()],
+    /// Share of the sample in LZ matches that repeat with a period in `2..16` (see
+    /// [`lz_probe`]): decoders copy such matches in narrow steps, so they are slow
+    /// to decode.
+    pub overlap_short_share: f32,
+    /// The same for periods in `16..32`.
+    pub overlap_mid_share: f32,
 }
 
 /// `c * log2(c)` for every count a sample can hold.
@@ -94,20 +103,76 @@ fn read_u64(s: &[u8], at: usize) -> u64 {
     u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
 }
 
-/// Estimated size of `data` as an LZ4 block: the greedy single-probe match search
-/// LZ4 itself does (4-byte hash, skip acceleration on misses, matches extended 8
-/// bytes at a time), counting tokens, literals and offsets instead of writing them.
-/// It tracks `lz4_flex`'s real output within a few percent and costs about half as
-/// much, which pays for probing twice the bytes. Deterministic: `table` is cleared
-/// first and is only scratch space.
+/// What [`lz_probe`] found in a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LzProbe {
+    /// Estimated size of the sample as an LZ4 block, in bytes.
+    pub packed_len: usize,
+    /// Bytes of matches that repeat with a period in `2..16`: matches that overlap
+    /// their own output (length above the offset) at such an offset, and long
+    /// matches whose own shortest period is one.
+    pub overlap_short: usize,
+    /// The same for periods in `16..32`.
+    pub overlap_mid: usize,
+}
+
+/// Matches at least this long that do not overlap their own output are checked for a
+/// short period of their own (see [`lz_probe`]).
+pub const PERIOD_CHECK_LEN: usize = 64;
+
+/// The smallest period below 32 that all of `region` repeats with, if any (none
+/// for regions under 16 bytes). At most 31 eight-byte comparisons find a candidate
+/// and `len / 8` confirm it.
+fn short_period(region: &[u8]) -> Option<usize> {
+    let n = region.len();
+    if n < 16 {
+        return None;
+    }
+    let head = read_u64(region, 0);
+    let d = (1..32).find(|&d| d + 8 <= n && read_u64(region, d) == head)?;
+    let mut at = 0;
+    while at + d + 8 <= n {
+        if read_u64(region, at) != read_u64(region, at + d) {
+            return None;
+        }
+        at += 8;
+    }
+    Some(d)
+}
+
+/// The greedy single-probe match search LZ4 itself does (4-byte hash, skip
+/// acceleration on misses, matches extended 8 bytes at a time), counting tokens,
+/// literals and offsets instead of writing them. Its size estimate tracks
+/// `lz4_flex`'s real output within a few percent and costs about half as much,
+/// which pays for probing twice the bytes. Deterministic: `table` is cleared first
+/// and is only scratch space.
 ///
-/// Inputs longer than 65,536 bytes are estimated on their first 65,536 bytes only
+/// It also counts the bytes of *overlapping* matches by offset. A decoder copies
+/// such a match from output it has just written, so it cannot use wide copies:
+/// `lz4_flex` copies byte by byte below an offset of 16 and zstd works in 8- or
+/// 16-byte steps whose loads straddle the stores they depend on. Repeats of a
+/// short period (fixed-width records, padding patterns) are therefore several
+/// times slower to decode than their size suggests; a run of one byte (offset 1)
+/// is a fill and is not counted. The sample is made of separate windows, so a
+/// periodic region often matches its copy in an earlier window at a long offset,
+/// where the codec on the whole chunk would find the period itself; a long match
+/// is therefore counted by its own shortest period when it has one below 32,
+/// window by window: `data` is taken to be windows of `window` bytes that were
+/// not adjacent in the chunk (pass the whole length for contiguous data).
+///
+/// Inputs longer than 65,536 bytes are probed on their first 65,536 bytes only
 /// (positions are kept as `u16`); the selector never probes more than [`SAMPLE_LEN`].
-pub fn lz_probe_len(data: &[u8], table: &mut [u16; PROBE_TABLE_LEN]) -> usize {
+pub fn lz_probe(data: &[u8], window: usize, table: &mut [u16; PROBE_TABLE_LEN]) -> LzProbe {
+    let window = window.max(1);
     let s = &data[..data.len().min(1 << 16)];
     let n = s.len();
+    let mut probe = LzProbe {
+        packed_len: n + 1,
+        overlap_short: 0,
+        overlap_mid: 0,
+    };
     if n < 16 {
-        return n + 1;
+        return probe;
     }
     table.fill(0);
     // LZ4 leaves the last bytes as literals; stop searching 12 bytes before the end.
@@ -134,6 +199,13 @@ pub fn lz_probe_len(data: &[u8], table: &mut [u16; PROBE_TABLE_LEN]) -> usize {
             let lits = i - lit_start;
             // token + offset, plus length extension bytes for long literal runs and matches.
             out += lits + 3 + lits / 255 + len.saturating_sub(19) / 255;
+            // Overlapping below an offset of 32, or at least PERIOD_CHECK_LEN long:
+            // one test, rarely passed outside periodic data, and the counting is
+            // out of line so the loop stays tight.
+            let offset = i - cand;
+            if len > offset.min(PERIOD_CHECK_LEN - 1) {
+                probe.count_periodic(s, i, offset, len, window);
+            }
             i += len;
             lit_start = i;
             skip = 64;
@@ -143,7 +215,40 @@ pub fn lz_probe_len(data: &[u8], table: &mut [u16; PROBE_TABLE_LEN]) -> usize {
         }
     }
     let lits = n - lit_start;
-    out + lits + 1 + lits / 255
+    probe.packed_len = out + lits + 1 + lits / 255;
+    probe
+}
+
+impl LzProbe {
+    /// Counts the match of `len` bytes at `i` with `offset` if it repeats with a
+    /// period in `2..32`.
+    #[inline(never)]
+    fn count_periodic(&mut self, s: &[u8], i: usize, offset: usize, len: usize, window: usize) {
+        if offset < 32 {
+            if len > offset {
+                self.count_period(offset, len);
+            }
+        } else if len >= PERIOD_CHECK_LEN {
+            // Piece by piece: the sample's windows join at arbitrary phases.
+            let mut at = i;
+            while at < i + len {
+                let piece_end = ((at / window + 1) * window).min(i + len);
+                if let Some(d) = short_period(&s[at..piece_end]) {
+                    self.count_period(d, piece_end - at);
+                }
+                at = piece_end;
+            }
+        }
+    }
+
+    /// Counts `len` bytes that repeat with period `d`: short or mid, or a fill.
+    fn count_period(&mut self, d: usize, len: usize) {
+        match d {
+            2..16 => self.overlap_short += len,
+            16..32 => self.overlap_mid += len,
+            _ => {}
+        }
+    }
 }
 
 impl ChunkFeatures {
@@ -178,11 +283,14 @@ impl ChunkFeatures {
                 repeat_share: 0.0,
                 lz_probe_ratio: 1.0,
                 period_shares: [0.0; PERIOD_DISTANCES.len()],
+                overlap_short_share: 0.0,
+                overlap_mid_share: 0.0,
             };
         }
         // Four interleaved histograms: consecutive equal bytes (runs, sparse data)
-        // would otherwise serialise on one counter's load-increment-store.
-        let mut hists = [[0u32; 256]; 4];
+        // would otherwise serialise on one counter's load-increment-store. At most
+        // half of a 4 KiB sample is counted, so 16-bit counters cannot overflow.
+        let mut hists = [[0u16; 256]; 4];
         let mut repeats = 0u32;
         let mut counted = 0usize;
         for piece in sample.chunks(2 * HISTOGRAM_SPAN) {
@@ -205,17 +313,15 @@ impl ChunkFeatures {
                 .map(|(a, b)| u32::from(a == b))
                 .sum::<u32>();
         }
-        let mut hist = [0u32; 256];
-        for (i, h) in hist.iter_mut().enumerate() {
-            *h = hists[0][i] + hists[1][i] + hists[2][i] + hists[3][i];
-        }
         let inv = 1.0 / counted as f32;
         // H = log2(n) - sum(c log2 c) / n, with c log2 c from a table (n <= SAMPLE_LEN).
         let clogc = clog2c_table();
         let mut sum_clogc = 0.0f32;
         let mut distinct = 0u32;
         let mut top = 0u32;
-        for &c in &hist {
+        let [h0, h1, h2, h3] = &hists;
+        for (((w, x), y), z) in h0.iter().zip(h1).zip(h2).zip(h3) {
+            let c = u32::from(*w) + u32::from(*x) + u32::from(*y) + u32::from(*z);
             sum_clogc += clogc[c as usize];
             distinct += u32::from(c > 0);
             top = top.max(c);
@@ -243,7 +349,8 @@ impl ChunkFeatures {
             };
         }
 
-        let packed = lz_probe_len(sample, table);
+        let probe = lz_probe(sample, SAMPLE_LEN / SAMPLE_WINDOWS, table);
+        let inv_n = 1.0 / n as f32;
 
         ChunkFeatures {
             len,
@@ -251,8 +358,10 @@ impl ChunkFeatures {
             distinct_share: distinct as f32 / 256.0,
             top_byte_share: top as f32 * inv,
             repeat_share: repeats as f32 * inv,
-            lz_probe_ratio: packed as f32 / n as f32,
+            lz_probe_ratio: probe.packed_len as f32 * inv_n,
             period_shares,
+            overlap_short_share: probe.overlap_short as f32 * inv_n,
+            overlap_mid_share: probe.overlap_mid as f32 * inv_n,
         }
     }
 
@@ -269,6 +378,8 @@ impl ChunkFeatures {
             self.period_shares[1],
             self.period_shares[2],
             self.period_shares[3],
+            self.overlap_short_share,
+            self.overlap_mid_share,
         ]
     }
 }
@@ -373,6 +484,78 @@ mod tests {
         assert_eq!(one.to_vector().len(), FEATURE_COUNT);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 128, ..Default::default() })]
+
+        /// Any bytes: every feature finite, every share in [0, 1], the overlap
+        /// shares together at most the sample, and the same answer twice.
+        #[test]
+        fn features_are_bounded_and_deterministic(
+            unit in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..40),
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..70_000),
+            repeats in 0usize..3000,
+        ) {
+            // Periodic data, random data, and the two spliced.
+            let mut chunk = unit.repeat(repeats);
+            chunk.extend_from_slice(&noise);
+            let f = ChunkFeatures::of(&chunk);
+            proptest::prop_assert_eq!(f, ChunkFeatures::of(&chunk));
+            let v = f.to_vector();
+            proptest::prop_assert!(v.iter().all(|x| x.is_finite()), "{:?}", f);
+            let shares = [
+                f.distinct_share,
+                f.top_byte_share,
+                f.repeat_share,
+                f.overlap_short_share,
+                f.overlap_mid_share,
+                f.overlap_short_share + f.overlap_mid_share,
+            ];
+            proptest::prop_assert!(
+                shares.iter().chain(&f.period_shares).all(|s| (0.0..=1.0).contains(s)),
+                "{:?}",
+                f
+            );
+        }
+
+        /// The probe on contiguous data of any window length stays within the input.
+        #[test]
+        fn probe_counts_stay_within_the_input(
+            data in proptest::collection::vec(0u8..4, 0..6000),
+            window in 0usize..700,
+        ) {
+            let mut table = [0u16; PROBE_TABLE_LEN];
+            let p = lz_probe(&data, window, &mut table);
+            proptest::prop_assert!(p.overlap_short + p.overlap_mid <= data.len());
+            proptest::prop_assert!(p.packed_len >= 1);
+        }
+    }
+
+    #[test]
+    fn overlapping_matches_are_counted_by_offset() {
+        let periodic = |period: usize| -> Vec<u8> {
+            let unit: Vec<u8> = (0..period).map(|i| (i * 37 + 11) as u8).collect();
+            unit.repeat(65536 / period + 1)[..65536].to_vec()
+        };
+        // Short periods: almost every sampled byte is inside an overlapping match.
+        for p in [2, 5, 12] {
+            let f = ChunkFeatures::of(&periodic(p));
+            assert!(f.overlap_short_share > 0.9, "period {p}: {f:?}");
+            assert_eq!(f.overlap_mid_share, 0.0, "period {p}");
+        }
+        let f = ChunkFeatures::of(&periodic(20));
+        assert!(f.overlap_mid_share > 0.9, "{f:?}");
+        assert_eq!(f.overlap_short_share, 0.0);
+        // A long period, a run of one byte (a fill) and prose overlap at no short
+        // offset.
+        let text = b"It was the best of times, it was the worst of times, it was the age \
+            of wisdom, it was the age of foolishness.\n"
+            .repeat(600);
+        for data in [periodic(100), vec![7u8; 65536], text] {
+            let f = ChunkFeatures::of(&data);
+            assert!(f.overlap_short_share + f.overlap_mid_share < 0.05, "{f:?}");
+        }
+    }
+
     #[test]
     fn probe_tracks_real_lz4_sizes() {
         let mut table = [0u16; PROBE_TABLE_LEN];
@@ -388,18 +571,18 @@ mod tests {
             *b = x as u8;
         }
         for data in [&text[..4096], &noisy[..4096], &[7u8; 4096][..]] {
-            let est = lz_probe_len(data, &mut table) as f64;
+            let est = lz_probe(data, data.len(), &mut table).packed_len as f64;
             let real = lz4_flex::block::compress(data).len() as f64;
             assert!(
                 (est / real - 1.0).abs() < 0.25,
                 "estimate {est}, lz4 {real}"
             );
         }
-        assert_eq!(lz_probe_len(&[1, 2, 3], &mut table), 4);
+        assert_eq!(lz_probe(&[1, 2, 3], 3, &mut table).packed_len, 4);
         // Deterministic whatever the table held before.
-        let a = lz_probe_len(&noisy[..4096], &mut table);
+        let a = lz_probe(&noisy[..4096], 4096, &mut table).packed_len;
         table.iter_mut().for_each(|v| *v = 1234);
-        assert_eq!(lz_probe_len(&noisy[..4096], &mut table), a);
+        assert_eq!(lz_probe(&noisy[..4096], 4096, &mut table).packed_len, a);
     }
 
     #[test]

@@ -523,9 +523,9 @@ mod tests {
         assert!((again.compress_s / before.estimate.compress_s - 3.0).abs() < 1e-9);
         assert_eq!(again.decompress_s, before.estimate.decompress_s);
         // Scaling every compress time up can only move the minimum to a codec
-        // that compresses faster.
+        // that compresses faster (or keep the same one).
         assert!(
-            after.estimate.compress_s / 3.0 <= before.estimate.compress_s,
+            after.estimate.compress_s / 3.0 <= before.estimate.compress_s * (1.0 + 1e-12),
             "{before:?} {after:?}"
         );
         assert!(s.info().speed_factor > 2.9);
