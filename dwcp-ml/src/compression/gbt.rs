@@ -112,13 +112,12 @@ impl Ensemble {
         Ok(())
     }
 
-    /// Predicts the target for `x`. The ensemble must have passed
+    /// Predicts the target for `x`: the reference evaluation (the selector evaluates
+    /// all its ensembles at once, bit for bit equal, through
+    /// [`super::forest::Forest`]). The ensemble must have passed
     /// [`Ensemble::validate`] for `x.len()` features (an out-of-range feature index
     /// would panic; validation rules it out).
     pub fn predict(&self, x: &[f32]) -> f32 {
-        if self.depth == 4 {
-            return self.predict_depth4(x);
-        }
         let d = usize::from(self.depth);
         let mut sum = self.base;
         let splits = self
@@ -130,22 +129,6 @@ impl Ensemble {
             for l in 0..d {
                 idx |= usize::from(x[usize::from(feature[l])] > threshold[l]) << l;
             }
-            sum += leaf[idx];
-        }
-        sum
-    }
-
-    /// [`Ensemble::predict`] for the default depth, with the level loop unrolled
-    /// (fixed-size chunks let the compiler drop the inner bounds checks).
-    fn predict_depth4(&self, x: &[f32]) -> f32 {
-        let mut sum = self.base;
-        let splits = self
-            .feature
-            .chunks_exact(4)
-            .zip(self.threshold.chunks_exact(4));
-        for ((f, t), leaf) in splits.zip(self.leaf.chunks_exact(16)) {
-            let bit = |l: usize| usize::from(x[usize::from(f[l])] > t[l]) << l;
-            let idx = (bit(0) | bit(1) | bit(2) | bit(3)) & 15;
             sum += leaf[idx];
         }
         sum
@@ -163,7 +146,8 @@ pub struct BoostParams {
     pub learning_rate: f32,
     /// L2 regularisation of leaf values: a leaf's value is `sum / (count + l2)`.
     pub l2: f32,
-    /// Number of quantile bins per feature for split search.
+    /// Number of quantile bins per feature for split search (2..=256; values
+    /// outside are clamped, so a feature has at most 255 thresholds).
     pub bins: usize,
 }
 
@@ -225,7 +209,7 @@ pub fn fit(rows: &[Vec<f32>], target: &[f32], params: &BoostParams) -> Ensemble 
     }
     let l2 = f64::from(params.l2.max(0.0));
     let thresholds: Vec<Vec<f32>> = (0..features)
-        .map(|f| quantile_thresholds(&rows[..n], f, params.bins.max(2)))
+        .map(|f| quantile_thresholds(&rows[..n], f, params.bins.clamp(2, 256)))
         .collect();
     // bin[r][f] = number of thresholds strictly below row r's value, so
     // `bin <= b` is exactly `value <= thresholds[f][b]`.

@@ -5,6 +5,7 @@
 //! - [`frame`]: the self-describing, bounded frame format;
 //! - [`features`]: chunk features from a bounded sample, and the [`features::Link`];
 //! - [`gbt`]: the boosted regression trees the model is made of;
+//! - [`forest`]: those trees compiled for prediction over binned features;
 //! - [`model`]: the trained per-codec predictors of size and speed;
 //! - [`calibrate`]: this machine's codec speeds (the profile the model is scaled by);
 //! - [`selector`]: [`CompressionSelector`], the decision and the adaptive API;
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod corpus;
 pub mod eval;
 pub mod features;
+pub mod forest;
 pub mod frame;
 pub mod gbt;
 pub mod measure;

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::CodecId;
 use super::features::{FEATURE_COUNT, FEATURE_NAMES};
+use super::forest::{Forest, ForestError};
 use super::gbt::{BoostParams, Ensemble, EnsembleError};
 
 /// Model format tag.
@@ -131,6 +132,9 @@ pub enum ModelError {
         /// The cause.
         source: EnsembleError,
     },
+    /// The regressors together cannot be compiled for prediction.
+    #[error("model cannot be compiled for prediction: {0}")]
+    Forest(#[from] ForestError),
 }
 
 impl CompressionModel {
@@ -216,46 +220,90 @@ impl CompressionModel {
                     })?;
             }
         }
+        self.forest()?;
         Ok(())
     }
 
-    /// Predicted ln(frame bytes / chunk bytes) of every codec, in [`CodecId::ALL`] order.
-    pub fn log_ratios(&self, x: &[f32]) -> [f32; CodecId::COUNT] {
-        let mut out = [0f32; CodecId::COUNT];
-        for (o, m) in out.iter_mut().zip(&self.codecs) {
-            *o = m.log_ratio.predict(x);
-        }
-        let own = out;
-        for (o, m) in out.iter_mut().zip(&self.codecs) {
-            if let Some(r) = m.log_ratio_relative_to {
-                *o += own[r.index()];
-            }
-        }
-        out
+    /// All regressors as one forest: ratios, then compress factors, then
+    /// decompress factors, each in codec order.
+    fn forest(&self) -> Result<Forest, ForestError> {
+        let ensembles: Vec<&Ensemble> = (self.codecs.iter().map(|m| &m.log_ratio))
+            .chain(self.codecs.iter().map(|m| &m.log_compress_factor))
+            .chain(self.codecs.iter().map(|m| &m.log_decompress_factor))
+            .collect();
+        Forest::new(&ensembles, FEATURE_COUNT)
     }
 
-    /// Predicted ln(compress time / profile reference) and ln(decompress time /
-    /// profile reference) of every codec, in [`CodecId::ALL`] order.
-    pub fn log_time_factors(&self, x: &[f32]) -> ([f32; CodecId::COUNT], [f32; CodecId::COUNT]) {
-        let mut c = [0f32; CodecId::COUNT];
-        let mut d = [0f32; CodecId::COUNT];
-        for ((c, d), m) in c.iter_mut().zip(d.iter_mut()).zip(&self.codecs) {
-            *c = m.log_compress_factor.predict(x);
-            *d = m.log_decompress_factor.predict(x);
-        }
-        let (own_c, own_d) = (c, d);
-        for ((c, d), m) in c.iter_mut().zip(d.iter_mut()).zip(&self.codecs) {
-            if let Some(r) = m.times_relative_to {
-                *c += own_c[r.index()];
-                *d += own_d[r.index()];
-            }
-        }
-        (c, d)
+    /// The model compiled for prediction (see [`Forest`]); fails as
+    /// [`CompressionModel::validate`] does.
+    pub fn compile(&self) -> Result<CompiledModel, ModelError> {
+        self.validate()?;
+        let index = |r: Option<CodecId>| r.map(CodecId::index);
+        Ok(CompiledModel {
+            forest: self.forest()?,
+            ratio_relative_to: self
+                .codecs
+                .iter()
+                .map(|m| index(m.log_ratio_relative_to))
+                .collect(),
+            times_relative_to: self
+                .codecs
+                .iter()
+                .map(|m| index(m.times_relative_to))
+                .collect(),
+        })
     }
 
     /// The model of `codec`.
     pub fn codec(&self, codec: CodecId) -> &CodecModel {
         &self.codecs[codec.index()]
+    }
+}
+
+/// What a model predicts for one chunk, per codec in [`CodecId::ALL`] order
+/// (natural logs, see [`CompressionModel`]; relative regressors already added to
+/// their reference).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Predictions {
+    /// ln(frame bytes / chunk bytes).
+    pub log_ratio: [f32; CodecId::COUNT],
+    /// ln(compress time / the profile's reference compress time).
+    pub log_compress_factor: [f32; CodecId::COUNT],
+    /// ln(decompress time / the profile's reference decompress time).
+    pub log_decompress_factor: [f32; CodecId::COUNT],
+}
+
+/// A validated [`CompressionModel`] compiled for fast prediction: its 3 ×
+/// [`CodecId::COUNT`] regressors as one [`Forest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledModel {
+    forest: Forest,
+    ratio_relative_to: Vec<Option<usize>>,
+    times_relative_to: Vec<Option<usize>>,
+}
+
+impl CompiledModel {
+    /// Every codec's predictions for the feature vector `x`
+    /// ([`super::features::ChunkFeatures::to_vector`]).
+    pub fn predict(&self, x: &[f32; FEATURE_COUNT]) -> Predictions {
+        const N: usize = CodecId::COUNT;
+        let mut raw = [0f32; 3 * N];
+        self.forest.predict(x, &mut raw);
+        let mut p = Predictions {
+            log_ratio: [0.0; N],
+            log_compress_factor: [0.0; N],
+            log_decompress_factor: [0.0; N],
+        };
+        for i in 0..N {
+            let (r, t) = (self.ratio_relative_to[i], self.times_relative_to[i]);
+            let plus = |at: usize, base: usize, r: Option<usize>| {
+                r.map_or(raw[base + at], |r| raw[base + at] + raw[base + r])
+            };
+            p.log_ratio[i] = plus(i, 0, r);
+            p.log_compress_factor[i] = plus(i, N, t);
+            p.log_decompress_factor[i] = plus(i, 2 * N, t);
+        }
+        p
     }
 }
 
@@ -300,5 +348,54 @@ mod tests {
         m.codecs[1].times_relative_to = Some(CodecId::Snappy);
         m.codecs[2].times_relative_to = Some(CodecId::Lz4);
         assert!(matches!(m.validate(), Err(ModelError::Codecs(_))));
+        let mut m = CompressionModel::embedded().expect("embedded");
+        // Over 255 distinct thresholds on one feature cannot be binned in a byte.
+        let c = &mut m.codecs[0];
+        let mut next = 0.0f32;
+        for e in [&mut c.log_ratio, &mut c.log_compress_factor] {
+            e.feature.iter_mut().for_each(|f| *f = 1);
+            for t in &mut e.threshold {
+                *t = next;
+                next += 1.0;
+            }
+        }
+        assert!(matches!(m.validate(), Err(ModelError::Forest(_))));
+    }
+
+    #[test]
+    fn compiled_predictions_equal_the_regressors() {
+        let m = CompressionModel::embedded().expect("embedded");
+        let c = m.compile().expect("compiles");
+        let inputs = [
+            [
+                16.0, 4.5, 0.3, 0.1, 0.05, 0.6, 0.1, 0.05, 0.1, 0.2, 0.0, 0.0,
+            ],
+            [
+                12.0, 8.0, 1.0, 0.01, 0.0, 1.01, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            ],
+            [
+                17.0, 0.5, 0.02, 0.95, 0.9, 0.02, 0.9, 0.9, 0.9, 0.9, 0.5, 0.2,
+            ],
+        ];
+        for x in inputs {
+            let p = c.predict(&x);
+            for (i, cm) in m.codecs.iter().enumerate() {
+                let plus =
+                    |e: &Ensemble, r: Option<CodecId>, pick: fn(&CodecModel) -> &Ensemble| {
+                        let own = e.predict(&x);
+                        r.map_or(own, |r| own + pick(&m.codecs[r.index()]).predict(&x))
+                    };
+                let ratio = plus(&cm.log_ratio, cm.log_ratio_relative_to, |m| &m.log_ratio);
+                let comp = plus(&cm.log_compress_factor, cm.times_relative_to, |m| {
+                    &m.log_compress_factor
+                });
+                let decomp = plus(&cm.log_decompress_factor, cm.times_relative_to, |m| {
+                    &m.log_decompress_factor
+                });
+                assert_eq!(p.log_ratio[i].to_bits(), ratio.to_bits());
+                assert_eq!(p.log_compress_factor[i].to_bits(), comp.to_bits());
+                assert_eq!(p.log_decompress_factor[i].to_bits(), decomp.to_bits());
+            }
+        }
     }
 }

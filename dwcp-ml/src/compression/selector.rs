@@ -17,7 +17,7 @@ use super::calibrate::{CalibrationProfile, ProfileError};
 use super::codec::CodecId;
 use super::features::{ChunkFeatures, Link, LinkError};
 use super::frame::{self, DecodeLimits, FrameError, FrameHeader};
-use super::model::{CompressionModel, ModelError, MODEL_VERSION};
+use super::model::{CompiledModel, CompressionModel, ModelError, Predictions, MODEL_VERSION};
 use super::speed::SpeedTracker;
 
 /// The predicted cost of sending one chunk with one codec.
@@ -142,18 +142,11 @@ pub struct ModelInfo {
     pub speed_factor: f64,
 }
 
-/// The model's per-codec predictions for one chunk (natural logs, see
-/// [`CompressionModel`]).
-struct Predicted {
-    ratio: [f32; CodecId::COUNT],
-    compress: [f32; CodecId::COUNT],
-    decompress: [f32; CodecId::COUNT],
-}
-
 /// Picks the codec that minimises predicted end-to-end time, and applies it.
 #[derive(Debug, Clone)]
 pub struct CompressionSelector {
     model: CompressionModel,
+    compiled: CompiledModel,
     profile: CalibrationProfile,
     candidates: Vec<CodecId>,
     limits: DecodeLimits,
@@ -166,10 +159,11 @@ impl CompressionSelector {
         model: CompressionModel,
         profile: CalibrationProfile,
     ) -> Result<Self, SelectorError> {
-        model.validate()?;
+        let compiled = model.compile()?;
         profile.validate()?;
         Ok(CompressionSelector {
             model,
+            compiled,
             profile,
             candidates: CodecId::ALL.to_vec(),
             limits: DecodeLimits::default(),
@@ -270,20 +264,14 @@ impl CompressionSelector {
             .collect()
     }
 
-    fn predict(&self, features: &ChunkFeatures) -> Predicted {
-        let x = features.to_vector();
-        let (compress, decompress) = self.model.log_time_factors(&x);
-        Predicted {
-            ratio: self.model.log_ratios(&x),
-            compress,
-            decompress,
-        }
+    fn predict(&self, features: &ChunkFeatures) -> Predictions {
+        self.compiled.predict(&features.to_vector())
     }
 
     fn estimate(
         &self,
         features: &ChunkFeatures,
-        p: &Predicted,
+        p: &Predictions,
         codec: CodecId,
         link: &Link,
         speed: f64,
@@ -291,9 +279,9 @@ impl CompressionSelector {
         let i = codec.index();
         let len = features.len;
         // Clamp the exponents: a wild extrapolation must not become inf or 0.
-        let ratio = f64::from(p.ratio[i].clamp(-12.0, 2.0)).exp();
-        let cf = f64::from(p.compress[i].clamp(-8.0, 8.0)).exp();
-        let df = f64::from(p.decompress[i].clamp(-8.0, 8.0)).exp();
+        let ratio = f64::from(p.log_ratio[i].clamp(-12.0, 2.0)).exp();
+        let cf = f64::from(p.log_compress_factor[i].clamp(-8.0, 8.0)).exp();
+        let df = f64::from(p.log_decompress_factor[i].clamp(-8.0, 8.0)).exp();
         let bytes = (len as f64 * ratio).max(frame::HEADER_LEN as f64);
         let cpu = link.cpu_share.clamp(1e-3, 1.0);
         let compress_s = self.profile.compress_s(codec, len) * cf / cpu * speed;

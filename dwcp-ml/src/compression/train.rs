@@ -12,7 +12,10 @@ use super::corpus::{self, ChunkPlan, CorpusError, Split};
 use super::features::{ChunkFeatures, FEATURE_NAMES};
 use super::gbt::{self, BoostParams};
 use super::measure::{measure_chunk, ChunkOutcome, MeasureError};
-use super::model::{CodecModel, CompressionModel, TrainingInfo, MODEL_FORMAT, MODEL_VERSION};
+use super::model::{
+    CodecModel, CompiledModel, CompressionModel, ModelError, TrainingInfo, MODEL_FORMAT,
+    MODEL_VERSION,
+};
 
 /// One measured chunk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +40,10 @@ pub enum TrainError {
     /// No chunks at all.
     #[error("the corpus gave no chunks")]
     NoChunks,
+    /// The fitted model is not usable (for instance, more distinct thresholds per
+    /// feature than a forest supports).
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 /// Reads `files`, cuts them per `plan` and measures every chunk with `reps`
@@ -228,7 +235,7 @@ pub fn train_corpus(
         &options.plan,
     );
     let fit_seconds = t1.elapsed().as_secs_f64();
-    let in_sample = in_sample_fit(&model, profile, &samples);
+    let in_sample = in_sample_fit(&model.compile()?, profile, &samples);
     let report = TrainReport {
         files: files.len(),
         chunks: samples.len(),
@@ -240,7 +247,7 @@ pub fn train_corpus(
 }
 
 fn in_sample_fit(
-    model: &CompressionModel,
+    model: &CompiledModel,
     profile: &CalibrationProfile,
     samples: &[Sample],
 ) -> Vec<CodecFit> {
@@ -253,10 +260,12 @@ fn in_sample_fit(
                 let x = s.features.to_vector();
                 let o = &s.outcome.codecs[codec.index()];
                 let len = s.outcome.len;
-                let (lc, ld) = model.log_time_factors(&x);
-                let pb = len as f64 * f64::from(model.log_ratios(&x)[codec.index()]).exp();
-                let pc = profile.compress_s(codec, len) * f64::from(lc[codec.index()]).exp();
-                let pd = profile.decompress_s(codec, len) * f64::from(ld[codec.index()]).exp();
+                let p = model.predict(&x);
+                let i = codec.index();
+                let pb = len as f64 * f64::from(p.log_ratio[i]).exp();
+                let pc = profile.compress_s(codec, len) * f64::from(p.log_compress_factor[i]).exp();
+                let pd =
+                    profile.decompress_s(codec, len) * f64::from(p.log_decompress_factor[i]).exp();
                 b += (pb / o.frame_len as f64 - 1.0).abs();
                 c += (pc / o.compress_s - 1.0).abs();
                 d += (pd / o.decompress_s - 1.0).abs();
@@ -314,8 +323,7 @@ mod tests {
             ..BoostParams::default()
         };
         let model = fit_model(&samples, &profile, &params, 3, &ChunkPlan::default());
-        model.validate().expect("valid");
-        let fit = in_sample_fit(&model, &profile, &samples);
+        let fit = in_sample_fit(&model.compile().expect("valid"), &profile, &samples);
         // Ratios are deterministic; even 10 trees on 12 rows get them close.
         let zstd = &fit[CodecId::Zstd3.index()];
         assert!(zstd.bytes_mape < 0.5, "{zstd:?}");
