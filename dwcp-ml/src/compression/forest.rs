@@ -5,11 +5,21 @@
 //! ensembles of one model a feature has few distinct thresholds (they are quantiles
 //! of the same training rows), so each input value is replaced once by its *bin*:
 //! how many of that feature's thresholds lie below it. A split `x[f] > t` is then
-//! exactly `bin[f] > index of t`, a comparison of two bytes. A tree becomes `depth`
-//! feature bytes and `depth` bin bytes, and the input's bins fit a
-//! 256-byte array indexed by a `u8`, so the per-tree loop has no bounds checks and
-//! loads a third of the bytes [`Ensemble::predict`] does. The sums are added in the
-//! same order, so predictions are bit-for-bit those of [`Ensemble::predict`].
+//! exactly `bin[f] > index of t`, a comparison of two bytes.
+//!
+//! Two ways to evaluate, with the same results:
+//!
+//! - sixteen trees at a time (see `Lanes`), on x86-64 CPUs with SSE4.2 (x86-64-v2,
+//!   detected at run time) and inputs of at most 16 features. `pulp` provides the
+//!   byte shuffle and comparison as safe functions behind that detection, so the
+//!   workspace keeps `unsafe_code = "forbid"`;
+//! - otherwise one tree at a time: `depth` feature bytes and `depth` bin bytes per
+//!   tree, the input's bins in a 256-byte array indexed by a `u8`, so the loop has
+//!   no bounds checks and loads a third of the bytes [`Ensemble::predict`] does.
+//!
+//! Both add each ensemble's trees in their order, so predictions are bit for bit
+//! those of [`Ensemble::predict`]. For the selector's 896 trees (24 ensembles) a
+//! prediction takes about 1.3 µs the first way and 2.3 µs the second, here.
 
 use super::gbt::Ensemble;
 
@@ -34,6 +44,78 @@ pub struct Forest {
     bins: Vec<u8>,
     /// Per tree, `2^depth` leaf values.
     leaf: Vec<f32>,
+    /// The same splits laid out for sixteen trees at a time (see [`Lanes`]), if
+    /// there are at most 16 features.
+    lanes: Option<Lanes>,
+}
+
+/// The splits in groups of sixteen trees, level by level: entry `g * depth + l`
+/// holds the feature indices and the bins, top bit flipped (so that a signed byte
+/// comparison orders them as unsigned), of level `l` of trees `16 g .. 16 g + 16`.
+/// On x86-64-v2 CPUs one byte shuffle (SSSE3) looks up sixteen trees' input bins
+/// at once (an input of at most 16 features fits one 16-byte register), one
+/// comparison tests them, and only the leaf lookups stay scalar.
+///
+/// The trees are taken round-robin (every ensemble's first tree, then every
+/// second tree, ...), so consecutive trees add to different sums: each sum then
+/// waits for its previous addition only every few trees, and still adds its own
+/// trees in their order.
+#[derive(Debug, Clone, PartialEq)]
+struct Lanes {
+    features: Vec<[u8; 16]>,
+    bins: Vec<[u8; 16]>,
+    /// Per tree, the index of its ensemble.
+    owner: Vec<u8>,
+    /// Per tree, its `2^depth` leaves.
+    leaf: Vec<f32>,
+}
+
+impl Lanes {
+    /// Regroups the trees of a forest (`features`, `bins` and `leaf` as in
+    /// [`Forest`], trees of `ensembles` one after another).
+    fn new(
+        ensembles: &[&Ensemble],
+        depth: usize,
+        features: &[u8],
+        bins: &[u8],
+        leaf: &[f32],
+    ) -> Lanes {
+        let mut first = 0;
+        let mut starts = Vec::with_capacity(ensembles.len());
+        for e in ensembles {
+            starts.push(first);
+            first += e.trees;
+        }
+        let rounds = ensembles.iter().map(|e| e.trees).max().unwrap_or(0);
+        let order: Vec<(u8, usize)> = (0..rounds)
+            .flat_map(|t| {
+                ensembles
+                    .iter()
+                    .zip(&starts)
+                    .enumerate()
+                    .filter(move |(_, (e, _))| t < e.trees)
+                    .map(move |(owner, (_, &start))| (owner as u8, start + t))
+            })
+            .collect();
+        let groups = order.len().div_ceil(16);
+        let mut lanes = Lanes {
+            features: vec![[0; 16]; groups * depth],
+            bins: vec![[NEVER ^ 0x80; 16]; groups * depth],
+            owner: Vec::with_capacity(order.len()),
+            leaf: Vec::with_capacity(order.len() << depth),
+        };
+        for (k, &(owner, tree)) in order.iter().enumerate() {
+            for l in 0..depth {
+                lanes.features[k / 16 * depth + l][k % 16] = features[tree * depth + l];
+                lanes.bins[k / 16 * depth + l][k % 16] = bins[tree * depth + l] ^ 0x80;
+            }
+            lanes.owner.push(owner);
+            lanes
+                .leaf
+                .extend_from_slice(&leaf[tree << depth..(tree + 1) << depth]);
+        }
+        lanes
+    }
 }
 
 /// Why ensembles cannot be compiled into a [`Forest`].
@@ -60,7 +142,13 @@ pub enum ForestError {
     /// is outside 1..=8 (run [`Ensemble::validate`] first).
     #[error("an ensemble's arrays do not match its depth and tree count")]
     Shape,
+    /// More ensembles than a forest holds.
+    #[error("{0} ensembles, a forest holds at most {MAX_ENSEMBLES}")]
+    TooManyEnsembles(usize),
 }
+
+/// Most ensembles one forest holds.
+pub const MAX_ENSEMBLES: usize = 64;
 
 /// A split that never passes: no bin exceeds 255.
 const NEVER: u8 = u8::MAX;
@@ -68,6 +156,9 @@ const NEVER: u8 = u8::MAX;
 impl Forest {
     /// Compiles `ensembles` over inputs of `feature_count` values.
     pub fn new(ensembles: &[&Ensemble], feature_count: usize) -> Result<Self, ForestError> {
+        if ensembles.len() > MAX_ENSEMBLES {
+            return Err(ForestError::TooManyEnsembles(ensembles.len()));
+        }
         if feature_count > 256 {
             return Err(ForestError::Feature {
                 feature: feature_count - 1,
@@ -128,6 +219,8 @@ impl Forest {
                 }
             }
         }
+        let lanes =
+            (feature_count <= 16).then(|| Lanes::new(ensembles, depth, &features, &bins, &leaf));
         Ok(Forest {
             cuts,
             depth,
@@ -135,6 +228,7 @@ impl Forest {
             features,
             bins,
             leaf,
+            lanes,
         })
     }
 
@@ -153,11 +247,38 @@ impl Forest {
     /// are not computed). Equal to [`Ensemble::predict`] bit for bit; `x` must hold
     /// the forest's feature count of values (missing ones count as NaN).
     pub fn predict(&self, x: &[f32], out: &mut [f32]) {
+        self.predict_with(x, out, true);
+    }
+
+    /// [`Forest::predict`], with the sixteen-at-a-time path allowed or not (tests
+    /// compare both).
+    fn predict_with(&self, x: &[f32], out: &mut [f32], use_lanes: bool) {
         // bins[f] = thresholds of f strictly below x[f]; NaN is below nothing, so
         // it falls in bin 0 and passes no split, as `NaN > t` is false.
         let mut bins = [0u8; 256];
         for ((b, c), &v) in bins.iter_mut().zip(&self.cuts).zip(x) {
             *b = c.partition_point(|&t| t < v) as u8;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(lanes), Some(simd), true) = (&self.lanes, pulp::x86::V2::try_new(), use_lanes)
+        {
+            let sums = simd.vectorize(
+                #[inline(always)]
+                || match self.depth {
+                    1 => self.sum_lanes::<2>(simd, lanes, &bins),
+                    2 => self.sum_lanes::<4>(simd, lanes, &bins),
+                    3 => self.sum_lanes::<8>(simd, lanes, &bins),
+                    4 => self.sum_lanes::<16>(simd, lanes, &bins),
+                    5 => self.sum_lanes::<32>(simd, lanes, &bins),
+                    6 => self.sum_lanes::<64>(simd, lanes, &bins),
+                    7 => self.sum_lanes::<128>(simd, lanes, &bins),
+                    _ => self.sum_lanes::<256>(simd, lanes, &bins),
+                },
+            );
+            for (o, s) in out.iter_mut().zip(&sums[..self.ensembles.len()]) {
+                *o = *s;
+            }
+            return;
         }
         match self.depth {
             1 => self.sum_trees::<1, 2>(&bins, out),
@@ -169,6 +290,51 @@ impl Forest {
             7 => self.sum_trees::<7, 128>(&bins, out),
             _ => self.sum_trees::<8, 256>(&bins, out),
         }
+    }
+
+    /// Sums the trees sixteen at a time (see [`Lanes`]), with `L = 2^depth`
+    /// leaves per tree; returns every ensemble's prediction, each summed in its
+    /// trees' order as [`Ensemble::predict`] does.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn sum_lanes<const L: usize>(
+        &self,
+        simd: pulp::x86::V2,
+        lanes: &Lanes,
+        x_bins: &[u8; 256],
+    ) -> [f32; MAX_ENSEMBLES] {
+        use std::arch::x86_64::__m128i;
+        let mut table = [0u8; 16];
+        for (t, b) in table.iter_mut().zip(x_bins) {
+            *t = b ^ 0x80;
+        }
+        let x: __m128i = pulp::cast(table);
+        let mut sums = [0f32; MAX_ENSEMBLES];
+        for (s, &(base, _)) in sums.iter_mut().zip(&self.ensembles) {
+            *s = base;
+        }
+        let (leaves, _) = lanes.leaf.as_chunks::<L>();
+        let groups = lanes
+            .features
+            .chunks_exact(self.depth)
+            .zip(lanes.bins.chunks_exact(self.depth))
+            .zip(leaves.chunks(16).zip(lanes.owner.chunks(16)));
+        for ((features, bins), (leaves, owners)) in groups {
+            let mut idx = simd.sse2._mm_setzero_si128();
+            for (l, (f, b)) in features.iter().zip(bins).enumerate() {
+                let x_of_tree = simd.ssse3._mm_shuffle_epi8(x, pulp::cast(*f));
+                let passes = simd.sse2._mm_cmpgt_epi8(x_of_tree, pulp::cast(*b));
+                let bit = simd.sse2._mm_set1_epi8((1u8 << l) as i8);
+                idx = simd
+                    .sse2
+                    ._mm_or_si128(idx, simd.sse2._mm_and_si128(passes, bit));
+            }
+            let idx: [u8; 16] = pulp::cast(idx);
+            for ((leaf, &owner), &i) in leaves.iter().zip(owners).zip(&idx) {
+                sums[usize::from(owner) & (MAX_ENSEMBLES - 1)] += leaf[usize::from(i) & (L - 1)];
+            }
+        }
+        sums
     }
 
     /// Sums trees of depth `D` with `L = 2^D` leaves (fixed sizes, so the loop
@@ -262,10 +428,12 @@ mod tests {
             let es = ensembles();
             let refs: Vec<&Ensemble> = es.iter().collect();
             let forest = Forest::new(&refs, 3).expect("compiles");
-            let mut out = [0f32; 3];
-            forest.predict(&x, &mut out);
-            for (o, e) in out.iter().zip(&es) {
-                prop_assert_eq!(o.to_bits(), e.predict(&x).to_bits());
+            for use_lanes in [true, false] {
+                let mut out = [0f32; 3];
+                forest.predict_with(&x, &mut out, use_lanes);
+                for (o, e) in out.iter().zip(&es) {
+                    prop_assert_eq!(o.to_bits(), e.predict(&x).to_bits());
+                }
             }
         }
     }
@@ -281,9 +449,11 @@ mod tests {
             for (&f, &t) in e.feature.iter().zip(&e.threshold) {
                 let mut x = vec![0.5f32; 3];
                 x[usize::from(f)] = t;
-                forest.predict(&x, &mut out);
-                for (o, e) in out.iter().zip(&es) {
-                    assert_eq!(o.to_bits(), e.predict(&x).to_bits());
+                for use_lanes in [true, false] {
+                    forest.predict_with(&x, &mut out, use_lanes);
+                    for (o, e) in out.iter().zip(&es) {
+                        assert_eq!(o.to_bits(), e.predict(&x).to_bits());
+                    }
                 }
             }
         }
@@ -313,5 +483,10 @@ mod tests {
             })
         );
         assert!(Forest::new(&[], 3).expect("empty forest").is_empty());
+        let too_many = vec![&es[1]; MAX_ENSEMBLES + 1];
+        assert_eq!(
+            Forest::new(&too_many, 3),
+            Err(ForestError::TooManyEnsembles(MAX_ENSEMBLES + 1))
+        );
     }
 }
