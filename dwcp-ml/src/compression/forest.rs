@@ -45,7 +45,7 @@ pub struct Forest {
     /// Per tree, `2^depth` leaf values.
     leaf: Vec<f32>,
     /// The same splits laid out for sixteen trees at a time (see [`Lanes`]), if
-    /// there are at most 16 features.
+    /// there are at most 16 features and the CPU can.
     lanes: Option<Lanes>,
 }
 
@@ -61,6 +61,7 @@ pub struct Forest {
 /// waits for its previous addition only every few trees, and still adds its own
 /// trees in their order.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Lanes {
     features: Vec<[u8; 16]>,
     bins: Vec<[u8; 16]>,
@@ -70,6 +71,15 @@ struct Lanes {
     leaf: Vec<f32>,
 }
 
+/// Whether this CPU evaluates sixteen trees at a time (x86-64-v2).
+fn lanes_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return pulp::x86::V2::is_available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl Lanes {
     /// Regroups the trees of a forest (`features`, `bins` and `leaf` as in
     /// [`Forest`], trees of `ensembles` one after another).
@@ -219,8 +229,8 @@ impl Forest {
                 }
             }
         }
-        let lanes =
-            (feature_count <= 16).then(|| Lanes::new(ensembles, depth, &features, &bins, &leaf));
+        let lanes = (feature_count <= 16 && lanes_supported())
+            .then(|| Lanes::new(ensembles, depth, &features, &bins, &leaf));
         Ok(Forest {
             cuts,
             depth,
