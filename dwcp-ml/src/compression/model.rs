@@ -164,8 +164,14 @@ impl CompressionModel {
         Ok(serde_json::to_vec(self)?)
     }
 
-    /// Checks format, version, features and every regressor.
+    /// Checks format, version, features and every regressor, and that they compile
+    /// into a [`Forest`].
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.compile().map(|_| ())
+    }
+
+    /// What [`CompressionModel::validate`] checks, except that the regressors compile.
+    fn check(&self) -> Result<(), ModelError> {
         if self.format != MODEL_FORMAT || self.version != MODEL_VERSION {
             return Err(ModelError::Format {
                 format: self.format.clone(),
@@ -220,7 +226,6 @@ impl CompressionModel {
                     })?;
             }
         }
-        self.forest()?;
         Ok(())
     }
 
@@ -237,7 +242,7 @@ impl CompressionModel {
     /// The model compiled for prediction (see [`Forest`]); fails as
     /// [`CompressionModel::validate`] does.
     pub fn compile(&self) -> Result<CompiledModel, ModelError> {
-        self.validate()?;
+        self.check()?;
         let index = |r: Option<CodecId>| r.map(CodecId::index);
         Ok(CompiledModel {
             forest: self.forest()?,
