@@ -259,6 +259,8 @@ impl LzProbe {
 /// there are. One pass over each window counts all four distances.
 fn period_counts(sample: &[u8]) -> ([u32; 4], [usize; 4]) {
     const D: [usize; 4] = PERIOD_DISTANCES;
+    // The main loop starts at the largest distance, which must come last.
+    const _: () = assert!(D[0] < D[1] && D[1] < D[2] && D[2] < D[3]);
     const MAX: usize = D[3];
     let mut equal = [0u32; 4];
     let mut pairs = [0usize; 4];

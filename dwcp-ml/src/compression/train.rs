@@ -251,31 +251,30 @@ fn in_sample_fit(
     profile: &CalibrationProfile,
     samples: &[Sample],
 ) -> Vec<CodecFit> {
+    // Per codec, summed |predicted / measured - 1| of bytes, compress, decompress.
+    let mut sums = [[0.0f64; 3]; CodecId::COUNT];
+    for s in samples {
+        let p = model.predict(&s.features.to_vector());
+        let len = s.outcome.len;
+        for (i, (&codec, sum)) in CodecId::ALL.iter().zip(&mut sums).enumerate() {
+            let o = &s.outcome.codecs[i];
+            let pb = len as f64 * f64::from(p.log_ratio[i]).exp();
+            let pc = profile.compress_s(codec, len) * f64::from(p.log_compress_factor[i]).exp();
+            let pd = profile.decompress_s(codec, len) * f64::from(p.log_decompress_factor[i]).exp();
+            sum[0] += (pb / o.frame_len as f64 - 1.0).abs();
+            sum[1] += (pc / o.compress_s - 1.0).abs();
+            sum[2] += (pd / o.decompress_s - 1.0).abs();
+        }
+    }
     let n = samples.len().max(1) as f64;
     CodecId::ALL
         .iter()
-        .map(|&codec| {
-            let (mut b, mut c, mut d) = (0.0, 0.0, 0.0);
-            for s in samples {
-                let x = s.features.to_vector();
-                let o = &s.outcome.codecs[codec.index()];
-                let len = s.outcome.len;
-                let p = model.predict(&x);
-                let i = codec.index();
-                let pb = len as f64 * f64::from(p.log_ratio[i]).exp();
-                let pc = profile.compress_s(codec, len) * f64::from(p.log_compress_factor[i]).exp();
-                let pd =
-                    profile.decompress_s(codec, len) * f64::from(p.log_decompress_factor[i]).exp();
-                b += (pb / o.frame_len as f64 - 1.0).abs();
-                c += (pc / o.compress_s - 1.0).abs();
-                d += (pd / o.decompress_s - 1.0).abs();
-            }
-            CodecFit {
-                codec,
-                bytes_mape: b / n,
-                compress_mape: c / n,
-                decompress_mape: d / n,
-            }
+        .zip(sums)
+        .map(|(&codec, [b, c, d])| CodecFit {
+            codec,
+            bytes_mape: b / n,
+            compress_mape: c / n,
+            decompress_mape: d / n,
         })
         .collect()
 }
