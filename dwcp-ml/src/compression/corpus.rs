@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub const MIN_FILE_LEN: u64 = 512;
 /// At most this much of a file is read; chunks are spread over that prefix.
 pub const MAX_READ_LEN: u64 = 16 << 20;
+/// The checksum list `scripts/fetch-compression-corpus.sh` writes at the corpus root:
+/// metadata about the corpus, not part of it, so [`scan`] skips it.
+pub const MANIFEST: &str = "MANIFEST.sha256";
 /// Share of files, in percent, that [`split_of`] assigns to the test side.
 pub const TEST_PERCENT: u32 = 30;
 
@@ -73,7 +76,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {
 
 /// Lists the regular files under `dir` (symlinks are not followed), sorted by
 /// relative path, keeping those of at least [`MIN_FILE_LEN`] bytes and, if `split`
-/// is given, only that side.
+/// is given, only that side. The [`MANIFEST`] at the root is not a corpus file.
 pub fn scan(dir: &Path, split: Option<Split>) -> Result<Vec<CorpusFile>, CorpusError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -93,7 +96,10 @@ pub fn scan(dir: &Path, split: Option<Split>) -> Result<Vec<CorpusFile>, CorpusE
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                if len >= MIN_FILE_LEN && split.is_none_or(|s| split_of(&relative) == s) {
+                if len >= MIN_FILE_LEN
+                    && relative != MANIFEST
+                    && split.is_none_or(|s| split_of(&relative) == s)
+                {
                     out.push(CorpusFile {
                         path,
                         relative,
@@ -209,6 +215,7 @@ mod tests {
             std::fs::write(sub.join(format!("f{i}")), vec![i as u8; 600]).expect("write");
         }
         std::fs::write(dir.join("tiny"), b"x").expect("write");
+        std::fs::write(dir.join(MANIFEST), vec![b'0'; 600]).expect("write");
         let all = scan(&dir, None).expect("scan");
         assert_eq!(all.len(), 20);
         assert!(all.iter().all(|f| f.relative.starts_with("sub/")));
