@@ -65,27 +65,23 @@ impl dwcp_core::MessageKind for BullsharkMessage {
 }
 
 impl crate::sim::Adversarial for BullsharkMessage {
-    fn statement(&self) -> Option<(dwcp_core::NodeId, crate::sim::StatementKey, Digest)> {
-        use crate::sim::StatementKey;
+    fn statements(&self, out: &mut Vec<crate::sim::Statement>) {
         match self {
-            BullsharkMessage::Header(h) => Some((
-                h.author(),
-                StatementKey {
-                    kind: "header",
-                    view: h.value().round,
-                    seq: 0,
-                },
-                *h.digest(),
-            )),
-            BullsharkMessage::Vote(v) => Some((
-                v.author(),
-                StatementKey {
-                    kind: "vote",
-                    view: v.value().round,
-                    seq: u64::from(v.value().author.0),
-                },
-                v.value().header,
-            )),
+            BullsharkMessage::Header(h) => header_statement(h, out),
+            BullsharkMessage::Vote(v) => vote_statement(v, out),
+            BullsharkMessage::Certificate(c) => certificate_statements(c, out),
+            BullsharkMessage::Certificates(cs) => {
+                cs.iter().for_each(|c| certificate_statements(c, out))
+            }
+            _ => {}
+        }
+    }
+
+    fn round(&self) -> Option<u64> {
+        match self {
+            BullsharkMessage::Header(h) => Some(h.value().round),
+            BullsharkMessage::Vote(v) => Some(v.value().round),
+            BullsharkMessage::Certificate(c) => Some(c.header.value().round),
             _ => None,
         }
     }
@@ -106,4 +102,33 @@ fn tamper(c: &mut Certificate) {
         Some(v) => v.corrupt_signature(),
         None => c.header.corrupt_signature(),
     }
+}
+
+fn header_statement(h: &Signed<Header>, out: &mut Vec<crate::sim::Statement>) {
+    out.push(crate::sim::Statement {
+        author: h.author(),
+        key: crate::sim::StatementKey {
+            kind: "header",
+            view: h.value().round,
+            seq: 0,
+        },
+        digest: *h.digest(),
+    });
+}
+
+fn vote_statement(v: &Signed<HeaderVote>, out: &mut Vec<crate::sim::Statement>) {
+    out.push(crate::sim::Statement {
+        author: v.author(),
+        key: crate::sim::StatementKey {
+            kind: "vote",
+            view: v.value().round,
+            seq: u64::from(v.value().author.0),
+        },
+        digest: v.value().header,
+    });
+}
+
+fn certificate_statements(c: &Certificate, out: &mut Vec<crate::sim::Statement>) {
+    header_statement(&c.header, out);
+    c.votes.iter().for_each(|v| vote_statement(v, out));
 }

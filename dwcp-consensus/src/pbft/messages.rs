@@ -146,35 +146,42 @@ pub fn batch_digest(batch: &[Bytes]) -> Digest {
 }
 
 impl crate::sim::Adversarial for PbftMessage {
-    fn statement(&self) -> Option<(dwcp_core::NodeId, crate::sim::StatementKey, Digest)> {
-        use crate::sim::StatementKey;
-        let key = |kind, view, seq| StatementKey { kind, view, seq };
+    fn statements(&self, out: &mut Vec<crate::sim::Statement>) {
+        use statements::*;
         match self {
-            PbftMessage::PrePrepare(s) => {
-                let v = s.value();
-                Some((s.author(), key("pre-prepare", v.view, v.seq), v.digest))
-            }
-            PbftMessage::Vote(s) => {
-                let v = s.value();
-                let kind = match v.phase {
-                    Phase::Prepare => "prepare",
-                    Phase::Commit => "commit",
-                };
-                Some((s.author(), key(kind, v.view, v.seq), v.digest))
-            }
-            PbftMessage::Checkpoint(s) => {
-                let v = s.value();
-                Some((s.author(), key("checkpoint", 0, v.seq), v.state))
-            }
-            PbftMessage::ViewChange(s) => Some((
-                s.author(),
-                key("view-change", s.value().new_view, 0),
-                *s.digest(),
-            )),
+            PbftMessage::PrePrepare(s) => pre_prepare(s, out),
+            PbftMessage::Vote(s) => vote(s, out),
+            PbftMessage::Checkpoint(s) => checkpoint(s, out),
+            PbftMessage::ViewChange(s) => view_change(s, out),
             PbftMessage::NewView(s) => {
-                Some((s.author(), key("new-view", s.value().view, 0), *s.digest()))
+                out.push(envelope(s, "new-view", s.value().view));
+                for vc in &s.value().view_changes {
+                    view_change(vc, out);
+                }
+                for pp in &s.value().pre_prepares {
+                    pre_prepare(pp, out);
+                }
             }
-            PbftMessage::Fetch { .. } | PbftMessage::Entries(_) | PbftMessage::Request(_) => None,
+            PbftMessage::Entries(es) => {
+                for e in es {
+                    pre_prepare(&e.pre_prepare, out);
+                    e.commits.iter().for_each(|c| vote(c, out));
+                }
+            }
+            PbftMessage::Fetch { .. } | PbftMessage::Request(_) => {}
+        }
+    }
+
+    fn round(&self) -> Option<u64> {
+        match self {
+            PbftMessage::PrePrepare(s) => Some(s.value().view),
+            PbftMessage::Vote(s) => Some(s.value().view),
+            PbftMessage::ViewChange(s) => Some(s.value().new_view),
+            PbftMessage::NewView(s) => Some(s.value().view),
+            PbftMessage::Checkpoint(_)
+            | PbftMessage::Fetch { .. }
+            | PbftMessage::Entries(_)
+            | PbftMessage::Request(_) => None,
         }
     }
 
@@ -191,6 +198,66 @@ impl crate::sim::Adversarial for PbftMessage {
                     e.pre_prepare.corrupt_signature();
                 }
             }
+        }
+    }
+}
+
+/// The signed statements inside PBFT messages, for the simulator's checker.
+mod statements {
+    use super::*;
+    use crate::sim::{Statement, StatementKey};
+
+    fn key(kind: &'static str, view: View, seq: Seq) -> StatementKey {
+        StatementKey { kind, view, seq }
+    }
+
+    /// A whole signed envelope as one statement, keyed by kind and view.
+    pub(super) fn envelope<T>(s: &Signed<T>, kind: &'static str, view: View) -> Statement {
+        Statement {
+            author: s.author(),
+            key: key(kind, view, 0),
+            digest: *s.digest(),
+        }
+    }
+
+    pub(super) fn pre_prepare(s: &Signed<PrePrepare>, out: &mut Vec<Statement>) {
+        let v = s.value();
+        out.push(Statement {
+            author: s.author(),
+            key: key("pre-prepare", v.view, v.seq),
+            digest: v.digest,
+        });
+    }
+
+    pub(super) fn vote(s: &Signed<Vote>, out: &mut Vec<Statement>) {
+        let v = s.value();
+        let kind = match v.phase {
+            Phase::Prepare => "prepare",
+            Phase::Commit => "commit",
+        };
+        out.push(Statement {
+            author: s.author(),
+            key: key(kind, v.view, v.seq),
+            digest: v.digest,
+        });
+    }
+
+    pub(super) fn checkpoint(s: &Signed<CheckpointVote>, out: &mut Vec<Statement>) {
+        let v = s.value();
+        out.push(Statement {
+            author: s.author(),
+            key: key("checkpoint", 0, v.seq),
+            digest: v.state,
+        });
+    }
+
+    pub(super) fn view_change(s: &Signed<ViewChange>, out: &mut Vec<Statement>) {
+        let v = s.value();
+        out.push(envelope(s, "view-change", v.new_view));
+        v.stable_proof.iter().for_each(|c| checkpoint(c, out));
+        for cert in &v.prepared {
+            pre_prepare(&cert.pre_prepare, out);
+            cert.prepares.iter().for_each(|p| vote(p, out));
         }
     }
 }

@@ -265,11 +265,42 @@ impl Pbft {
                 }
             }
         }
+        self.restore_own_new_view();
         self.next_seq = self
             .next_seq
             .max(self.last_executed + 1)
             .max(self.stable_seq + 1);
         Ok(())
+    }
+
+    /// A stored NEW-VIEW of the current view is one this replica issued as its
+    /// primary: it is in that view, and the pre-prepares the NEW-VIEW re-issued are
+    /// its own at their sequence numbers, whether or not their own records reached
+    /// the store before a crash. Without this a restarted primary could sign a
+    /// second batch for a (view, seq) its NEW-VIEW already fixed.
+    fn restore_own_new_view(&mut self) {
+        let Some(nv) = self.new_view.clone() else {
+            return;
+        };
+        let view = nv.value().view;
+        if view != self.view {
+            return;
+        }
+        if self.changing.as_ref().is_some_and(|c| c.target == view) {
+            self.changing = None;
+            self.own_view_change = None;
+        }
+        for pp in &nv.value().pre_prepares {
+            let v = pp.value();
+            self.my_pre_prepares.insert(v.seq, (v.view, v.digest));
+            self.next_seq = self.next_seq.max(v.seq + 1);
+            if v.seq > self.stable_seq && v.seq > self.last_executed {
+                let slot = self.slots.entry(v.seq).or_default();
+                if slot.view().is_none_or(|w| w <= view) {
+                    slot.pre_prepare = Some(pp.clone());
+                }
+            }
+        }
     }
 
     fn is_primary(&self) -> bool {
@@ -911,8 +942,9 @@ impl Pbft {
             progressed = true;
         }
         if progressed {
-            // Slots we executed through catch-up are done; checkpoints may now be stable.
-            self.slots.retain(|s, _| *s > self.last_executed);
+            // The slots stay until a stable checkpoint covers them: a prepared
+            // certificate of a slot executed here is evidence the next view change
+            // must carry, or a new primary could fill that slot with another batch.
             let seqs: Vec<Seq> = self.checkpoint_votes.keys().copied().collect();
             for s in seqs {
                 self.check_stable(now, s, fx);
@@ -1125,8 +1157,13 @@ impl Pbft {
         let Some(c) = self.changing.clone() else {
             return;
         };
-        if self.committee.leader(c.target) != self.id {
-            return;
+        if self.committee.leader(c.target) != self.id
+            || self
+                .new_view
+                .as_ref()
+                .is_some_and(|nv| nv.value().view >= c.target)
+        {
+            return; // not ours to announce, or announced already
         }
         let Some(vcs) = self.view_changes.get(&c.target) else {
             return;

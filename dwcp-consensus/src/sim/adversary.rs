@@ -16,11 +16,26 @@ pub struct StatementKey {
     pub seq: u64,
 }
 
+/// One signed statement: who signed it, what it is about, and what it asserts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Statement {
+    /// The signer.
+    pub author: NodeId,
+    /// What the statement is about.
+    pub key: StatementKey,
+    /// What it asserts (the digest of the proposal, vote target or envelope).
+    pub digest: Digest,
+}
+
 /// Message hooks the simulator's Byzantine actors and checkers use.
 pub trait Adversarial {
-    /// The statement this message makes on its author's behalf, if any: author,
-    /// key and digest of what is asserted.
-    fn statement(&self) -> Option<(NodeId, StatementKey, Digest)>;
+    /// Every signed statement this message carries: its own, and every one embedded
+    /// in it (votes inside certificates, view changes inside a new view, certified
+    /// entries in a state transfer), each under its own author.
+    fn statements(&self, out: &mut Vec<Statement>);
+    /// The view or round this message belongs to, for schedules that partition the
+    /// network by round (Twins); `None` for messages of no particular round.
+    fn round(&self) -> Option<u64>;
     /// Damages the signature (for the bad-signature actor); a no-op for unsigned messages.
     fn tamper_signature(&mut self);
 }
@@ -44,12 +59,27 @@ pub enum Behaviour {
     Replay,
     /// Honest, but crashes at random effect boundaries and restarts from storage.
     Crash,
+    /// Runs the honest engine, but a [`super::Script`] decides where its messages go
+    /// and may send further validly signed messages in its name.
+    Scripted,
+    /// Twins (Bano et al., OPODIS 2021): two honest instances sharing one key and
+    /// identity, each with its own state; a [`super::Script`] (usually
+    /// [`super::twins::TwinsSchedule`]) decides which instances hear each other.
+    Twin,
 }
 
 impl Behaviour {
     /// Whether the checkers hold this node to the protocol (crashing nodes are honest).
     pub fn is_honest(self) -> bool {
         matches!(self, Behaviour::Honest | Behaviour::Crash)
+    }
+
+    /// How many engine instances a node with this behaviour runs on its key.
+    pub fn instances(self) -> usize {
+        match self {
+            Behaviour::Equivocate | Behaviour::Twin => 2,
+            _ => 1,
+        }
     }
 }
 
@@ -64,6 +94,8 @@ impl std::str::FromStr for Behaviour {
             "badsig" => Behaviour::BadSig,
             "replay" => Behaviour::Replay,
             "crash" => Behaviour::Crash,
+            "scripted" => Behaviour::Scripted,
+            "twin" => Behaviour::Twin,
             other => return Err(format!("unknown behaviour {other:?}")),
         })
     }

@@ -3,7 +3,7 @@
 
 use super::adversary::StatementKey;
 use dwcp_core::{Committed, Digest, NodeId, Seq, Time};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Watches what honest nodes commit and sign.
 #[derive(Debug, Default)]
@@ -17,8 +17,11 @@ pub struct Checker {
     submitted: HashMap<Digest, Time>,
     /// Where each transaction was committed.
     placed: HashMap<Digest, Seq>,
-    /// How many honest nodes committed each transaction.
+    /// How many distinct honest nodes committed each transaction.
     commit_count: HashMap<Digest, usize>,
+    /// Which honest node committed which transaction, so that a node committing one
+    /// twice counts once towards liveness.
+    committed_by: HashSet<(Digest, NodeId)>,
     statements: Vec<BTreeMap<StatementKey, Digest>>,
     /// Commit latency samples, microseconds.
     pub latencies: Vec<u64>,
@@ -98,23 +101,26 @@ impl Checker {
                     self.placed.insert(d, c.seq);
                 }
             }
-            *self.commit_count.entry(d).or_default() += 1;
+            if self.committed_by.insert((d, node)) {
+                *self.commit_count.entry(d).or_default() += 1;
+            }
             self.latencies.push(now.since(sent).as_micros() as u64);
         }
     }
 
-    /// Honest node `node` signed statement `key` asserting `digest`.
+    /// Honest node `node` signed statement `key` asserting `digest` (statements of
+    /// other nodes are ignored).
     pub fn on_statement(&mut self, node: NodeId, key: StatementKey, digest: Digest) {
         if !self.honest[node.index()] {
             return;
         }
-        let prev = self.statements[node.index()].insert(key, digest);
-        if let Some(p) = prev {
-            if p != digest {
-                self.violation(format!(
-                    "{node} contradicted itself: {key:?} {p:?} then {digest:?}"
-                ));
-            }
+        // Compared with the first statement under this key, so that one
+        // contradiction is reported once, not at every repeat.
+        let first = *self.statements[node.index()].entry(key).or_insert(digest);
+        if first != digest {
+            self.violation(format!(
+                "{node} contradicted itself: {key:?} {first:?} then {digest:?}"
+            ));
         }
     }
 

@@ -10,13 +10,16 @@
 pub mod adversary;
 pub mod checker;
 pub mod network;
+pub mod pbft_actors;
 mod runner;
 pub mod scenario;
+pub mod script;
 
-pub use adversary::{Adversarial, Behaviour, StatementKey};
+pub use adversary::{Adversarial, Behaviour, Statement, StatementKey};
 pub use network::{LinkModel, Network, Partition};
 pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
 pub use scenario::{
-    check_seeds, run_engine, scenario, sim_bullshark_config, sim_pbft_config, EngineKind,
-    SweepSummary,
+    bullshark_simulation, check_seeds, pbft_simulation, run_engine, scenario, sim_bullshark_config,
+    sim_pbft_config, EngineKind, SweepSummary,
 };
+pub use script::{Endpoint, Fate, Script, ScriptCtx};

@@ -1,8 +1,9 @@
 //! The discrete-event loop: one seed fixes every delay, loss, crash and attack.
 
-use super::adversary::{Adversarial, Behaviour};
+use super::adversary::{Adversarial, Behaviour, Statement};
 use super::checker::Checker;
 use super::network::Network;
+use super::script::{Endpoint, Fate, Script, ScriptCtx};
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
 use dwcp_core::crypto::SignatureScheme;
@@ -109,6 +110,8 @@ pub struct SimReport {
 enum Event {
     Deliver {
         to: NodeId,
+        /// One instance of `to`, or `None` for all of them.
+        inst: Option<u8>,
         from: NodeId,
         bytes: Bytes,
     },
@@ -123,6 +126,7 @@ enum Event {
     Crash(NodeId),
     Restart(NodeId),
     Replay(NodeId),
+    Wake,
 }
 
 struct Scheduled {
@@ -155,8 +159,11 @@ struct Node<E: Engine> {
     up: bool,
     incarnation: u64,
     timers: HashMap<(u8, TimerId), u64>,
-    crash_at_effect: Option<usize>,
+    /// Crash at an effect boundary of the next input, drawn once its effects are known.
+    crash_pending: bool,
     history: VecDeque<Bytes>,
+    /// Last view or round each instance sent a message of (for round-based schedules).
+    round: [u64; 2],
 }
 
 /// A deterministic simulation of one committee.
@@ -175,6 +182,10 @@ pub struct Simulation<E: Engine, F> {
     report: SimReport,
     tx_counter: u64,
     fx: Effects<E::Message>,
+    script: Option<Box<dyn Script<E::Message>>>,
+    /// Nodes a script speaks for.
+    controlled: Vec<bool>,
+    statements: Vec<Statement>,
 }
 
 const MAX_HISTORY: usize = 512;
@@ -212,8 +223,9 @@ where
                 up: false,
                 incarnation: 0,
                 timers: HashMap::new(),
-                crash_at_effect: None,
+                crash_pending: false,
                 history: VecDeque::new(),
+                round: [0; 2],
             })
             .collect();
         Simulation {
@@ -234,7 +246,23 @@ where
             checker: Checker::new(honest),
             tx_counter: 0,
             fx: Effects::new(),
+            script: None,
+            controlled: Vec::new(),
+            statements: Vec::new(),
         }
+    }
+
+    /// Hands the network schedule and the voices of the [`Behaviour::Scripted`] and
+    /// [`Behaviour::Twin`] nodes to `script`.
+    pub fn with_script(mut self, script: impl Script<E::Message> + 'static) -> Self {
+        self.script = Some(Box::new(script));
+        self
+    }
+
+    /// Wakes the script at `at` (as if it had asked with [`ScriptCtx::wake_at`]).
+    pub fn wake_script_at(mut self, at: Time) -> Self {
+        self.schedule(at, Event::Wake);
+        self
     }
 
     fn schedule(&mut self, at: Time, event: Event) {
@@ -253,6 +281,11 @@ where
 
     /// Runs to the end and reports.
     pub fn run(mut self) -> SimReport {
+        self.controlled = self
+            .nodes
+            .iter()
+            .map(|n| matches!(n.behaviour, Behaviour::Scripted | Behaviour::Twin))
+            .collect();
         for i in 0..self.cfg.nodes {
             let id = NodeId(i as u16);
             match self.nodes[i].behaviour {
@@ -290,11 +323,7 @@ where
             .store
             .recover(self.cfg.restore_tail)
             .unwrap_or_default();
-        let twins = if self.nodes[i].behaviour == Behaviour::Equivocate {
-            2
-        } else {
-            1
-        };
+        let twins = self.nodes[i].behaviour.instances();
         for inst in 0..twins {
             let e = (self.build)(
                 self.keys[i].clone(),
@@ -313,7 +342,12 @@ where
 
     fn step(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, from, bytes } => self.deliver(to, from, bytes),
+            Event::Deliver {
+                to,
+                inst,
+                from,
+                bytes,
+            } => self.deliver(to, inst, from, bytes),
             Event::Timer {
                 node,
                 inst,
@@ -331,21 +365,51 @@ where
             Event::Burst => self.burst(),
             Event::Crash(id) => {
                 if self.nodes[id.index()].up {
-                    // Walk through the effect boundaries in turn: before the first
-                    // effect, between each pair, after the last.
-                    let k = (self.report.crashes % 8) as usize;
-                    self.nodes[id.index()].crash_at_effect = Some(k);
+                    self.nodes[id.index()].crash_pending = true;
                 }
             }
             Event::Restart(id) => {
                 self.boot(id);
-                if self.now < self.cfg.crash.until {
+                if self.nodes[id.index()].behaviour == Behaviour::Crash
+                    && self.now < self.cfg.crash.until
+                {
                     let d = self.exp_delay(self.cfg.crash.mean_uptime);
                     self.schedule(self.now.after(d), Event::Crash(id));
                 }
             }
             Event::Replay(id) => self.replay(id),
+            Event::Wake => self.with_script_ctx(|script, ctx| script.wake(ctx)),
         }
+    }
+
+    /// Runs `f` on the script, then carries out what it asked for.
+    fn with_script_ctx<R: Default>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Script<E::Message>, &mut ScriptCtx<'_, E::Message>) -> R,
+    ) -> R {
+        let Some(mut script) = self.script.take() else {
+            return R::default();
+        };
+        let mut ctx = ScriptCtx {
+            now: self.now,
+            keys: &self.keys,
+            controlled: &self.controlled,
+            sends: Vec::new(),
+            wakes: Vec::new(),
+            round: 0,
+        };
+        let r = f(script.as_mut(), &mut ctx);
+        let (sends, wakes) = (ctx.sends, ctx.wakes);
+        self.script = Some(script);
+        for at in wakes {
+            self.schedule(at.max(self.now), Event::Wake);
+        }
+        for (from, to, msg) in sends {
+            if to != from {
+                self.transmit(from, to, None, Bytes::from(encode(&msg)), Duration::ZERO);
+            }
+        }
+        r
     }
 
     fn burst(&mut self) {
@@ -365,7 +429,11 @@ where
             if !self.nodes[i].up {
                 continue;
             }
-            if self.nodes[i].behaviour == Behaviour::Equivocate {
+            if self.nodes[i].behaviour == Behaviour::Twin {
+                for inst in 0..2 {
+                    self.input(id, inst, Input::Submit(txs.clone()));
+                }
+            } else if self.nodes[i].behaviour == Behaviour::Equivocate {
                 let (even, odd): (Vec<_>, Vec<_>) = txs
                     .iter()
                     .cloned()
@@ -387,7 +455,7 @@ where
         }
     }
 
-    fn deliver(&mut self, to: NodeId, from: NodeId, bytes: Bytes) {
+    fn deliver(&mut self, to: NodeId, inst: Option<u8>, from: NodeId, bytes: Bytes) {
         let node = &mut self.nodes[to.index()];
         if !node.up {
             return;
@@ -405,17 +473,22 @@ where
                 return;
             }
         };
-        if self.nodes[to.index()].instances[1].is_some() {
-            self.input(
-                to,
-                1,
-                Input::Message {
-                    from,
-                    msg: msg.clone(),
-                },
-            );
+        match inst {
+            Some(k) => self.input(to, k, Input::Message { from, msg }),
+            None => {
+                if self.nodes[to.index()].instances[1].is_some() {
+                    self.input(
+                        to,
+                        1,
+                        Input::Message {
+                            from,
+                            msg: msg.clone(),
+                        },
+                    );
+                }
+                self.input(to, 0, Input::Message { from, msg });
+            }
         }
-        self.input(to, 0, Input::Message { from, msg });
     }
 
     fn replay(&mut self, id: NodeId) {
@@ -427,7 +500,7 @@ where
                 let bytes = self.nodes[id.index()].history[k].clone();
                 let to = NodeId(self.rng.gen_range(0..n) as u16);
                 if to != id {
-                    self.transmit(id, to, bytes);
+                    self.transmit(id, to, None, bytes, Duration::ZERO);
                 }
             }
         }
@@ -435,11 +508,26 @@ where
         self.schedule(next, Event::Replay(id));
     }
 
-    fn transmit(&mut self, from: NodeId, to: NodeId, bytes: Bytes) {
+    fn transmit(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        inst: Option<u8>,
+        bytes: Bytes,
+        extra: Duration,
+    ) {
         self.report.messages += 1;
         self.report.bytes += bytes.len() as u64;
         if let Some(at) = self.network.deliver_at(self.now, from, to, &mut self.rng) {
-            self.schedule(at, Event::Deliver { to, from, bytes });
+            self.schedule(
+                at.after(extra),
+                Event::Deliver {
+                    to,
+                    inst,
+                    from,
+                    bytes,
+                },
+            );
         }
     }
 
@@ -451,18 +539,37 @@ where
         let mut fx = std::mem::take(&mut self.fx);
         engine.handle(self.now, input, &mut fx);
         self.nodes[i].instances[inst as usize] = Some(engine);
-        let crash_at = self.nodes[i].crash_at_effect.take();
+        // A crash falls on any boundary of this input's effects with equal odds:
+        // before the first, between two, or after the last.
+        let crash_at = if std::mem::take(&mut self.nodes[i].crash_pending) {
+            Some(self.rng.gen_range(0..=fx.len()))
+        } else {
+            None
+        };
         let mut crashed = false;
         for (k, effect) in fx.drain().enumerate() {
             if crash_at == Some(k) {
                 crashed = true;
                 break;
             }
+            let scripted_crash = match self.script.as_mut() {
+                Some(s) => s.crash_after(
+                    Endpoint {
+                        node: id,
+                        instance: inst,
+                    },
+                    &effect,
+                ),
+                None => false,
+            };
             self.apply(id, inst, effect);
+            if scripted_crash {
+                crashed = true;
+                break;
+            }
         }
         if crash_at.is_some() && !crashed {
-            // Fewer effects than the chosen boundary: crash after the last one.
-            crashed = true;
+            crashed = true; // the boundary after the last effect
         }
         self.fx = fx;
         if crashed {
@@ -549,10 +656,19 @@ where
 
     fn route(&mut self, id: NodeId, inst: u8, to: Option<NodeId>, mut msg: E::Message) {
         let behaviour = self.nodes[id.index()].behaviour;
-        if let Some((author, key, digest)) = msg.statement() {
-            if author == id {
-                self.checker.on_statement(id, key, digest);
+        if behaviour.is_honest() {
+            // Every statement an honest node passes on was verified by it, so each
+            // is its author's own; the checker holds honest authors to them.
+            let mut st = std::mem::take(&mut self.statements);
+            msg.statements(&mut st);
+            for s in st.drain(..) {
+                self.checker.on_statement(s.author, s.key, s.digest);
             }
+            self.statements = st;
+        }
+        if let Some(r) = msg.round() {
+            let last = &mut self.nodes[id.index()].round[inst as usize];
+            *last = (*last).max(r);
         }
         if behaviour == Behaviour::BadSig && self.rng.gen_bool(0.7) {
             msg.tamper_signature();
@@ -584,6 +700,18 @@ where
             if behaviour == Behaviour::Equivocate && (r.index() % 2) as u8 != inst {
                 continue;
             }
+            if self.script.is_some() {
+                self.scripted_transmit(
+                    Endpoint {
+                        node: id,
+                        instance: inst,
+                    },
+                    r,
+                    &msg,
+                    &bytes,
+                );
+                continue;
+            }
             if behaviour == Behaviour::Replay {
                 let h = &mut self.nodes[id.index()].history;
                 if h.len() >= MAX_HISTORY {
@@ -591,7 +719,34 @@ where
                 }
                 h.push_back(bytes.clone());
             }
-            self.transmit(id, r, bytes.clone());
+            self.transmit(id, r, None, bytes.clone(), Duration::ZERO);
+        }
+    }
+
+    /// Sends one message to each instance of `to` as the script decides.
+    fn scripted_transmit(&mut self, from: Endpoint, to: NodeId, msg: &E::Message, bytes: &Bytes) {
+        let instances = self.nodes[to.index()].behaviour.instances() as u8;
+        let round = msg
+            .round()
+            .unwrap_or(self.nodes[from.node.index()].round[from.instance as usize]);
+        for k in 0..instances {
+            let dest = Endpoint {
+                node: to,
+                instance: k,
+            };
+            let fate = self.with_script_ctx(|s, ctx| {
+                ctx.round = round;
+                Some(s.route(ctx, from, dest, msg))
+            });
+            let inst = (instances > 1).then_some(k);
+            match fate.unwrap_or(Fate::Deliver) {
+                Fate::Deliver => self.transmit(from.node, to, inst, bytes.clone(), Duration::ZERO),
+                Fate::Delay(d) => self.transmit(from.node, to, inst, bytes.clone(), d),
+                Fate::Drop => {
+                    self.report.messages += 1;
+                    self.report.bytes += bytes.len() as u64;
+                }
+            }
         }
     }
 

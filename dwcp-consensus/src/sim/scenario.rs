@@ -6,7 +6,7 @@ use super::runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
 use crate::bullshark::{BullsharkConfig, BullsharkEngine};
 use crate::pbft::{Pbft, PbftConfig};
 use dwcp_core::crypto::SignatureScheme;
-use dwcp_core::{NodeId, Time};
+use dwcp_core::{Committee, NodeId, NodeKeys, Recovered, Time};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -113,25 +113,35 @@ pub fn scenario(
 /// Runs one configured simulation of `kind`.
 pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
     match kind {
-        EngineKind::Pbft => {
-            let pcfg = sim_pbft_config();
-            Simulation::new(cfg, move |keys, committee, recovered| {
-                let id: NodeId = keys.id;
-                Pbft::new(keys, committee, pcfg.clone(), recovered)
-                    .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
-            })
-            .run()
-        }
-        EngineKind::Bullshark => {
-            let bcfg = sim_bullshark_config();
-            Simulation::new(cfg, move |keys, committee, recovered| {
-                let id: NodeId = keys.id;
-                BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)
-                    .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
-            })
-            .run()
-        }
+        EngineKind::Pbft => pbft_simulation(cfg).run(),
+        EngineKind::Bullshark => bullshark_simulation(cfg).run(),
     }
+}
+
+/// A simulation of PBFT replicas configured by [`sim_pbft_config`], ready for a
+/// script ([`Simulation::with_script`]) or to run.
+pub fn pbft_simulation(
+    cfg: SimConfig,
+) -> Simulation<Pbft, impl FnMut(NodeKeys, Committee, Recovered) -> Pbft> {
+    let pcfg = sim_pbft_config();
+    Simulation::new(cfg, move |keys, committee, recovered| {
+        let id: NodeId = keys.id;
+        Pbft::new(keys, committee, pcfg.clone(), recovered)
+            .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
+    })
+}
+
+/// A simulation of Bullshark nodes configured by [`sim_bullshark_config`], ready
+/// for a script ([`Simulation::with_script`]) or to run.
+pub fn bullshark_simulation(
+    cfg: SimConfig,
+) -> Simulation<BullsharkEngine, impl FnMut(NodeKeys, Committee, Recovered) -> BullsharkEngine> {
+    let bcfg = sim_bullshark_config();
+    Simulation::new(cfg, move |keys, committee, recovered| {
+        let id: NodeId = keys.id;
+        BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)
+            .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
+    })
 }
 
 /// Bullshark as the scenarios run it: small batches sealed quickly, a header at
