@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use dwcp::core::codec::{decode, encode, DEFAULT_MAX_FRAME};
 use dwcp::core::crypto::{R255Vrf, SignatureScheme, Vrf};
-use dwcp::core::{Committee, Digest, NodeId, Seq, Signed, View};
+use dwcp::core::{Committee, Digest, NodeId, Seq, Signable, Signed, View};
 use serde::{Deserialize, Serialize};
 
 /// A consensus-vote-like payload (what PBFT prepares and commits carry).
@@ -22,10 +22,18 @@ struct Vote {
     digest: Digest,
 }
 
+impl Signable for Vote {
+    const DOMAIN: &'static str = "dwcp bench vote v1";
+}
+
 /// A batch of client transactions as it travels in a proposal.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Batch {
     txs: Vec<Bytes>,
+}
+
+impl Signable for Batch {
+    const DOMAIN: &'static str = "dwcp bench batch v1";
 }
 
 const TX_SIZE: usize = 512;
@@ -129,7 +137,7 @@ fn envelopes(c: &mut Criterion) {
 
 fn bench_envelope<T>(c: &mut Criterion, group: &str, signed: &Signed<T>, committee: &Committee)
 where
-    T: Serialize + serde::de::DeserializeOwned + Clone,
+    T: Signable + Clone,
 {
     let wire = encode(signed);
     let back: Signed<T> = decode(&wire, DEFAULT_MAX_FRAME).expect("valid envelope");

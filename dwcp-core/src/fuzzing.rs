@@ -36,6 +36,10 @@ pub struct FuzzVote {
     pub parents: Vec<Digest>,
 }
 
+impl crate::Signable for FuzzVote {
+    const DOMAIN: &'static str = "dwcp fuzz vote v1";
+}
+
 /// What [`check_envelope`] found; tests use it to show they reach the deep paths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnvelopeOutcome {

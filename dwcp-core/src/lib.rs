@@ -2,6 +2,7 @@
 //! VRF, the [`Committee`], the `postcard` wire codec with size bounds, signed
 //! envelopes, the sans-IO [`Engine`] contract, and [`storage`].
 
+pub mod application;
 pub mod codec;
 pub mod committee;
 pub mod crypto;
@@ -13,6 +14,7 @@ pub mod signed;
 pub mod storage;
 pub mod transactions;
 
+pub use application::{AcceptAll, Refused, SharedValidator, Validator};
 pub use committee::{Committee, Member, NodeKeys};
 pub use digest::Digest;
 pub use engine::{
@@ -20,4 +22,4 @@ pub use engine::{
     ProposalCommitted, Record, Recovered, TimerId, WalKey,
 };
 pub use ids::{NodeId, Round, Seq, Time, View};
-pub use signed::Signed;
+pub use signed::{Signable, Signed};

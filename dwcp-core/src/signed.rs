@@ -1,6 +1,8 @@
 //! Signed envelopes: a value, the exact bytes that encode it, and a signature over
 //! the hash of those bytes. The bytes that travel are the bytes that were signed;
-//! nothing is re-encoded before verification.
+//! nothing is re-encoded before verification. Every signed type has its own signing
+//! domain ([`Signable::DOMAIN`]), hashed in with the bytes: a signature on one kind
+//! of statement is never valid for another kind whose bytes happen to decode.
 
 use crate::codec::{decode, encode};
 use crate::committee::Committee;
@@ -10,7 +12,12 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-const DOMAIN: &str = "dwcp signed envelope v1";
+/// A type that is signed and sent in a [`Signed`] envelope.
+pub trait Signable: Serialize + DeserializeOwned {
+    /// The signing domain of this type: unique per type and protocol, versioned
+    /// (for example `"dwcp pbft vote v1"`).
+    const DOMAIN: &'static str;
+}
 
 /// A value signed by a committee member.
 ///
@@ -25,15 +32,15 @@ pub struct Signed<T> {
     value: T,
 }
 
-fn envelope_digest(author: NodeId, bytes: &[u8]) -> Digest {
-    Digest::of_parts(DOMAIN, &[&author.0.to_le_bytes(), bytes])
+fn envelope_digest<T: Signable>(author: NodeId, bytes: &[u8]) -> Digest {
+    Digest::of_parts(T::DOMAIN, &[&author.0.to_le_bytes(), bytes])
 }
 
-impl<T: Serialize> Signed<T> {
+impl<T: Signable> Signed<T> {
     /// Encodes and signs `value` as `author`.
     pub fn new(value: T, author: NodeId, key: &SigningKey) -> Signed<T> {
         let bytes = Bytes::from(encode(&value));
-        let digest = envelope_digest(author, &bytes);
+        let digest = envelope_digest::<T>(author, &bytes);
         let signature = key.sign(&digest);
         Signed {
             author,
@@ -134,12 +141,12 @@ impl<T> Serialize for Signed<T> {
     }
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Signed<T> {
+impl<'de, T: Signable> Deserialize<'de> for Signed<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WireOwned::deserialize(d)?;
         // The inner bytes are bounded by the outer frame, which the caller bounded.
         let value = decode::<T>(&w.bytes, usize::MAX).map_err(serde::de::Error::custom)?;
-        let digest = envelope_digest(w.author, &w.bytes);
+        let digest = envelope_digest::<T>(w.author, &w.bytes);
         Ok(Signed {
             author: w.author,
             bytes: w.bytes,
@@ -161,6 +168,41 @@ mod tests {
     struct Vote {
         round: u64,
         block: Vec<u8>,
+    }
+
+    impl Signable for Vote {
+        const DOMAIN: &'static str = "dwcp test vote v1";
+    }
+
+    /// The same fields under another type: its bytes decode as a `Vote`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Proposal {
+        round: u64,
+        block: Vec<u8>,
+    }
+
+    impl Signable for Proposal {
+        const DOMAIN: &'static str = "dwcp test proposal v1";
+    }
+
+    #[test]
+    fn a_signature_is_valid_only_for_the_type_it_was_made_for() {
+        let (c, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 1);
+        let p = Signed::new(
+            Proposal {
+                round: 3,
+                block: vec![1, 2],
+            },
+            NodeId(1),
+            &keys[1].signing,
+        );
+        assert!(p.verify(&c).is_ok());
+        let as_vote: Signed<Vote> = decode(&encode(&p), 1 << 20).expect("same shape decodes");
+        assert_eq!(as_vote.value().round, 3);
+        assert!(
+            as_vote.verify(&c).is_err(),
+            "a proposal's signature must not pass for a vote"
+        );
     }
 
     #[test]

@@ -298,6 +298,15 @@ pub fn load_keys(path: &Path, committee: &Committee) -> Result<NodeKeys, ConfigE
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    if f.scheme != committee.scheme() {
+        return Err(ConfigError::Invalid(format!(
+            "{}: the key's scheme {:?} is not the committee's {:?}",
+            path.display(),
+            f.scheme,
+            committee.scheme()
+        )));
+    }
+    refuse_stand_in(f.scheme, path)?;
     let keys = NodeKeys {
         id: NodeId(f.id),
         signing: SigningKey::from_seed(seed(&f.signing_seed, path)?, f.scheme),
@@ -326,10 +335,25 @@ pub fn save_committee(c: &Committee, path: &Path) -> Result<(), ConfigError> {
 
 /// Reads and validates a committee file.
 pub fn load_committee(path: &Path) -> Result<Committee, ConfigError> {
-    serde_json::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
+    let c: Committee = serde_json::from_str(&read(path)?).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    })
+    })?;
+    refuse_stand_in(c.scheme(), path)?;
+    Ok(c)
+}
+
+/// The simulator's insecure signature stand-in lets anyone who knows a public key
+/// forge signatures: a node must never run on it.
+fn refuse_stand_in(scheme: SignatureScheme, path: &Path) -> Result<(), ConfigError> {
+    if scheme == SignatureScheme::InsecureFast {
+        return Err(ConfigError::Invalid(format!(
+            "{}: the InsecureFast scheme is a simulator stand-in that anyone can forge; \
+             a node runs only on Ed25519",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -356,6 +380,24 @@ mod tests {
         assert!(load_keys(&dir.path().join("bad"), &c2).is_err());
         std::fs::write(dir.path().join("c.json"), "{").unwrap();
         assert!(load_committee(&dir.path().join("c.json")).is_err());
+    }
+
+    #[test]
+    fn the_insecure_stand_in_and_mismatched_schemes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fast, fast_keys) = Committee::deterministic(4, SignatureScheme::InsecureFast, 5);
+        save_committee(&fast, &dir.path().join("fast.json")).unwrap();
+        let e = load_committee(&dir.path().join("fast.json")).unwrap_err();
+        assert!(e.to_string().contains("InsecureFast"), "{e}");
+
+        // A stand-in key next to an Ed25519 committee: refused for its scheme.
+        let (c, _) = Committee::deterministic(4, SignatureScheme::Ed25519, 5);
+        save_keys(&fast_keys[1], &dir.path().join("k")).unwrap();
+        let e = load_keys(&dir.path().join("k"), &c).unwrap_err();
+        assert!(e.to_string().contains("scheme"), "{e}");
+        // And next to its own committee, refused as a stand-in.
+        let e = load_keys(&dir.path().join("k"), &fast).unwrap_err();
+        assert!(e.to_string().contains("InsecureFast"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,8 @@ struct Cli {
 enum Command {
     /// Run a consensus engine in the deterministic simulator with faulty nodes.
     Sim(cmd::sim::SimArgs),
+    /// Twins: run an engine with a twinned node under enumerated partitions.
+    Twins(cmd::twins::TwinsArgs),
     /// Write keys, a committee file and node configs for a local cluster.
     Keygen(cmd::keygen::KeygenArgs),
     /// Run one node from its config file.
@@ -34,6 +36,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Twins(args) => cmd::twins::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Demo(args) => cmd::demo::run(args),

@@ -20,3 +20,7 @@ pub struct Header {
     /// Digests of at least a quorum of distinct certificates of round `round - 1`.
     pub parents: Vec<Digest>,
 }
+
+impl dwcp_core::Signable for Header {
+    const DOMAIN: &'static str = "dwcp narwhal header v1";
+}

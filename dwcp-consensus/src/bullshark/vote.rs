@@ -22,6 +22,10 @@ pub struct HeaderVote {
     pub round: Round,
 }
 
+impl dwcp_core::Signable for HeaderVote {
+    const DOMAIN: &'static str = "dwcp narwhal vote v1";
+}
+
 impl HeaderVote {
     /// The vote that endorses `header`.
     pub fn for_header(header: &Signed<Header>) -> HeaderVote {

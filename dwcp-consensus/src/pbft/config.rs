@@ -5,8 +5,10 @@ use std::time::Duration;
 /// Parameters of a PBFT replica. The defaults suit a LAN or the simulator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PbftConfig {
-    /// Most transactions in one pre-prepare.
+    /// Most transactions in one pre-prepare; a backup refuses a larger one.
     pub batch_size: usize,
+    /// Most transaction bytes in one pre-prepare; a backup refuses a larger one.
+    pub max_batch_bytes: usize,
     /// A checkpoint every this many sequence numbers (K in the paper).
     pub checkpoint_interval: u64,
     /// Sequence numbers accepted above the stable checkpoint (L, the watermark window).
@@ -29,7 +31,9 @@ pub struct PbftConfig {
     /// send every transaction to every replica (as the simulator's client does).
     pub forward_requests: bool,
     /// Replace the quorum `⌈(n+f+1)/2⌉` with this many votes. Only for tests that show
-    /// the simulator catches the forks a too-small quorum causes; never set it otherwise.
+    /// the simulator catches the forks a too-small quorum causes; it exists only with
+    /// the `unsafe-test-hooks` feature.
+    #[cfg(feature = "unsafe-test-hooks")]
     pub unsafe_quorum_override: Option<usize>,
 }
 
@@ -37,6 +41,7 @@ impl Default for PbftConfig {
     fn default() -> Self {
         PbftConfig {
             batch_size: 512,
+            max_batch_bytes: 32 << 20,
             checkpoint_interval: 16,
             window: 64,
             tick: Duration::from_millis(50),
@@ -47,6 +52,7 @@ impl Default for PbftConfig {
             max_pending: 1 << 20,
             max_buffered: 8192,
             forward_requests: true,
+            #[cfg(feature = "unsafe-test-hooks")]
             unsafe_quorum_override: None,
         }
     }

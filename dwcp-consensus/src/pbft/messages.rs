@@ -17,6 +17,10 @@ pub struct PrePrepare {
     pub batch: Vec<Bytes>,
 }
 
+impl dwcp_core::Signable for PrePrepare {
+    const DOMAIN: &'static str = "dwcp pbft pre-prepare v1";
+}
+
 /// The phase a [`Vote`] belongs to; signed, so a prepare cannot pass for a commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Phase {
@@ -39,6 +43,10 @@ pub struct Vote {
     pub digest: Digest,
 }
 
+impl dwcp_core::Signable for Vote {
+    const DOMAIN: &'static str = "dwcp pbft vote v1";
+}
+
 /// A checkpoint vote: the sender's log digest after executing `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckpointVote {
@@ -46,6 +54,10 @@ pub struct CheckpointVote {
     pub seq: Seq,
     /// The hash chain of the committed log up to `seq`.
     pub state: Digest,
+}
+
+impl dwcp_core::Signable for CheckpointVote {
+    const DOMAIN: &'static str = "dwcp pbft checkpoint v1";
 }
 
 /// Proof that a batch was prepared: its pre-prepare and a quorum minus one of
@@ -71,6 +83,10 @@ pub struct ViewChange {
     pub prepared: Vec<PreparedCert>,
 }
 
+impl dwcp_core::Signable for ViewChange {
+    const DOMAIN: &'static str = "dwcp pbft view-change v1";
+}
+
 /// The new primary's announcement of `view` (§4.4): the view changes it used and
 /// the pre-prepares it re-issues, recomputable by every backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +98,10 @@ pub struct NewView {
     /// Pre-prepares for the sequence numbers between the checkpoint and the
     /// highest prepared one (an empty batch where nothing was prepared).
     pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+impl dwcp_core::Signable for NewView {
+    const DOMAIN: &'static str = "dwcp pbft new-view v1";
 }
 
 /// A committed batch with its proof, sent to a replica that fell behind.

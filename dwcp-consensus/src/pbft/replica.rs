@@ -9,6 +9,7 @@ use super::messages::{
 };
 use super::wal::{WalEntry, TAG_COMMIT, TAG_NEW_VIEW, TAG_PREPARE, TAG_PRE_PREPARE, TAG_VIEW};
 use bytes::Bytes;
+use dwcp_core::application::{accept_all, SharedValidator};
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::{
     Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
@@ -127,6 +128,12 @@ pub struct Pbft {
     own_proposals: BTreeMap<Seq, OwnProposal>,
     /// Own proposals that executed, waiting for [`Engine::drain_proposal_commits`].
     proposal_commits: VecDeque<ProposalCommitted>,
+    /// The application's admission rules.
+    validator: SharedValidator,
+    /// Pre-prepares refused: too large, or refused by the application.
+    invalid_proposals: u64,
+    /// Client transactions the application refused.
+    refused_transactions: u64,
 }
 
 impl Pbft {
@@ -141,9 +148,12 @@ impl Pbft {
         if !committee.contains(keys.id) {
             return Err(PbftError::NotAMember(keys.id));
         }
+        #[cfg(feature = "unsafe-test-hooks")]
         let quorum = cfg
             .unsafe_quorum_override
             .unwrap_or_else(|| committee.quorum_threshold());
+        #[cfg(not(feature = "unsafe-test-hooks"))]
+        let quorum = committee.quorum_threshold();
         let mut p = Pbft {
             id: keys.id,
             keys,
@@ -184,9 +194,20 @@ impl Pbft {
             restored: false,
             own_proposals: BTreeMap::new(),
             proposal_commits: VecDeque::new(),
+            validator: accept_all(),
+            invalid_proposals: 0,
+            refused_transactions: 0,
         };
         p.restore(recovered)?;
         Ok(p)
+    }
+
+    /// Checks transactions and proposals with `validator` (see
+    /// [`dwcp_core::Validator`]): refused transactions are dropped on arrival, and
+    /// this replica does not prepare a fresh proposal its application refuses.
+    pub fn with_validator(mut self, validator: SharedValidator) -> Pbft {
+        self.validator = validator;
+        self
     }
 
     fn restore(&mut self, rec: Recovered) -> Result<(), PbftError> {
@@ -360,6 +381,10 @@ impl Pbft {
             if self.executed.contains_key(&d) || self.pending_index.contains_key(&d) {
                 continue;
             }
+            if tx.len() > self.cfg.max_batch_bytes || self.validator.check_tx(&tx).is_err() {
+                self.refused_transactions += 1;
+                continue;
+            }
             let a = self.next_arrival;
             self.next_arrival += 1;
             self.pending.insert(a, (d, tx));
@@ -379,11 +404,15 @@ impl Pbft {
                 return;
             }
             let mut batch = Vec::with_capacity(self.cfg.batch_size.min(unproposed));
+            let mut bytes = 0;
             for (d, tx) in self.pending.values() {
-                if batch.len() >= self.cfg.batch_size {
+                if batch.len() >= self.cfg.batch_size
+                    || (!batch.is_empty() && bytes + tx.len() > self.cfg.max_batch_bytes)
+                {
                     break;
                 }
                 if self.proposed.insert(*d) {
+                    bytes += tx.len();
                     batch.push(tx.clone());
                 }
             }
@@ -475,7 +504,22 @@ impl Pbft {
         if batch_digest(&v.batch) != v.digest || pp.verify(&self.committee).is_err() {
             return;
         }
+        if !self.acceptable_batch(&v.batch) {
+            // Not prepared here: if no quorum prepares it, the request timers
+            // replace the primary.
+            self.invalid_proposals += 1;
+            return;
+        }
         self.accept_pre_prepare(now, pp, fx);
+    }
+
+    /// Whether a fresh proposal is within the size bounds and the application
+    /// accepts it. Batches a NEW-VIEW re-issues are not checked: a quorum prepared
+    /// them already, and refusing them could lose a committed batch.
+    fn acceptable_batch(&self, batch: &[Bytes]) -> bool {
+        batch.len() <= self.cfg.batch_size
+            && batch.iter().map(Bytes::len).sum::<usize>() <= self.cfg.max_batch_bytes
+            && self.validator.process_proposal(batch).is_ok()
     }
 
     /// Accepts a verified pre-prepare of the current view and sends our prepare.
@@ -1469,7 +1513,10 @@ impl Engine for Pbft {
             view: self.view,
             last_committed: self.last_executed,
             view_changes: self.view_changes_seen,
-            counters: Vec::new(),
+            counters: vec![
+                ("invalid_proposals".into(), self.invalid_proposals),
+                ("refused_transactions".into(), self.refused_transactions),
+            ],
         }
     }
 

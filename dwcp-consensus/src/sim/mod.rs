@@ -14,12 +14,15 @@ pub mod pbft_actors;
 mod runner;
 pub mod scenario;
 pub mod script;
+pub mod twins;
 
 pub use adversary::{Adversarial, Behaviour, Statement, StatementKey};
 pub use network::{LinkModel, Network, Partition};
 pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
 pub use scenario::{
-    bullshark_simulation, check_seeds, pbft_simulation, run_engine, scenario, sim_bullshark_config,
-    sim_pbft_config, EngineKind, SweepSummary,
+    bullshark_simulation, check_seeds, pbft_simulation, run_engine, run_twins, scenario,
+    sim_bullshark_config, sim_pbft_config, twins_random_sweep, twins_sweep, EngineKind,
+    SweepSummary,
 };
 pub use script::{Endpoint, Fate, Script, ScriptCtx};
+pub use twins::{TwinsCase, TwinsSummary};

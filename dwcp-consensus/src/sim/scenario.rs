@@ -3,6 +3,7 @@
 use super::adversary::Behaviour;
 use super::network::{LinkModel, Network, Partition};
 use super::runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
+use super::twins::{TwinsCase, TwinsSummary};
 use crate::bullshark::{BullsharkConfig, BullsharkEngine};
 use crate::pbft::{Pbft, PbftConfig};
 use dwcp_core::crypto::SignatureScheme;
@@ -116,6 +117,86 @@ pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
         EngineKind::Pbft => pbft_simulation(cfg).run(),
         EngineKind::Bullshark => bullshark_simulation(cfg).run(),
     }
+}
+
+/// Runs one Twins case of `kind` (see [`super::twins`]); `seed` fixes link delays.
+pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
+    let cfg = case.sim_config(seed);
+    match kind {
+        EngineKind::Pbft => pbft_simulation(cfg).with_script(case.clone()).run(),
+        EngineKind::Bullshark => bullshark_simulation(cfg).with_script(case.clone()).run(),
+    }
+}
+
+/// Runs the one-twin cases `ranks` of the space with `nodes` members and `rounds`
+/// scripted rounds on `threads` threads, and sums them up.
+pub fn twins_sweep(
+    kind: EngineKind,
+    nodes: usize,
+    rounds: usize,
+    ranks: std::ops::Range<u64>,
+    threads: usize,
+) -> TwinsSummary {
+    let threads = threads.max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let ranks = ranks.clone();
+                scope.spawn(move || {
+                    let mut sum = TwinsSummary::default();
+                    for rank in ranks.skip(t).step_by(threads) {
+                        let case = TwinsCase::unrank(nodes, rounds, rank);
+                        let r = run_twins(kind, &case, rank);
+                        sum.add(&format!("rank {rank}"), &case, &r);
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let mut total = TwinsSummary::default();
+        for w in workers {
+            total.merge(w.join().expect("a twins worker panicked"));
+        }
+        total
+    })
+}
+
+/// Runs random Twins cases number `cases` (`twins` twinned identities, `rounds`
+/// scripted rounds) of the sequence drawn from `seed`, on `threads` threads; case
+/// `i` depends only on `seed` and `i`, so any one reruns alone.
+pub fn twins_random_sweep(
+    kind: EngineKind,
+    nodes: usize,
+    twins: usize,
+    rounds: usize,
+    cases: std::ops::Range<u64>,
+    seed: u64,
+    threads: usize,
+) -> TwinsSummary {
+    let threads = threads.max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let cases = cases.clone();
+                scope.spawn(move || {
+                    let mut sum = TwinsSummary::default();
+                    for i in cases.skip(t).step_by(threads) {
+                        let mut rng =
+                            ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                        let case = TwinsCase::random(nodes, twins, rounds, &mut rng);
+                        let r = run_twins(kind, &case, seed.wrapping_add(i));
+                        sum.add(&format!("case {i}"), &case, &r);
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let mut total = TwinsSummary::default();
+        for w in workers {
+            total.merge(w.join().expect("a twins worker panicked"));
+        }
+        total
+    })
 }
 
 /// A simulation of PBFT replicas configured by [`sim_pbft_config`], ready for a

@@ -7,3 +7,4 @@ pub mod demo;
 pub mod keygen;
 pub mod run;
 pub mod sim;
+pub mod twins;

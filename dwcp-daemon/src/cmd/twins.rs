@@ -1,0 +1,153 @@
+//! `dwcpd twins`: Twins sweeps (Bano et al., OPODIS 2021) of an engine in the
+//! simulator: every case of a slice of the one-twin space, or seeded random cases.
+
+use anyhow::bail;
+use clap::Args;
+use dwcp_consensus::sim::{twins_random_sweep, twins_sweep, EngineKind, TwinsCase};
+
+/// Arguments of `dwcpd twins`.
+#[derive(Debug, Args)]
+pub struct TwinsArgs {
+    /// Engine to test.
+    #[arg(long, default_value = "pbft")]
+    pub engine: String,
+    /// Committee size.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Scripted rounds (views for PBFT, DAG rounds for Bullshark) before the
+    /// network becomes whole.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: usize,
+    /// Cases to run (default: the whole one-twin space from --first-rank on).
+    #[arg(long)]
+    pub cases: Option<u64>,
+    /// First case: of the one-twin space, or of the random sequence (cases are
+    /// numbered; any one reruns alone with --cases 1).
+    #[arg(long, default_value_t = 0)]
+    pub first_rank: u64,
+    /// Draw cases at random instead of enumerating, with this many twins.
+    #[arg(long)]
+    pub random_twins: Option<usize>,
+    /// Seed of the random cases.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the sweep and prints its summary; fails if any case was unsafe or not live.
+pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
+    let engine: EngineKind = args.engine.parse().map_err(anyhow::Error::msg)?;
+    if !(2..=16).contains(&args.nodes) {
+        bail!("--nodes must be between 2 and 16 (the space grows as 2^(n·rounds))");
+    }
+    if args.rounds == 0 || args.rounds > 12 {
+        bail!("--rounds must be between 1 and 12");
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let started = std::time::Instant::now();
+    let (summary, what) = match args.random_twins {
+        Some(t) => {
+            if t == 0 || t > (args.nodes - 1) / 3 {
+                bail!(
+                    "--random-twins must be between 1 and f = {}",
+                    (args.nodes - 1) / 3
+                );
+            }
+            let cases = args.first_rank..args.first_rank.saturating_add(args.cases.unwrap_or(1000));
+            let what = format!(
+                "random cases {}..{} of seed {} with {t} twin(s)",
+                cases.start, cases.end, args.seed
+            );
+            let s = twins_random_sweep(
+                engine,
+                args.nodes,
+                t,
+                args.rounds,
+                cases,
+                args.seed,
+                threads,
+            );
+            (s, what)
+        }
+        None => {
+            let space = TwinsCase::space(args.nodes, args.rounds);
+            if args.first_rank >= space {
+                bail!("--first-rank must be below the space of {space} cases");
+            }
+            let end = match args.cases {
+                Some(c) => args.first_rank.saturating_add(c).min(space),
+                None => space,
+            };
+            let s = twins_sweep(
+                engine,
+                args.nodes,
+                args.rounds,
+                args.first_rank..end,
+                threads,
+            );
+            (
+                s,
+                format!(
+                    "cases {}..{end} of {space} ({:.1}% of the one-twin space)",
+                    args.first_rank,
+                    100.0 * (end - args.first_rank) as f64 / space as f64
+                ),
+            )
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    let rate = summary.cases as f64 / wall.max(1e-9);
+    if args.json {
+        let mut v = serde_json::to_value(&summary)?;
+        v["engine"] = serde_json::json!(args.engine);
+        v["nodes"] = serde_json::json!(args.nodes);
+        v["rounds"] = serde_json::json!(args.rounds);
+        v["wall_seconds"] = serde_json::json!(wall);
+        v["cases_per_second"] = serde_json::json!(rate);
+        println!("{v}");
+    } else {
+        println!(
+            "twins {} n={} rounds={}: {what}",
+            args.engine, args.nodes, args.rounds
+        );
+        println!(
+            "{} cases ({} split a twin, {} changed view or timed out a leader): {} unsafe, {} not live, {} decisions",
+            summary.cases,
+            summary.split_cases,
+            summary.view_change_cases,
+            summary.unsafe_cases,
+            summary.liveness_failures,
+            summary.decisions
+        );
+        println!("{wall:.1} s on {threads} thread(s): {rate:.0} cases/s");
+        for e in &summary.examples {
+            println!("  {e}");
+        }
+        if !summary.examples.is_empty() {
+            let random = match args.random_twins {
+                Some(t) => format!(" --random-twins {t} --seed {}", args.seed),
+                None => String::new(),
+            };
+            println!(
+                "rerun one case: dwcpd twins --engine {} --nodes {} --rounds {}{random} --first-rank N --cases 1",
+                args.engine, args.nodes, args.rounds
+            );
+        }
+    }
+    if summary.unsafe_cases > 0 || summary.liveness_failures > 0 {
+        bail!(
+            "{} unsafe and {} not live cases",
+            summary.unsafe_cases,
+            summary.liveness_failures
+        );
+    }
+    Ok(())
+}
