@@ -13,7 +13,10 @@ use dwcp_consensus::sim::{
 fn assert_clean(what: &str, s: &TwinsSummary) {
     assert_eq!(s.unsafe_cases, 0, "{what}: {:?}", s.examples);
     assert_eq!(s.liveness_failures, 0, "{what}: {:?}", s.examples);
-    assert!(s.split_cases > s.cases / 2, "{what}: most cases split a twin");
+    assert!(
+        s.split_cases > s.cases / 2,
+        "{what}: most cases split a twin"
+    );
     assert!(s.view_change_cases > 0, "{what}: some case changed view");
 }
 

@@ -1638,6 +1638,85 @@ mod tests {
         );
     }
 
+    /// Refuses transactions that start with "bad".
+    struct NoBad;
+    impl dwcp_core::Validator for NoBad {
+        fn check_tx(&self, tx: &[u8]) -> Result<(), dwcp_core::Refused> {
+            if tx.starts_with(b"bad") {
+                Err(dwcp_core::Refused("bad".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn backups_do_not_prepare_what_their_application_refuses() {
+        let mut c = Cluster::new(4);
+        // The primary runs without the application's rules (or is Byzantine).
+        let (committee, keys) = Committee::deterministic(4, SignatureScheme::Ed25519, 5);
+        c.replicas = keys
+            .into_iter()
+            .map(|k| {
+                let backup = k.id != NodeId(0);
+                let r = Pbft::new(
+                    k,
+                    committee.clone(),
+                    PbftConfig::default(),
+                    Recovered::default(),
+                )
+                .expect("replica");
+                if backup {
+                    r.with_validator(std::sync::Arc::new(NoBad))
+                } else {
+                    r
+                }
+            })
+            .collect();
+        for i in 0..4 {
+            c.step(i, Input::Start);
+        }
+        c.step(0, Input::Submit(vec![Bytes::from_static(b"bad tx")]));
+        c.deliver_all();
+        assert_eq!(
+            c.committed,
+            vec![0; 4],
+            "refused by every backup: not prepared"
+        );
+        assert!(c.replicas[1..]
+            .iter()
+            .all(|r| r.status().counters[0] == ("invalid_proposals".into(), 1)));
+
+        // A backup drops a refused transaction on arrival and counts it.
+        c.step(1, Input::Submit(vec![Bytes::from_static(b"bad again")]));
+        assert_eq!(c.replicas[1].pending.len(), 0);
+        assert_eq!(
+            c.replicas[1].status().counters[1],
+            ("refused_transactions".into(), 1)
+        );
+    }
+
+    #[test]
+    fn backups_refuse_a_batch_above_the_bounds() {
+        let mut c = Cluster::new(4);
+        for i in 1..4 {
+            c.replicas[i].cfg.max_batch_bytes = 8;
+        }
+        for i in 0..4 {
+            c.step(i, Input::Start);
+        }
+        c.step(0, Input::Submit(vec![Bytes::from_static(b"twelve bytes")]));
+        c.deliver_all();
+        assert_eq!(
+            c.committed,
+            vec![0; 4],
+            "too large for the backups: not prepared"
+        );
+        assert!(c.replicas[1..]
+            .iter()
+            .all(|r| r.status().counters[0] == ("invalid_proposals".into(), 1)));
+    }
+
     #[test]
     fn undrained_samples_are_bounded() {
         let mut c = Cluster::new(1);
