@@ -88,7 +88,7 @@ impl Cluster {
                     }
                 }
                 Effect::Commit(c) if i == 0 => self.committed += c.transactions.len(),
-                Effect::Commit(_) | Effect::Persist(_) => {}
+                Effect::Commit(_) | Effect::Persist(_) | Effect::ReadCommitted { .. } => {}
             }
         }
         self.fx = fx;

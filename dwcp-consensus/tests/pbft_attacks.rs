@@ -181,3 +181,63 @@ where
         (self.crash)(node, effect)
     }
 }
+
+/// A replica catching up from its peers' stores takes a part of the log only once
+/// `f+1` members sent the same chain. The Byzantine node 0 answers the rejoining
+/// node 3 with a forged log that is consistent in itself (each batch's chain
+/// recomputed over a changed first transaction); alone, it must never execute.
+#[test]
+fn a_forged_stored_log_from_one_member_is_never_executed() {
+    use dwcp_consensus::pbft::{batch_digest, chain_next, Pbft, PbftConfig};
+    use dwcp_consensus::sim::{sim_pbft_config, Simulation};
+    use dwcp_core::{Committed, Digest};
+
+    let mut cfg = four_with_byzantine_primary(5);
+    cfg.scheme = dwcp_core::crypto::SignatureScheme::InsecureFast;
+    cfg.workload.burst_interval = Duration::from_millis(2);
+    cfg.workload.burst_size = 4;
+    cfg.end = Time(20_000_000);
+    let pcfg = PbftConfig {
+        batch_size: 1,
+        ..sim_pbft_config()
+    };
+    let forged = Rc::new(Cell::new(0u32));
+    let f = forged.clone();
+    let script = move |ctx: &mut ScriptCtx<'_, PbftMessage>,
+                       from: Endpoint,
+                       to: Endpoint,
+                       msg: &PbftMessage| match msg {
+        PbftMessage::Log(batches)
+            if from.node == NodeId(0) && to.node == NodeId(3) && batches[0].seq == 1 =>
+        {
+            let mut chain = Digest::ZERO;
+            let fake: Vec<Committed> = batches
+                .iter()
+                .map(|c| {
+                    let mut txs = c.transactions.clone();
+                    if c.seq == 1 {
+                        txs[0] = bytes::Bytes::from_static(b"forged transaction");
+                    }
+                    chain = chain_next(&chain, c.seq, &batch_digest(&txs));
+                    Committed {
+                        seq: c.seq,
+                        digest: chain,
+                        transactions: txs,
+                    }
+                })
+                .collect();
+            f.set(f.get() + 1);
+            ctx.send(NodeId(0), NodeId(3), PbftMessage::Log(fake));
+            Fate::Drop
+        }
+        _ => Fate::Deliver,
+    };
+    let r = Simulation::new(cfg, move |keys, committee, recovered| {
+        Pbft::new(keys, committee, pcfg.clone(), recovered).expect("replica")
+    })
+    .with_outage(NodeId(3), Time(0), Time(2_000_000))
+    .with_script(script)
+    .run();
+    assert!(forged.get() > 0, "node 0 answered node 3 with a forged log");
+    assert_safe_and_live(5, &r);
+}

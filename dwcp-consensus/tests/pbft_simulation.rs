@@ -144,3 +144,38 @@ fn a_committee_of_one_commits_alone() {
     assert!(r.decisions > 0);
     assert_eq!(r.messages, 0, "nobody to talk to");
 }
+
+/// A replica down while 10,000 batches commit rejoins: its peers keep only the
+/// newest 1,024 batches (with commit certificates) in memory, so it catches up
+/// from their stores, taking each part once `f+1` of them sent the same chain.
+#[test]
+fn a_replica_down_for_ten_thousand_batches_rejoins_from_its_peers_stores() {
+    let mut cfg = scenario(4, 0, "honest", 11).expect("scenario");
+    cfg.scheme = dwcp_core::crypto::SignatureScheme::InsecureFast;
+    cfg.workload.burst_interval = std::time::Duration::from_millis(2);
+    cfg.workload.burst_size = 4;
+    cfg.workload.until = dwcp_core::Time(7_000_000);
+    cfg.end = dwcp_core::Time(20_000_000);
+    let pcfg = PbftConfig {
+        batch_size: 1,
+        ..sim_pbft_config()
+    };
+    let down = dwcp_core::NodeId(3);
+    let r = Simulation::new(cfg, move |keys, committee, recovered| {
+        Pbft::new(keys, committee, pcfg.clone(), recovered).expect("restore")
+    })
+    .with_outage(down, dwcp_core::Time(100_000), dwcp_core::Time(6_500_000))
+    .run();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    assert!(r.live, "{:?}", r.node_status);
+    let heights: Vec<u64> = r
+        .node_status
+        .iter()
+        .map(|s| s.as_ref().map_or(0, |s| s.last_committed))
+        .collect();
+    assert!(
+        heights[0] >= 12_000,
+        "{heights:?}: 10,000 batches while it was down"
+    );
+    assert!(heights.iter().all(|h| *h == heights[0]), "{heights:?}");
+}

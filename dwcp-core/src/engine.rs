@@ -34,6 +34,14 @@ pub enum Input<M> {
     Timeout(TimerId),
     /// Client transactions (opaque bytes), submitted as a batch.
     Submit(Vec<Bytes>),
+    /// The answer to [`Effect::ReadCommitted`]: the stored committed batches from
+    /// the asked sequence number on, oldest first (empty if the store has none).
+    StoredCommitted {
+        /// The first sequence number asked for.
+        from: Seq,
+        /// The batches, at most as many as asked for.
+        batches: Vec<Committed>,
+    },
 }
 
 /// What an engine asks its driver to do.
@@ -64,6 +72,16 @@ pub enum Effect<M> {
     Persist(Record),
     /// Output: the next batch in the total order.
     Commit(Committed),
+    /// Read up to `limit` committed batches from `from` on out of the store and
+    /// answer with [`Input::StoredCommitted`] (after this call's other effects):
+    /// how an engine serves its committed log to a peer beyond what it keeps in
+    /// memory.
+    ReadCommitted {
+        /// First sequence number.
+        from: Seq,
+        /// Most batches.
+        limit: usize,
+    },
 }
 
 /// The effects of one [`Engine::handle`] call, in the order they must happen.
@@ -107,7 +125,12 @@ impl<M> Effects<M> {
     pub fn persist(&mut self, r: Record) {
         self.list.push(Effect::Persist(r));
     }
-    /// Pushes a `Commit`.
+    /// Pushes [`Effect::ReadCommitted`].
+    pub fn read_committed(&mut self, from: Seq, limit: usize) {
+        self.list.push(Effect::ReadCommitted { from, limit });
+    }
+
+    /// Pushes [`Effect::Commit`].
     pub fn commit(&mut self, c: Committed) {
         self.list.push(Effect::Commit(c));
     }

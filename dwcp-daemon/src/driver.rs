@@ -13,7 +13,7 @@ use dwcp_core::codec::{decode, encode};
 use dwcp_core::storage::{Storage, StorageError};
 use dwcp_core::{
     Committed, Committee, Effect, Effects, Engine, EngineStatus, Input, MessageKind, NodeId,
-    ProposalCommitted, Record, Time, TimerId,
+    ProposalCommitted, Record, Seq, Time, TimerId,
 };
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +111,8 @@ pub struct Driver<E: Engine, S: Storage> {
     status: Option<Arc<std::sync::Mutex<EngineStatus>>>,
     metrics: Option<DriverMetrics>,
     samples: Vec<ProposalCommitted>,
+    /// Store reads the engine asked for, answered once the effects that asked ran.
+    reads: Vec<(Seq, Vec<Committed>)>,
     sample_sink: Option<Sender<ProposalSample>>,
 }
 
@@ -133,6 +135,7 @@ where
             status: None,
             metrics: None,
             samples: Vec::new(),
+            reads: Vec::new(),
             sample_sink: None,
         }
     }
@@ -186,7 +189,17 @@ where
         let now = self.now();
         let mut fx = std::mem::take(&mut self.fx);
         self.engine.handle(now, input, &mut fx);
-        let result = self.apply(&mut fx, transport, commits);
+        let mut result = self.apply(&mut fx, transport, commits);
+        while result.is_ok() && !self.reads.is_empty() {
+            for (from, batches) in std::mem::take(&mut self.reads) {
+                self.engine
+                    .handle(now, Input::StoredCommitted { from, batches }, &mut fx);
+                result = self.apply(&mut fx, transport, commits);
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
         self.fx = fx;
         self.collect_samples();
         if let Some(sink) = &self.status {
@@ -259,6 +272,11 @@ where
                 }
                 Effect::CancelTimer(id) => {
                     self.timers.remove(&id);
+                }
+                Effect::ReadCommitted { from, limit } => {
+                    self.flush(&mut unsaved)?;
+                    let batches = self.store.committed(from, limit)?;
+                    self.reads.push((from, batches));
                 }
                 Effect::Commit(c) => {
                     self.flush(&mut unsaved)?;

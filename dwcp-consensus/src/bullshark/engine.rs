@@ -1484,7 +1484,8 @@ impl Engine for BullsharkEngine {
             Input::Timeout(TIMER_BATCH) => self.seal(now, fx),
             Input::Timeout(TIMER_HEADER) => self.try_propose(now, fx),
             Input::Timeout(TIMER_SYNC) => self.on_sync_tick(now, fx),
-            Input::Timeout(_) => {}
+            // Bullshark serves state transfer from memory; it never reads the log.
+            Input::Timeout(_) | Input::StoredCommitted { .. } => {}
             Input::Message { from, msg } => {
                 if from == self.id || !self.committee.contains(from) {
                     return;

@@ -17,9 +17,13 @@ pub struct PbftConfig {
     pub tick: Duration,
     /// Time without progress, with requests pending, before a view change.
     pub view_change_timeout: Duration,
-    /// Committed batches (with their commit certificates) kept to help peers catch up.
+    /// Committed batches kept in memory with their commit certificates to help
+    /// peers catch up; one such batch proves itself. A peer further behind is
+    /// served from the committed log in this replica's store (as far back as the
+    /// store keeps it: all of it, with the stores in `dwcp_core::storage`), and
+    /// takes each part once `f+1` members sent the same hash chain.
     pub retain_committed: usize,
-    /// Committed entries per catch-up reply.
+    /// Committed batches per catch-up reply (certified entries or stored log).
     pub fetch_batch: usize,
     /// Sequence numbers over which executed transactions are remembered to drop repeats.
     pub dedup_window: u64,

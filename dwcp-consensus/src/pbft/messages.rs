@@ -1,7 +1,7 @@
 //! PBFT messages (Castro & Liskov, OSDI '99, §4), each signed by its author.
 
 use bytes::Bytes;
-use dwcp_core::{Digest, Seq, Signed, View};
+use dwcp_core::{Committed, Digest, Seq, Signed, View};
 use serde::{Deserialize, Serialize};
 
 /// The primary's proposal: batch `batch` takes sequence number `seq` in `view`.
@@ -133,6 +133,10 @@ pub enum PbftMessage {
     },
     /// Committed batches with their commit certificates, in order.
     Entries(Vec<CommittedEntry>),
+    /// Committed batches read from the sender's store, in order, each with the
+    /// hash chain after it ([`chain_next`]): a receiver checks they extend its own
+    /// chain and executes them once `f+1` members sent the same chain.
+    Log(Vec<Committed>),
     /// Client transactions a backup relays to the primary.
     Request(Vec<Bytes>),
 }
@@ -150,9 +154,19 @@ impl dwcp_core::MessageKind for PbftMessage {
             PbftMessage::NewView(_) => "new_view",
             PbftMessage::Fetch { .. } => "fetch",
             PbftMessage::Entries(_) => "entries",
+            PbftMessage::Log(_) => "log",
             PbftMessage::Request(_) => "request",
         }
     }
+}
+
+/// The hash chain of the committed log: `prev` extended by the batch output at
+/// `seq`, whose [`batch_digest`] is `output`.
+pub fn chain_next(prev: &Digest, seq: Seq, output: &Digest) -> Digest {
+    Digest::of_parts(
+        "dwcp pbft chain v2",
+        &[&prev.0, &seq.to_le_bytes(), &output.0],
+    )
 }
 
 /// The digest a pre-prepare names for its batch.
@@ -188,7 +202,7 @@ impl crate::sim::Adversarial for PbftMessage {
                     e.commits.iter().for_each(|c| vote(c, out));
                 }
             }
-            PbftMessage::Fetch { .. } | PbftMessage::Request(_) => {}
+            PbftMessage::Fetch { .. } | PbftMessage::Request(_) | PbftMessage::Log(_) => {}
         }
     }
 
@@ -201,6 +215,7 @@ impl crate::sim::Adversarial for PbftMessage {
             PbftMessage::Checkpoint(_)
             | PbftMessage::Fetch { .. }
             | PbftMessage::Entries(_)
+            | PbftMessage::Log(_)
             | PbftMessage::Request(_) => None,
         }
     }
@@ -212,7 +227,7 @@ impl crate::sim::Adversarial for PbftMessage {
             PbftMessage::Checkpoint(s) => s.corrupt_signature(),
             PbftMessage::ViewChange(s) => s.corrupt_signature(),
             PbftMessage::NewView(s) => s.corrupt_signature(),
-            PbftMessage::Fetch { .. } | PbftMessage::Request(_) => {}
+            PbftMessage::Fetch { .. } | PbftMessage::Request(_) | PbftMessage::Log(_) => {}
             PbftMessage::Entries(es) => {
                 if let Some(e) = es.first_mut() {
                     e.pre_prepare.corrupt_signature();

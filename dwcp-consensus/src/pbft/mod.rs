@@ -10,8 +10,16 @@
 //! hash chain of the log; a quorum makes it stable and the log below it is dropped.
 //! A replica whose requests wait longer than `view_change_timeout` asks for the next
 //! view with its prepared certificates; the new primary proves its choice with a
-//! quorum of those and re-issues what may have committed. A replica that falls
-//! behind fetches committed batches with their commit certificates from peers.
+//! quorum of those and re-issues what may have committed.
+//!
+//! A replica that falls behind fetches committed batches from its peers: the newest
+//! `retain_committed` with their commit certificates, from memory; older ones (or
+//! any, from a peer that restarted) read from the peer's store. The log's hash chain
+//! ([`chain_next`]) covers each batch as it was output, so a stored log proves
+//! itself against a chain: a replica checks that a peer's part extends its own
+//! chain and executes it once `f+1` members (so at least one honest) sent the same
+//! chain. This is the state transfer of a replica that was down for longer than
+//! the peers keep in memory.
 
 mod config;
 mod messages;
@@ -20,7 +28,7 @@ mod wal;
 
 pub use config::PbftConfig;
 pub use messages::{
-    batch_digest, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase, PrePrepare,
-    PreparedCert, ViewChange, Vote,
+    batch_digest, chain_next, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase,
+    PrePrepare, PreparedCert, ViewChange, Vote,
 };
 pub use replica::{Pbft, PbftError};

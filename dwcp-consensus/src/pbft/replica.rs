@@ -4,8 +4,8 @@
 
 use super::config::PbftConfig;
 use super::messages::{
-    batch_digest, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase, PrePrepare,
-    PreparedCert, ViewChange, Vote,
+    batch_digest, chain_next, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase,
+    PrePrepare, PreparedCert, ViewChange, Vote,
 };
 use super::wal::{WalEntry, TAG_COMMIT, TAG_NEW_VIEW, TAG_PREPARE, TAG_PRE_PREPARE, TAG_VIEW};
 use bytes::Bytes;
@@ -103,6 +103,10 @@ pub struct Pbft {
     executed: HashMap<Digest, Seq>,
     executed_log: VecDeque<(Seq, Vec<Digest>)>,
     retained: BTreeMap<Seq, CommittedEntry>,
+    /// Peers waiting for the committed log read from the store, by first seq.
+    log_readers: BTreeMap<Seq, Vec<NodeId>>,
+    /// Stored logs peers sent, chain-verified from our log, until `f+1` agree.
+    transfers: BTreeMap<NodeId, Vec<Committed>>,
 
     pending: BTreeMap<u64, (Digest, Bytes)>,
     pending_index: HashMap<Digest, u64>,
@@ -176,6 +180,8 @@ impl Pbft {
             executed: HashMap::new(),
             executed_log: VecDeque::new(),
             retained: BTreeMap::new(),
+            log_readers: BTreeMap::new(),
+            transfers: BTreeMap::new(),
             pending: BTreeMap::new(),
             pending_index: HashMap::new(),
             next_arrival: 0,
@@ -732,8 +738,9 @@ impl Pbft {
         self.try_propose(now, fx);
     }
 
-    /// Appends a committed batch to the log: drops repeats, extends the hash chain,
-    /// emits the commit and, every K batches, a checkpoint vote.
+    /// Appends a batch committed here (with its commit certificate) to the log:
+    /// drops repeats, extends the hash chain, emits the commit and, every K batches,
+    /// a checkpoint vote.
     fn execute(&mut self, now: Time, entry: CommittedEntry, fx: &mut Effects<PbftMessage>) {
         let pp = entry.pre_prepare.value();
         let seq = pp.seq;
@@ -747,13 +754,47 @@ impl Pbft {
             }
             digests.push(d);
             txs.push(tx.clone());
-            if let Some(a) = self.pending_index.remove(&d) {
-                self.pending.remove(&a);
-            }
-            self.proposed.remove(&d);
         }
+        // The chain covers what is output, so that a stored log proves itself; with
+        // nothing dropped that is the batch whose digest the pre-prepare names.
+        let output = if txs.len() == pp.batch.len() {
+            pp.digest
+        } else {
+            batch_digest(&txs)
+        };
+        let proposal = pp.digest;
+        self.append(
+            now,
+            seq,
+            chain_next(&self.chain, seq, &output),
+            txs,
+            digests,
+            fx,
+        );
+        self.note_own_proposal_executed(now, seq, proposal);
+        self.retained.insert(seq, entry);
+        while self.retained.len() > self.cfg.retain_committed {
+            self.retained.pop_first();
+        }
+    }
+
+    /// The end of every execution, certified here or transferred: the repeat
+    /// window, the chain, the commit and, every K batches, a checkpoint vote.
+    fn append(
+        &mut self,
+        now: Time,
+        seq: Seq,
+        chain: Digest,
+        txs: Vec<Bytes>,
+        digests: Vec<Digest>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
         for d in &digests {
             self.executed.insert(*d, seq);
+            if let Some(a) = self.pending_index.remove(d) {
+                self.pending.remove(&a);
+            }
+            self.proposed.remove(d);
         }
         self.executed_log.push_back((seq, digests));
         while let Some((s, _)) = self.executed_log.front() {
@@ -766,13 +807,9 @@ impl Pbft {
                 }
             }
         }
-        self.chain = Digest::of_parts(
-            "dwcp pbft chain v1",
-            &[&self.chain.0, &seq.to_le_bytes(), &pp.digest.0],
-        );
+        self.chain = chain;
         self.last_executed = seq;
         self.last_progress = now;
-        self.note_own_proposal_executed(now, seq, pp.digest);
         if let Some(slot) = self.slots.get_mut(&seq) {
             slot.committed = true;
         }
@@ -781,10 +818,6 @@ impl Pbft {
             digest: self.chain,
             transactions: txs,
         });
-        self.retained.insert(seq, entry);
-        while self.retained.len() > self.cfg.retain_committed {
-            self.retained.pop_first();
-        }
         if seq.is_multiple_of(self.cfg.checkpoint_interval) {
             self.my_checkpoints.insert(seq, self.chain);
             let vote = Signed::new(
@@ -929,15 +962,162 @@ impl Pbft {
     }
 
     fn on_fetch(&mut self, from: NodeId, first: Seq, fx: &mut Effects<PbftMessage>) {
-        let entries: Vec<CommittedEntry> = self
-            .retained
-            .range(first..)
-            .take(self.cfg.fetch_batch)
-            .map(|(_, e)| e.clone())
-            .collect();
-        if !entries.is_empty() {
-            fx.send(from, PbftMessage::Entries(entries));
+        if first == 0 || first > self.last_executed {
+            return;
         }
+        if self
+            .retained
+            .first_key_value()
+            .is_some_and(|(s, _)| *s <= first)
+        {
+            let entries: Vec<CommittedEntry> = self
+                .retained
+                .range(first..)
+                .take(self.cfg.fetch_batch)
+                .map(|(_, e)| e.clone())
+                .collect();
+            fx.send(from, PbftMessage::Entries(entries));
+            return;
+        }
+        // Older than the certified tail kept in memory (or lost with a restart):
+        // read it from the store. One outstanding read per peer.
+        for waiting in self.log_readers.values_mut() {
+            waiting.retain(|p| *p != from);
+        }
+        self.log_readers.retain(|_, w| !w.is_empty());
+        let waiting = self.log_readers.entry(first).or_default();
+        waiting.push(from);
+        if waiting.len() == 1 {
+            fx.read_committed(first, self.cfg.fetch_batch);
+        }
+    }
+
+    /// Sends the stored batches read for `from` to the peers that asked for them.
+    fn on_stored_committed(
+        &mut self,
+        from: Seq,
+        batches: Vec<Committed>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
+        let Some(peers) = self.log_readers.remove(&from) else {
+            return;
+        };
+        if batches.first().is_none_or(|c| c.seq != from) {
+            return;
+        }
+        for p in peers {
+            fx.send(p, PbftMessage::Log(batches.clone()));
+        }
+    }
+
+    /// A peer's stored log from our next sequence number on. Each batch must extend
+    /// our hash chain; the batches execute once `f+1` members (so one honest) sent
+    /// the same chain up to them.
+    fn on_log(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        batches: Vec<Committed>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
+        if batches.len() > self.cfg.fetch_batch {
+            return;
+        }
+        let mut chain = self.chain;
+        let mut verified = Vec::with_capacity(batches.len());
+        for (k, c) in batches.into_iter().enumerate() {
+            let next = chain_next(&chain, c.seq, &batch_digest(&c.transactions));
+            if c.seq != self.last_executed + 1 + k as u64 || next != c.digest {
+                break;
+            }
+            chain = next;
+            verified.push(c);
+        }
+        if verified.is_empty() {
+            return;
+        }
+        self.transfers.insert(from, verified);
+        self.apply_vouched_transfers(now, fx);
+    }
+
+    /// Executes the longest run of transferred batches that `f+1` members vouch for.
+    fn apply_vouched_transfers(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
+        // Buffers that no longer start right after our log are trimmed, or dropped
+        // if they disagree with it.
+        let (last, chain) = (self.last_executed, self.chain);
+        self.transfers.retain(|_, bs| {
+            let keep_from = bs.iter().position(|c| c.seq > last).unwrap_or(bs.len());
+            if keep_from > 0 && bs[keep_from - 1].digest != chain {
+                return false;
+            }
+            bs.drain(..keep_from);
+            !bs.is_empty()
+        });
+        let vouched = (0..self.cfg.fetch_batch)
+            .take_while(|k| {
+                let mut counts: HashMap<Digest, usize> = HashMap::new();
+                self.transfers
+                    .values()
+                    .filter_map(|bs| bs.get(*k))
+                    .any(|c| {
+                        let n = counts.entry(c.digest).or_default();
+                        *n += 1;
+                        *n > self.f()
+                    })
+            })
+            .count();
+        if vouched == 0 {
+            return;
+        }
+        // Every buffer starts at our next batch and is chain-verified from our
+        // chain, so agreeing on the chain at position k means agreeing on every
+        // batch up to it: take them from any buffer that holds that chain.
+        let target = {
+            let mut counts: HashMap<Digest, usize> = HashMap::new();
+            let mut found = None;
+            for bs in self.transfers.values() {
+                if let Some(c) = bs.get(vouched - 1) {
+                    let n = counts.entry(c.digest).or_default();
+                    *n += 1;
+                    if *n > self.f() {
+                        found = Some(c.digest);
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        let Some(target) = target else { return };
+        let Some(batches) = self
+            .transfers
+            .values()
+            .find(|bs| bs.get(vouched - 1).is_some_and(|c| c.digest == target))
+            .map(|bs| bs[..vouched].to_vec())
+        else {
+            return;
+        };
+        for c in batches {
+            let digests = c.transactions.iter().map(|t| Digest::of(t)).collect();
+            self.append(now, c.seq, c.digest, c.transactions, digests, fx);
+        }
+        self.after_catch_up(now, fx);
+        // More to come: ask for the next part while the buffers run dry.
+        if self.transfers.values().all(|bs| bs.len() <= vouched) {
+            self.request_fetch(fx);
+        }
+    }
+
+    /// After batches executed through catch-up: checkpoints may now be stable and
+    /// slots above the log may execute.
+    fn after_catch_up(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
+        // The slots stay until a stable checkpoint covers them: a prepared
+        // certificate of a slot executed here is evidence the next view change
+        // must carry, or a new primary could fill that slot with another batch.
+        let seqs: Vec<Seq> = self.checkpoint_votes.keys().copied().collect();
+        for s in seqs {
+            self.check_stable(now, s, fx);
+        }
+        self.try_execute(now, fx);
     }
 
     fn valid_entry(&self, e: &CommittedEntry) -> bool {
@@ -986,13 +1166,6 @@ impl Pbft {
             progressed = true;
         }
         if progressed {
-            // The slots stay until a stable checkpoint covers them: a prepared
-            // certificate of a slot executed here is evidence the next view change
-            // must carry, or a new primary could fill that slot with another batch.
-            let seqs: Vec<Seq> = self.checkpoint_votes.keys().copied().collect();
-            for s in seqs {
-                self.check_stable(now, s, fx);
-            }
             if full {
                 fx.send(
                     from,
@@ -1001,7 +1174,7 @@ impl Pbft {
                     },
                 );
             }
-            self.try_execute(now, fx);
+            self.after_catch_up(now, fx);
         }
     }
 
@@ -1489,6 +1662,7 @@ impl Pbft {
             PbftMessage::NewView(nv) => self.on_new_view(now, nv, fx),
             PbftMessage::Fetch { from: first } => self.on_fetch(from, first, fx),
             PbftMessage::Entries(es) => self.on_entries(now, from, es, fx),
+            PbftMessage::Log(batches) => self.on_log(now, from, batches, fx),
             PbftMessage::Request(txs) => self.add_requests(now, txs, fx),
         }
     }
@@ -1504,6 +1678,7 @@ impl Engine for Pbft {
             Input::Timeout(TICK) => self.on_tick(now, fx),
             Input::Timeout(_) => {}
             Input::Submit(txs) => self.on_submit(now, txs, fx),
+            Input::StoredCommitted { from, batches } => self.on_stored_committed(from, batches, fx),
         }
     }
 

@@ -74,6 +74,13 @@ impl Behaviour {
         matches!(self, Behaviour::Honest | Behaviour::Crash)
     }
 
+    /// Whether the node's store keeps what its engine persists and commits: every
+    /// node that runs one instance of honest code (twins and equivocators run two
+    /// on one key, which one store cannot hold apart).
+    pub fn keeps_a_store(self) -> bool {
+        self.is_honest() || self == Behaviour::Scripted
+    }
+
     /// How many engine instances a node with this behaviour runs on its key.
     pub fn instances(self) -> usize {
         match self {

@@ -127,6 +127,8 @@ enum Event {
     Restart(NodeId),
     Replay(NodeId),
     Wake,
+    /// The node goes down (as a crash, without an automatic restart).
+    Down(NodeId),
 }
 
 struct Scheduled {
@@ -183,6 +185,8 @@ pub struct Simulation<E: Engine, F> {
     tx_counter: u64,
     fx: Effects<E::Message>,
     script: Option<Box<dyn Script<E::Message>>>,
+    /// Store reads asked for by the effects being carried out, answered after them.
+    reads: Vec<(NodeId, u8, dwcp_core::Seq, Vec<Committed>)>,
     /// Nodes a script speaks for.
     controlled: Vec<bool>,
     statements: Vec<Statement>,
@@ -247,6 +251,7 @@ where
             tx_counter: 0,
             fx: Effects::new(),
             script: None,
+            reads: Vec::new(),
             controlled: Vec::new(),
             statements: Vec::new(),
         }
@@ -256,6 +261,14 @@ where
     /// [`Behaviour::Twin`] nodes to `script`.
     pub fn with_script(mut self, script: impl Script<E::Message> + 'static) -> Self {
         self.script = Some(Box::new(script));
+        self
+    }
+
+    /// Takes `node` down at `from` (a crash at an input boundary) and restarts it from
+    /// its store at `until`: an outage of a chosen length, whatever its behaviour.
+    pub fn with_outage(mut self, node: NodeId, from: Time, until: Time) -> Self {
+        self.schedule(from, Event::Down(node));
+        self.schedule(until, Event::Restart(node));
         self
     }
 
@@ -379,6 +392,12 @@ where
             }
             Event::Replay(id) => self.replay(id),
             Event::Wake => self.with_script_ctx(|script, ctx| script.wake(ctx)),
+            Event::Down(id) => {
+                let node = &mut self.nodes[id.index()];
+                node.up = false;
+                node.instances = [None, None];
+                node.timers.clear();
+            }
         }
     }
 
@@ -573,7 +592,12 @@ where
         }
         self.fx = fx;
         if crashed {
+            self.reads.clear();
             self.crash(id);
+            return;
+        }
+        for (node, inst, from, batches) in std::mem::take(&mut self.reads) {
+            self.input(node, inst, Input::StoredCommitted { from, batches });
         }
     }
 
@@ -591,7 +615,7 @@ where
         let i = id.index();
         match effect {
             Effect::Persist(r) => {
-                if self.nodes[i].behaviour.is_honest() {
+                if self.nodes[i].behaviour.keeps_a_store() {
                     if let Err(e) = self.nodes[i].store.apply(&[r]) {
                         self.checker
                             .violations
@@ -622,11 +646,18 @@ where
             Effect::CancelTimer(t) => {
                 self.nodes[i].timers.remove(&(inst, t));
             }
+            Effect::ReadCommitted { from, limit } => {
+                let batches = self.nodes[i]
+                    .store
+                    .committed(from, limit)
+                    .unwrap_or_default();
+                self.reads.push((id, inst, from, batches));
+            }
             Effect::Commit(c) => {
                 if inst != 0 {
                     return;
                 }
-                if self.nodes[i].behaviour.is_honest() {
+                if self.nodes[i].behaviour.keeps_a_store() {
                     if let Err(e) = self.nodes[i]
                         .store
                         .append_committed(std::slice::from_ref(&c))
