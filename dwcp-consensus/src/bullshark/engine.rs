@@ -54,7 +54,8 @@ pub enum BullsharkError {
     /// A stored record does not decode.
     #[error("corrupt stored state: {0}")]
     Corrupt(String),
-    /// The store handed back fewer committed batches than repeats are dropped over.
+    /// The store handed back fewer committed batches than repeats are dropped over
+    /// (see [`BullsharkConfig::restore_tail`]).
     #[error("recovered {got} committed batches, dropping repeats needs the last {need}")]
     TailTooShort {
         /// Batches recovered.
@@ -231,7 +232,8 @@ impl BullsharkStats {
 
 impl BullsharkEngine {
     /// A node `keys.id` of `committee`, rebuilt from `recovered` (empty for a fresh
-    /// node). The store must hand back at least `cfg.dedup_window` committed batches.
+    /// node). The store must hand back the newest [`BullsharkConfig::restore_tail`]
+    /// committed batches (or all, if it holds fewer).
     pub fn new(
         keys: NodeKeys,
         committee: Committee,

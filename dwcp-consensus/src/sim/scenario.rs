@@ -124,6 +124,10 @@ pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
         }
         EngineKind::Bullshark => {
             let bcfg = sim_bullshark_config();
+            let cfg = SimConfig {
+                restore_tail: cfg.restore_tail.max(bcfg.restore_tail()),
+                ..cfg
+            };
             Simulation::new(cfg, move |keys, committee, recovered| {
                 let id: NodeId = keys.id;
                 BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)
