@@ -96,6 +96,7 @@ pub fn scenario(
             mean_uptime: Duration::from_millis(400),
             mean_downtime: Duration::from_millis(150),
             until: Time(2_500_000),
+            crash_all_at: None,
         },
         workload: Workload {
             burst_interval: Duration::from_millis(50),
