@@ -19,9 +19,6 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Committed batches handed back to a rebuilt engine.
-const RESTORE_TAIL: usize = 4096;
-
 /// The engine driver of one node.
 pub struct EngineComponent {
     /// The node's store, opened by its [`StorageComponent`].
@@ -71,7 +68,9 @@ impl Component for EngineComponent {
 
     fn start(&self) -> Result<(), String> {
         let store = self.store.clone();
-        let recovered = store.recover(RESTORE_TAIL).map_err(|e| e.to_string())?;
+        let recovered = store
+            .recover(self.engine.restore_tail())
+            .map_err(|e| e.to_string())?;
         // Built here, so that a store the engine cannot restart from fails the start
         // itself rather than the thread.
         let engine = self
@@ -222,5 +221,91 @@ mod tests {
         assert_eq!(c2.transactions, vec![Bytes::from_static(b"second")]);
         m.stop_all();
         assert!(!engine.alive.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_bullshark_node_with_a_dedup_window_above_4096_restarts_from_a_long_log() {
+        use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
+        use dwcp_core::storage::{MemoryStore, RedbStore};
+        use dwcp_core::{Effect, Effects, Engine, Input, Record, Time};
+
+        // A committee of one commits a batch every two rounds; small batches and a
+        // header as soon as one is ready make a log of 4,200 batches quick.
+        let window = 5_000;
+        let cfg = BullsharkConfig {
+            batch_size: 1,
+            header_size: 32,
+            dedup_window: window,
+            ..BullsharkConfig::default()
+        };
+        let (committee, keys) = Committee::deterministic(1, SignatureScheme::Ed25519, 8);
+        let mut e = BullsharkEngine::new(
+            keys[0].clone(),
+            committee.clone(),
+            cfg.clone(),
+            Default::default(),
+        )
+        .unwrap();
+        let mut mem = MemoryStore::new();
+        let mut fx = Effects::new();
+        let mut now = Time::ZERO;
+        let mut tx = 0u64;
+        e.handle(now, Input::Start, &mut fx);
+        while mem.last_committed().unwrap() < 4_200 {
+            now = now.after(Duration::from_secs(1));
+            tx += 1;
+            e.handle(
+                now,
+                Input::Submit(vec![Bytes::from(tx.to_le_bytes().to_vec())]),
+                &mut fx,
+            );
+            for effect in fx.drain() {
+                match effect {
+                    Effect::Persist(r) => mem.apply(&[r]).unwrap(),
+                    Effect::Commit(c) => mem.append_committed(&[c]).unwrap(),
+                    _ => {}
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n0.redb");
+        {
+            let everything = mem.recover(usize::MAX).unwrap();
+            let mut disk = RedbStore::open(&path).unwrap();
+            let mut records: Vec<Record> = everything
+                .wal
+                .into_iter()
+                .map(|(key, value)| Record::Put { key, value })
+                .collect();
+            records.extend(everything.checkpoints.into_iter().map(Record::Checkpoint));
+            disk.apply(&records).unwrap();
+            disk.append_committed(&everything.committed_tail).unwrap();
+        }
+
+        let storage = StorageComponent::new(&path);
+        storage.start().unwrap();
+        let (tx, rx) = sync_channel(10);
+        let net = LocalNetwork::new(vec![tx.clone()]);
+        let (ctx, _crx) = channel();
+        let engine = EngineComponent {
+            store: storage.handle(),
+            keys: keys[0].clone(),
+            committee,
+            engine: EngineConfig::Bullshark(cfg),
+            inbox: Arc::new(Mutex::new(rx)),
+            inbox_tx: tx,
+            transport: Arc::new(net.transport(keys[0].id)),
+            status: Arc::new(Mutex::new(EngineStatus::default())),
+            commits: ctx,
+            alive: Arc::new(AtomicBool::new(false)),
+            metrics: DriverMetrics::unregistered(),
+            last_error: Arc::new(Mutex::new(None)),
+            handle: Mutex::new(None),
+        };
+        engine
+            .start()
+            .expect("restarts with every batch its dedup window covers");
+        engine.stop();
+        storage.stop();
     }
 }

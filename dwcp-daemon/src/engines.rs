@@ -11,6 +11,9 @@ use dwcp_core::{Committed, Committee, Engine, EngineStatus, MessageKind, NodeKey
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
+/// Committed batches handed back to a restarted PBFT replica, at least.
+const PBFT_RESTORE_TAIL: usize = 4096;
+
 /// Names accepted in a config's `engine` field.
 pub const ENGINES: &[&str] = &["pbft", "bullshark"];
 
@@ -29,6 +32,19 @@ impl EngineConfig {
         match self {
             EngineConfig::Pbft(_) => "pbft",
             EngineConfig::Bullshark(_) => "bullshark",
+        }
+    }
+
+    /// How many of the newest committed batches the engine needs back from its
+    /// store on a restart: what every driver passes to
+    /// [`dwcp_core::storage::Storage::recover`].
+    pub fn restore_tail(&self) -> usize {
+        match self {
+            // PBFT takes its position and its repeats from the tail.
+            EngineConfig::Pbft(c) => usize::try_from(c.dedup_window)
+                .unwrap_or(usize::MAX)
+                .max(PBFT_RESTORE_TAIL),
+            EngineConfig::Bullshark(c) => c.restore_tail(),
         }
     }
 

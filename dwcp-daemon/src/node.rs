@@ -49,9 +49,9 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let (initial_status, restored) = {
         let store = RedbStore::open(&cfg.store)
             .with_context(|| format!("opening {}", cfg.store.display()))?;
-        let recovered = store.recover(4096)?;
-        let status = cfg
-            .engine_config()
+        let engine = cfg.engine_config();
+        let recovered = store.recover(engine.restore_tail())?;
+        let status = engine
             .build(&keys, &committee, recovered)
             .map_err(anyhow::Error::msg)?
             .status();

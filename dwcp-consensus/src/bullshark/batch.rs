@@ -56,6 +56,26 @@ impl Batch {
         self.author
     }
 
+    /// The sealing worker's counter, part of the digest.
+    pub(crate) fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
+    /// The encoded transactions (shared, not copied).
+    pub(crate) fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// A batch from its parts, as [`Batch::author`], [`Batch::nonce`] and
+    /// [`Batch::payload`] gave them (a batch read back from storage).
+    pub(crate) fn from_parts(author: NodeId, nonce: u64, payload: Bytes) -> Batch {
+        Batch {
+            author,
+            nonce,
+            payload,
+        }
+    }
+
     /// Encoded size in bytes.
     pub fn len(&self) -> usize {
         self.payload.len()

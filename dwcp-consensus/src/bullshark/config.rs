@@ -70,3 +70,16 @@ impl Default for BullsharkConfig {
         }
     }
 }
+
+impl BullsharkConfig {
+    /// How many of the newest committed batches a restarted engine needs back from
+    /// its store (the `tail` of [`dwcp_core::storage::Storage::recover`]): those
+    /// the dedup window covers, and at least the last one, which says where the
+    /// output stands. A driver that hands back fewer makes
+    /// [`super::BullsharkEngine::new`] refuse to start.
+    pub fn restore_tail(&self) -> usize {
+        usize::try_from(self.dedup_window)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+}

@@ -10,6 +10,32 @@
 //! parents are present (missing ones are fetched), and the [`Bullshark`] rule turns
 //! the DAG into committed sub-DAGs. Their batches, in order and with repeats
 //! dropped, become the [`Committed`] output.
+//!
+//! Durability: every batch this node stores (sealed here or received) is written
+//! ([`Effect::Persist`](dwcp_core::Effect::Persist)) before its acknowledgement,
+//! its broadcast by the author, or a vote for a header naming it leaves; every
+//! certificate entering the DAG is written too. A restarted node rebuilds its
+//! batches, DAG, headers, votes and order from [`Recovered`], offers its own batches
+//! that no header named yet again, and lets the commit rule read the restored DAG.
+//! The driver writes the records of one input (and of inputs waiting together)
+//! in one transaction.
+//!
+//! The write-ahead records are keyed `(slot, tag)` with the slot a round, so that
+//! `PruneBelow(gc round)` drops each record together with the part of the DAG it
+//! belongs to:
+//!
+//! - `(r, a)` with `a` a member id (`0..=0xFFFF`): this node's vote for `a`'s header
+//!   of round `r`, as the header's digest;
+//! - `(r, TAG_HEADER = 0xFFFF_FFFF)`: this node's own header of round `r`;
+//! - `(r, TAG_CERTIFICATE + a)` (from `0x1_0000`): `a`'s certificate of round `r` in the local DAG;
+//! - `(r, t)` and `(r, t + 1)` with even `t >= TAG_BATCH = 0x2_0000`: a batch this node stores,
+//!   as a `BatchRecord` (`t`) and its bytes (`t + 1`, the batch's own buffer). `r`
+//!   is the round it was stored in: this node's round for its own batches (so that
+//!   the header that names one is pruned no earlier than the batch), the highest
+//!   round it knew of for a peer's. Tags are handed out in order within a slot and
+//!   continue after a restart, so a batch never overwrites another. A batch still
+//!   needed when garbage collection reaches its slot, or acknowledged again (its
+//!   author is about to propose it), is written again in a higher slot.
 
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode};
@@ -41,9 +67,15 @@ const TIMER_BATCH: TimerId = TimerId(1);
 const TIMER_HEADER: TimerId = TimerId(2);
 const TIMER_SYNC: TimerId = TimerId(3);
 
-/// Write-ahead tag of this node's own header (slot = its round). Votes use the
-/// voted-for author's id as the tag (slot = round).
+/// Write-ahead tag of this node's own header (slot = its round).
 const TAG_HEADER: u32 = u32::MAX;
+
+/// Write-ahead tag of a DAG certificate, plus its author's id (slot = its round).
+const TAG_CERTIFICATE: u32 = 0x0001_0000;
+
+/// The first write-ahead tag of stored batches, two tags each (slot = the round it
+/// was stored in).
+const TAG_BATCH: u32 = 0x0002_0000;
 
 /// Most decoded bytes of a stored write-ahead record or checkpoint.
 const MAX_RECORD: usize = 64 << 20;
@@ -54,7 +86,8 @@ pub enum BullsharkError {
     /// A stored record does not decode.
     #[error("corrupt stored state: {0}")]
     Corrupt(String),
-    /// The store handed back fewer committed batches than repeats are dropped over.
+    /// The store handed back fewer committed batches than repeats are dropped over
+    /// (see [`BullsharkConfig::restore_tail`]).
     #[error("recovered {got} committed batches, dropping repeats needs the last {need}")]
     TailTooShort {
         /// Batches recovered.
@@ -93,9 +126,22 @@ struct CommitState {
     queue: Vec<Ordered>,
 }
 
+/// What a stored batch's write-ahead record holds besides its bytes.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct BatchRecord {
+    author: NodeId,
+    nonce: u64,
+    origin: NodeId,
+    /// A header names it already (written again by garbage collection after the
+    /// header's record was pruned): never to be proposed again.
+    proposed: bool,
+}
+
 struct StoredBatch {
     batch: Batch,
     origin: NodeId,
+    /// The write-ahead slot it is stored under (the round it arrived in, or a later
+    /// one it was written again in); garbage collection drops it below this.
     arrival_round: Round,
     /// Counted against its origin's allowance of batches no certificate names.
     unreferenced: bool,
@@ -169,6 +215,8 @@ pub struct BullsharkEngine {
     retired: VecDeque<(Digest, usize)>,
     retired_set: HashSet<Digest>,
     retired_bytes: usize,
+    /// The next free write-ahead tag for a batch, by slot.
+    batch_tags: BTreeMap<Round, u32>,
 
     // Primary.
     round: Round,
@@ -231,7 +279,8 @@ impl BullsharkStats {
 
 impl BullsharkEngine {
     /// A node `keys.id` of `committee`, rebuilt from `recovered` (empty for a fresh
-    /// node). The store must hand back at least `cfg.dedup_window` committed batches.
+    /// node). The store must hand back the newest [`BullsharkConfig::restore_tail`]
+    /// committed batches (or all, if it holds fewer).
     pub fn new(
         keys: NodeKeys,
         committee: Committee,
@@ -257,6 +306,7 @@ impl BullsharkEngine {
             retired: VecDeque::new(),
             retired_set: HashSet::new(),
             retired_bytes: 0,
+            batch_tags: BTreeMap::new(),
             round: 0,
             own_header: None,
             own_votes: BTreeMap::new(),
@@ -291,16 +341,49 @@ impl BullsharkEngine {
 
     fn restore(&mut self, rec: Recovered) -> Result<(), BullsharkError> {
         let corrupt = |e: dwcp_core::codec::CodecError| BullsharkError::Corrupt(e.to_string());
+        // Batch digests this node named in a header of its own.
+        let mut proposed: HashSet<Digest> = HashSet::new();
+        let mut certificates: Vec<Certificate> = Vec::new();
+        let mut batches: Vec<(WalKey, BatchRecord, Bytes)> = Vec::new();
+        let mut record: Option<(WalKey, BatchRecord)> = None;
         for (key, value) in &rec.wal {
-            if key.tag == TAG_HEADER {
-                let h: Signed<Header> = decode(value, MAX_RECORD).map_err(corrupt)?;
-                if h.value().round >= self.round {
-                    self.round = h.value().round;
-                    self.own_header = Some(h);
+            match key.tag {
+                TAG_HEADER => {
+                    let h: Signed<Header> = decode(value, MAX_RECORD).map_err(corrupt)?;
+                    proposed.extend(h.value().batches.iter().copied());
+                    if h.value().round >= self.round {
+                        self.round = h.value().round;
+                        self.own_header = Some(h);
+                    }
                 }
-            } else {
-                let d: Digest = decode(value, MAX_RECORD).map_err(corrupt)?;
-                self.voted.insert((key.slot, NodeId(key.tag as u16)), d);
+                t if t >= TAG_BATCH => {
+                    if t % 2 == 0 {
+                        record = Some((*key, decode(value, MAX_RECORD).map_err(corrupt)?));
+                    } else {
+                        // The bytes follow their record; anything else is a torn pair.
+                        let Some((k, r)) = record.take() else {
+                            return Err(BullsharkError::Corrupt(format!(
+                                "batch bytes at {key:?} without their record"
+                            )));
+                        };
+                        if k.slot != key.slot || k.tag + 1 != t {
+                            return Err(BullsharkError::Corrupt(format!(
+                                "batch bytes at {key:?} without their record"
+                            )));
+                        }
+                        batches.push((k, r, value.clone()));
+                    }
+                }
+                t if t >= TAG_CERTIFICATE => {
+                    certificates.push(decode(value, MAX_RECORD).map_err(corrupt)?);
+                }
+                t => {
+                    let author = u16::try_from(t).map_err(|_| {
+                        BullsharkError::Corrupt(format!("unknown record tag {t:#x}"))
+                    })?;
+                    let d: Digest = decode(value, MAX_RECORD).map_err(corrupt)?;
+                    self.voted.insert((key.slot, NodeId(author)), d);
+                }
             }
         }
         if let Some(cp) = rec.checkpoints.last() {
@@ -316,6 +399,57 @@ impl BullsharkEngine {
             self.seq = state.seq;
             self.chain = state.chain;
             self.queue = state.queue.into();
+        }
+        // The DAG as this node held it: each certificate was verified before it was
+        // stored, and parents come before children in round order.
+        certificates.sort_by_key(|c| (c.round(), c.author()));
+        for cert in certificates {
+            if cert.round() == 0 || !self.committee.contains(cert.author()) {
+                continue;
+            }
+            proposed.extend(
+                cert.batches()
+                    .iter()
+                    .copied()
+                    .filter(|_| cert.author() == self.id),
+            );
+            if let Ok(Inserted::New) = self.dag.insert(Arc::new(cert)) {
+                self.stats.certificates += 1;
+            }
+        }
+        for (key, r, payload) in batches {
+            let batch = Batch::from_parts(r.author, r.nonce, payload);
+            let Ok(transactions) = batch.check() else {
+                return Err(BullsharkError::Corrupt(format!(
+                    "stored batch at {key:?} is malformed"
+                )));
+            };
+            let next = self.batch_tags.entry(key.slot).or_insert(TAG_BATCH);
+            *next = (*next).max(key.tag.saturating_add(2));
+            let digest = batch.digest();
+            if r.origin == self.id && !r.proposed && !proposed.contains(&digest) {
+                // Sealed but never proposed: collect acknowledgements again (peers
+                // that stored it answer at once) and propose it.
+                self.own_batches.insert(
+                    digest,
+                    OwnBatch {
+                        acks: BTreeSet::from([self.id]),
+                        transactions: transactions as u64,
+                        bytes: batch.len(),
+                        resend_at: Time::ZERO,
+                        backoff: self.cfg.sync_retry,
+                    },
+                );
+            }
+            self.batches.insert(
+                digest,
+                StoredBatch {
+                    batch,
+                    origin: r.origin,
+                    arrival_round: key.slot,
+                    unreferenced: false,
+                },
+            );
         }
         let last_logged = rec.committed_tail.last().map(|c| c.seq).unwrap_or(0);
         if last_logged > self.seq {
@@ -409,17 +543,64 @@ impl BullsharkEngine {
                 backoff: self.cfg.sync_retry,
             },
         );
+        // Durable before any copy leaves: this node counts as one of its holders.
+        let key = self.batch_key(self.round);
+        Self::persist_batch(key, &batch, self.id, false, fx);
         self.batches.insert(
             digest,
             StoredBatch {
                 batch: batch.clone(),
                 origin: self.id,
-                arrival_round: self.horizon(),
+                arrival_round: key.slot,
                 unreferenced: false,
             },
         );
         fx.broadcast(BullsharkMessage::Batch(batch));
         self.check_ready(digest, now, fx);
+    }
+
+    /// A fresh write-ahead key for a batch stored in `round` (or at the
+    /// garbage-collection round, if that is higher).
+    fn batch_key(&mut self, round: Round) -> WalKey {
+        let mut slot = round.max(self.dag.gc_round());
+        loop {
+            let next = self.batch_tags.entry(slot).or_insert(TAG_BATCH);
+            // Two tags per batch, below `TAG_HEADER`; a full slot spills into the next.
+            if *next < TAG_HEADER - 1 {
+                let tag = *next;
+                *next += 2;
+                return WalKey { slot, tag };
+            }
+            slot += 1;
+        }
+    }
+
+    /// Makes a batch durable under `key`: its record, then its bytes (shared with
+    /// the batch, not copied).
+    fn persist_batch(
+        key: WalKey,
+        batch: &Batch,
+        origin: NodeId,
+        proposed: bool,
+        fx: &mut Effects<BullsharkMessage>,
+    ) {
+        let record = BatchRecord {
+            author: batch.author(),
+            nonce: batch.nonce(),
+            origin,
+            proposed,
+        };
+        fx.persist(Record::Put {
+            key,
+            value: Bytes::from(encode(&record)),
+        });
+        fx.persist(Record::Put {
+            key: WalKey {
+                slot: key.slot,
+                tag: key.tag + 1,
+            },
+            value: batch.payload().clone(),
+        });
     }
 
     fn check_ready(&mut self, digest: Digest, now: Time, fx: &mut Effects<BullsharkMessage>) {
@@ -443,7 +624,18 @@ impl BullsharkEngine {
     ) {
         let digest = batch.digest();
         let solicited = self.want_batches.remove(&digest).is_some();
-        if self.batches.contains_key(&digest) {
+        let horizon = self.horizon();
+        if let Some(stored) = self.batches.get(&digest) {
+            if stored.arrival_round < horizon {
+                // Acknowledged again (its author, maybe restarted, wants to propose
+                // it now): kept from now on as if it had just arrived, on disk too.
+                let (batch, origin) = (stored.batch.clone(), stored.origin);
+                let key = self.batch_key(horizon);
+                Self::persist_batch(key, &batch, origin, false, fx);
+                if let Some(stored) = self.batches.get_mut(&digest) {
+                    stored.arrival_round = key.slot;
+                }
+            }
             fx.send(from, BullsharkMessage::BatchAck(digest));
             return;
         }
@@ -461,12 +653,17 @@ impl BullsharkEngine {
             }
             *used += batch.len();
         }
+        // Narwhal's worker: store the batch, then acknowledge it. The
+        // acknowledgement (and any vote for a header naming it) promises that the
+        // batch survives a crash of this node.
+        let key = self.batch_key(horizon);
+        Self::persist_batch(key, &batch, from, false, fx);
         self.batches.insert(
             digest,
             StoredBatch {
                 batch,
                 origin: from,
-                arrival_round: self.horizon(),
+                arrival_round: key.slot,
                 unreferenced,
             },
         );
@@ -829,6 +1026,15 @@ impl BullsharkEngine {
             let digest = cert.digest();
             match self.dag.insert(Arc::clone(&cert)) {
                 Ok(Inserted::New) => {
+                    // The DAG survives a restart of the whole committee: no peer
+                    // would hold it otherwise.
+                    fx.persist(Record::Put {
+                        key: WalKey {
+                            slot: cert.round(),
+                            tag: TAG_CERTIFICATE + u32::from(cert.author().0),
+                        },
+                        value: Bytes::from(encode(&*cert)),
+                    });
                     self.want_certs.remove(&digest);
                     self.stats.certificates += 1;
                     self.mark_referenced(&cert);
@@ -969,7 +1175,37 @@ impl BullsharkEngine {
     fn garbage_collect(&mut self, gc: Round, fx: &mut Effects<BullsharkMessage>) {
         self.dag.garbage_collect(gc);
         self.rule.garbage_collect(gc);
+        let needed: HashSet<Digest> = self
+            .queue
+            .iter()
+            .flat_map(|o| o.batches.iter().map(|(d, _)| *d))
+            .collect();
+        let ready: HashSet<Digest> = self.ready.iter().map(|(d, _, _)| *d).collect();
+        // Batches still needed (to output, or own ones not proposed yet) are written
+        // again above the pruning point before their records go. Committed batches
+        // kept for peers stay in memory only: their transactions are in the log.
+        let mut moved: Vec<Digest> = self
+            .batches
+            .iter()
+            .filter(|(d, b)| {
+                b.arrival_round < gc
+                    && (needed.contains(*d)
+                        || self.own_batches.contains_key(*d)
+                        || ready.contains(*d))
+            })
+            .map(|(d, _)| *d)
+            .collect();
+        moved.sort_unstable();
+        for d in moved {
+            let key = self.batch_key(gc);
+            let proposed = !(self.own_batches.contains_key(&d) || ready.contains(&d));
+            if let Some(b) = self.batches.get_mut(&d) {
+                b.arrival_round = key.slot;
+                Self::persist_batch(key, &b.batch, b.origin, proposed, fx);
+            }
+        }
         fx.persist(Record::PruneBelow(gc));
+        self.batch_tags = self.batch_tags.split_off(&gc);
         self.voted.retain(|(r, _), _| *r >= gc);
         self.pending.retain(|_, (c, _)| c.round() >= gc);
         let pending = &self.pending;
@@ -981,13 +1217,7 @@ impl BullsharkEngine {
             .retain(|d, _| self.waiting_on.contains_key(d));
         self.pending_headers.retain(|_, h| h.value().round >= gc);
         self.proposals.retain(|_, (r, _, _)| *r >= gc);
-        let needed: HashSet<Digest> = self
-            .queue
-            .iter()
-            .flat_map(|o| o.batches.iter().map(|(d, _)| *d))
-            .collect();
         let own = &self.own_batches;
-        let ready: HashSet<Digest> = self.ready.iter().map(|(d, _, _)| *d).collect();
         // Committed batches stay until the retention budget pushes them out (in
         // `drain_output`), whatever their round: a peer that restarted may still
         // need them to output what it missed.
@@ -1459,7 +1689,30 @@ impl BullsharkEngine {
         fx.set_timer(TIMER_SYNC, self.cfg.sync_retry);
         fx.set_timer(TIMER_HEADER, self.cfg.max_header_delay);
         self.last_header_at = now;
-        if let Some(h) = self.own_header.clone() {
+        // The commit rule reads the restored DAG for what it had not committed yet
+        // (a crash may have come between storing a certificate and the decision
+        // it led to).
+        let mut restored: Vec<Arc<Certificate>> = Vec::new();
+        for r in self.rule.last_committed_round() + 1..=self.dag.highest_round() {
+            restored.extend(self.dag.round(r).cloned());
+        }
+        for cert in restored {
+            if cert.round() > self.rule.last_committed_round() {
+                let subdags = self.rule.on_certificate(&self.dag, &cert);
+                if !subdags.is_empty() {
+                    self.order(now, subdags, fx);
+                }
+            }
+        }
+        if let Some(own) = self
+            .own_header
+            .as_ref()
+            .and_then(|h| self.dag.get(h.digest()))
+        {
+            self.own_certified = true;
+            self.last_own_certificate = Some(Arc::clone(own));
+        }
+        if let Some(h) = self.own_header.clone().filter(|_| !self.own_certified) {
             fx.broadcast(BullsharkMessage::Header(h.clone()));
             let vote = Signed::new(HeaderVote::for_header(&h), self.id, &self.keys.signing);
             self.on_own_vote(now, vote, fx);
@@ -1789,6 +2042,134 @@ mod tests {
             &mut store,
         );
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    /// Position of the first effect matching `f`.
+    fn first(
+        out: &[Effect<BullsharkMessage>],
+        f: impl Fn(&Effect<BullsharkMessage>) -> bool,
+    ) -> Option<usize> {
+        out.iter().position(f)
+    }
+
+    #[test]
+    fn a_batch_is_stored_before_it_is_acknowledged_and_survives_a_restart() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(1, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        let b = batch(b"tx");
+        let out = feed(
+            &mut e,
+            Time(1),
+            Input::Message {
+                from: NodeId(0),
+                msg: BullsharkMessage::Batch(b.clone()),
+            },
+            &mut store,
+        );
+        let stored = first(
+            &out,
+            |e| matches!(e, Effect::Persist(Record::Put { value, .. }) if value == b.payload()),
+        );
+        let ack = first(
+            &out,
+            |e| matches!(e, Effect::Send { to: NodeId(0), msg: BullsharkMessage::BatchAck(d) } if *d == b.digest()),
+        );
+        assert!(stored.is_some() && ack.is_some(), "{out:?}");
+        assert!(stored < ack, "acknowledged before it was stored: {out:?}");
+        // The stored bytes are the batch's own buffer, not a copy.
+        let Some(Effect::Persist(Record::Put { value, .. })) = stored.map(|i| &out[i]) else {
+            unreachable!()
+        };
+        assert_eq!(value.as_ptr(), b.payload().as_ptr());
+
+        // Restarted from its store, the node still holds the batch it vouched for:
+        // it serves it and votes for a header naming it without fetching it.
+        let mut restarted = engine(1, &keys, &c, store.recover(4096).expect("recover"));
+        feed(&mut restarted, Time(2), Input::Start, &mut store);
+        let out = feed(
+            &mut restarted,
+            Time(3),
+            Input::Message {
+                from: NodeId(2),
+                msg: BullsharkMessage::BatchRequest(vec![b.digest()]),
+            },
+            &mut store,
+        );
+        assert!(
+            out.iter().any(|e| matches!(e, Effect::Send { to: NodeId(2), msg: BullsharkMessage::Batch(x) } if *x == b)),
+            "{out:?}"
+        );
+        let h = header(&keys, &c, 0, vec![b.digest()]);
+        let out = feed(
+            &mut restarted,
+            Time(4),
+            Input::Message {
+                from: NodeId(0),
+                msg: BullsharkMessage::Header(h.clone()),
+            },
+            &mut store,
+        );
+        assert_eq!(votes(&out), vec![(NodeId(0), *h.digest())]);
+    }
+
+    #[test]
+    fn an_own_batch_not_yet_proposed_is_offered_again_after_a_restart() {
+        let (c, keys) = committee(4);
+        let mut store = MemoryStore::new();
+        let mut e = engine(0, &keys, &c, Recovered::default());
+        feed(&mut e, Time::ZERO, Input::Start, &mut store);
+        feed(
+            &mut e,
+            Time(1),
+            Input::Submit(vec![Bytes::from_static(b"a")]),
+            &mut store,
+        );
+        let out = feed(&mut e, Time(2), Input::Timeout(TIMER_BATCH), &mut store);
+        let sealed = out
+            .iter()
+            .find_map(|e| match e {
+                Effect::Broadcast {
+                    msg: BullsharkMessage::Batch(b),
+                } => Some(b.clone()),
+                _ => None,
+            })
+            .expect("sealed");
+        let stored = first(
+            &out,
+            |e| matches!(e, Effect::Persist(Record::Put { value, .. }) if value == sealed.payload()),
+        );
+        let sent = first(&out, |e| {
+            matches!(
+                e,
+                Effect::Broadcast {
+                    msg: BullsharkMessage::Batch(_)
+                }
+            )
+        });
+        assert!(stored < sent, "{out:?}");
+
+        // Down before a quorum acknowledged it: the restarted worker sends it again.
+        let mut restarted = engine(0, &keys, &c, store.recover(4096).expect("recover"));
+        feed(&mut restarted, Time(3), Input::Start, &mut store);
+        let out = feed(
+            &mut restarted,
+            Time::ZERO.after(Duration::from_secs(1)),
+            Input::Timeout(TIMER_SYNC),
+            &mut store,
+        );
+        let resent: BTreeSet<NodeId> = out
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: BullsharkMessage::Batch(b),
+                } if *b == sealed => Some(*to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, BTreeSet::from([NodeId(1), NodeId(2), NodeId(3)]));
     }
 
     #[test]

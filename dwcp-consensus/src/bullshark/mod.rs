@@ -11,6 +11,13 @@
 //! contract: a worker sealing [`Batch`]es, a primary proposing and voting,
 //! synchronisation of missing certificates and batches, persistence, and
 //! [`transfer`] of the committed order to a node behind garbage collection.
+//!
+//! Everything a node vouches for is durable: like Narwhal's worker, it stores a
+//! batch (its own or a peer's) before acknowledging it or voting for a header that
+//! names it, and it stores every certificate of its DAG, its own headers and votes,
+//! and the commit rule's state. Garbage collection prunes these records with the
+//! DAG. A committee that loses power all at once restarts from its stores and
+//! continues the same order without losing an acknowledged batch.
 
 mod batch;
 mod certificate;

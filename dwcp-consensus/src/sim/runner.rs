@@ -40,6 +40,10 @@ pub struct CrashPlan {
     pub mean_downtime: Duration,
     /// No crashes start after this.
     pub until: Time,
+    /// A power loss of the whole committee: at this instant every node that is up
+    /// crashes at once (after the last effect of its last input), whatever its
+    /// behaviour, and restarts from its store after a downtime drawn as above.
+    pub crash_all_at: Option<Time>,
 }
 
 /// Everything a simulation run depends on.
@@ -124,6 +128,7 @@ enum Event {
     },
     Burst,
     Crash(NodeId),
+    CrashAll,
     Restart(NodeId),
     Replay(NodeId),
     Wake,
@@ -319,6 +324,9 @@ where
             }
         }
         self.schedule(Time::ZERO, Event::Burst);
+        if let Some(at) = self.cfg.crash.crash_all_at {
+            self.schedule(at, Event::CrashAll);
+        }
         while let Some(s) = self.queue.pop() {
             if s.at > self.cfg.end {
                 break;
@@ -381,6 +389,13 @@ where
                     self.nodes[id.index()].crash_pending = true;
                 }
             }
+            Event::CrashAll => {
+                for i in 0..self.cfg.nodes {
+                    if self.nodes[i].up {
+                        self.crash(NodeId(i as u16));
+                    }
+                }
+            }
             Event::Restart(id) => {
                 self.boot(id);
                 if self.nodes[id.index()].behaviour == Behaviour::Crash
@@ -440,8 +455,13 @@ where
             tx[..8].copy_from_slice(&self.cfg.seed.to_le_bytes());
             tx[8..16].copy_from_slice(&self.tx_counter.to_le_bytes());
             let tx = Bytes::from(tx);
-            self.checker.on_submit(&tx, self.now);
             txs.push(tx);
+        }
+        // A client whose sends every node refuses (all are down) has submitted nothing.
+        if self.nodes.iter().any(|n| n.up) {
+            for tx in &txs {
+                self.checker.on_submit(tx, self.now);
+            }
         }
         for i in 0..self.cfg.nodes {
             let id = NodeId(i as u16);

@@ -97,6 +97,7 @@ pub fn scenario(
             mean_uptime: Duration::from_millis(400),
             mean_downtime: Duration::from_millis(150),
             until: Time(2_500_000),
+            crash_all_at: None,
         },
         workload: Workload {
             burst_interval: Duration::from_millis(50),
@@ -218,6 +219,10 @@ pub fn bullshark_simulation(
     cfg: SimConfig,
 ) -> Simulation<BullsharkEngine, impl FnMut(NodeKeys, Committee, Recovered) -> BullsharkEngine> {
     let bcfg = sim_bullshark_config();
+    let cfg = SimConfig {
+        restore_tail: cfg.restore_tail.max(bcfg.restore_tail()),
+        ..cfg
+    };
     Simulation::new(cfg, move |keys, committee, recovered| {
         let id: NodeId = keys.id;
         BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)

@@ -135,6 +135,7 @@ impl TwinsCase {
                 mean_uptime: Duration::from_secs(3600),
                 mean_downtime: Duration::from_millis(100),
                 until: Time::ZERO,
+                crash_all_at: None,
             },
             workload: Workload {
                 burst_interval: Duration::from_millis(50),
