@@ -105,6 +105,15 @@ pub fn check_header(
     header: &Signed<Header>,
     committee: &Committee,
 ) -> Result<(), CertificateError> {
+    check_header_with(header, committee, committee.quorum_threshold())
+}
+
+/// [`check_header`] with `need` parents required (the engine's quorum).
+pub(crate) fn check_header_with(
+    header: &Signed<Header>,
+    committee: &Committee,
+    need: usize,
+) -> Result<(), CertificateError> {
     let h = header.value();
     if h.round == 0 {
         // Genesis is fixed, never proposed.
@@ -119,7 +128,6 @@ pub fn check_header(
             signer: header.author(),
         });
     }
-    let need = committee.quorum_threshold();
     if h.parents.len() < need {
         return Err(CertificateError::TooFewParents {
             got: h.parents.len(),
@@ -199,6 +207,16 @@ impl Certificate {
     /// Whether the parents exist, and are of the previous round, is the DAG's check
     /// ([`super::Dag::insert`]).
     pub fn verify(&self, committee: &Committee) -> Result<(), CertificateError> {
+        self.verify_with(committee, committee.quorum_threshold())
+    }
+
+    /// [`Certificate::verify`] with `need` votes and parents required (the engine's
+    /// quorum).
+    pub(crate) fn verify_with(
+        &self,
+        committee: &Committee,
+        need: usize,
+    ) -> Result<(), CertificateError> {
         let author = self.author();
         if self.round() == 0 {
             if committee.contains(author)
@@ -209,8 +227,7 @@ impl Certificate {
             }
             return Err(CertificateError::BadGenesis(author));
         }
-        check_header(&self.header, committee)?;
-        let need = committee.quorum_threshold();
+        check_header_with(&self.header, committee, need)?;
         if self.votes.len() < need {
             return Err(CertificateError::TooFewVotes {
                 got: self.votes.len(),

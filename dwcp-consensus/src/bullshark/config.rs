@@ -47,6 +47,11 @@ pub struct BullsharkConfig {
     /// Committed sequence numbers over which repeated transactions are dropped
     /// (0 turns it off). Needed when clients send a transaction to several nodes.
     pub dedup_window: u64,
+    /// Replace the quorum `2f+1` (votes per certificate, parents per header) with
+    /// this many. Only for tests that show the simulator catches the forks a
+    /// too-small quorum causes; it exists only with the `unsafe-test-hooks` feature.
+    #[cfg(feature = "unsafe-test-hooks")]
+    pub unsafe_quorum_override: Option<usize>,
 }
 
 impl Default for BullsharkConfig {
@@ -67,6 +72,8 @@ impl Default for BullsharkConfig {
             retain_order_bytes: 16 << 20,
 
             dedup_window: 1_024,
+            #[cfg(feature = "unsafe-test-hooks")]
+            unsafe_quorum_override: None,
         }
     }
 }

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::batch::{Batch, BatchMaker};
-use super::certificate::{check_header, Certificate};
+use super::certificate::{check_header_with, Certificate};
 use super::commit::{CommitRule, CommittedSubDag, RuleState};
 use super::config::BullsharkConfig;
 use super::dag::{Dag, DagError, Inserted};
@@ -290,7 +290,15 @@ impl BullsharkEngine {
         let n = committee.size();
         let mut e = BullsharkEngine {
             id: keys.id,
-            quorum: committee.quorum_threshold(),
+            quorum: {
+                #[cfg(feature = "unsafe-test-hooks")]
+                let q = cfg
+                    .unsafe_quorum_override
+                    .unwrap_or_else(|| committee.quorum_threshold());
+                #[cfg(not(feature = "unsafe-test-hooks"))]
+                let q = committee.quorum_threshold();
+                q
+            },
             validity: committee.validity_threshold(),
             schedule: RoundRobin::new(&committee),
             dag: Dag::new(&committee),
@@ -877,7 +885,7 @@ impl BullsharkEngine {
         if author != from || author == self.id {
             return;
         }
-        if check_header(&header, &self.committee).is_err() {
+        if check_header_with(&header, &self.committee, self.quorum).is_err() {
             self.stats.rejected += 1;
             return;
         }
@@ -982,7 +990,17 @@ impl BullsharkEngine {
     ) {
         let digest = cert.digest();
         let round = cert.round();
-        if round == 0 || self.dag.contains(&digest) || self.pending.contains_key(&digest) {
+        if let Some((buffered, _)) = self.pending.get(&digest) {
+            // Buffered for its parents, which we may have stopped asking for (every
+            // request lost in a partition): ask again, from whoever sent it now.
+            let missing = self.dag.missing_parents(buffered);
+            for d in missing {
+                self.waiting_on.entry(d).or_default().insert(digest);
+                self.want_certificate(d, from, now);
+            }
+            return;
+        }
+        if round == 0 || self.dag.contains(&digest) {
             return;
         }
         if round < self.dag.gc_round() {
@@ -993,7 +1011,7 @@ impl BullsharkEngine {
             // The committee is so far ahead that peers may have collected the rounds
             // this node misses: take the committed order instead (a valid
             // certificate proves the round was reached).
-            if self.transfer_due(now) && cert.verify(&self.committee).is_ok() {
+            if self.transfer_due(now) && cert.verify_with(&self.committee, self.quorum).is_ok() {
                 self.request_transfer(now, fx);
             }
             if far {
@@ -1006,7 +1024,7 @@ impl BullsharkEngine {
             }
             return;
         }
-        if cert.verify(&self.committee).is_err() {
+        if cert.verify_with(&self.committee, self.quorum).is_err() {
             self.stats.rejected += 1;
             return;
         }
