@@ -122,7 +122,12 @@ pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
 
 /// Runs one Twins case of `kind` (see [`super::twins`]); `seed` fixes link delays.
 pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
-    let cfg = case.sim_config(seed);
+    let mut cfg = case.sim_config(seed);
+    if kind == EngineKind::Bullshark {
+        // A round every 100 ms: it commits within a second of the network healing
+        // at 4 s, where PBFT may first need view changes with doubling timeouts.
+        cfg.end = Time(8_000_000);
+    }
     match kind {
         EngineKind::Pbft => pbft_simulation(cfg).with_script(case.clone()).run(),
         EngineKind::Bullshark => bullshark_simulation(cfg).with_script(case.clone()).run(),
