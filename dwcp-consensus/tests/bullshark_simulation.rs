@@ -228,3 +228,61 @@ fn a_whole_cluster_crash_loses_no_acknowledged_batch() {
         );
     }
 }
+
+/// Refuses every tenth transaction of the simulated client (by its counter).
+struct EveryTenth;
+
+impl dwcp_core::Validator for EveryTenth {
+    fn check_tx(&self, tx: &[u8]) -> Result<(), dwcp_core::Refused> {
+        let counter = tx
+            .get(8..16)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes);
+        match counter {
+            Some(k) if k % 10 == 0 => Err(dwcp_core::Refused("every tenth".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Nodes 1-3 check transactions with their application; node 0 does not (it is
+/// Byzantine, or misconfigured) and seals refused ones into its batches. The others
+/// never acknowledge those batches, so they never become ready, never enter a
+/// header and never commit; everything else commits everywhere.
+#[test]
+fn batches_the_application_refuses_are_never_acknowledged() {
+    let mut cfg = scenario(4, 0, "honest", 4).expect("scenario");
+    cfg.keep_log = true;
+    let bcfg = sim_bullshark_config();
+    let r = Simulation::new(cfg, move |keys, committee, recovered| {
+        let checked = keys.id != dwcp_core::NodeId(0);
+        let node = BullsharkEngine::new(keys, committee, bcfg.clone(), recovered).expect("node");
+        if checked {
+            node.with_validator(std::sync::Arc::new(EveryTenth))
+        } else {
+            node
+        }
+    })
+    .run();
+    assert!(r.violations.is_empty(), "{:?}", r.violations);
+    let refused = |tx: &bytes::Bytes| dwcp_core::Validator::check_tx(&EveryTenth, tx).is_err();
+    let committed: Vec<&bytes::Bytes> = r.log.iter().flat_map(|c| &c.transactions).collect();
+    assert!(
+        !committed.iter().any(|tx| refused(tx)),
+        "a refused transaction committed"
+    );
+    let expected = r.transactions_submitted - r.transactions_submitted / 10;
+    assert_eq!(
+        committed.len(),
+        expected,
+        "every accepted transaction committed"
+    );
+    let refusals: u64 = r.node_status[1..]
+        .iter()
+        .flatten()
+        .flat_map(|s| &s.counters)
+        .filter(|(name, _)| name == "refused_batches")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(refusals > 0, "node 0's batches were refused");
+}

@@ -47,6 +47,9 @@ pub struct BullsharkConfig {
     /// Committed sequence numbers over which repeated transactions are dropped
     /// (0 turns it off). Needed when clients send a transaction to several nodes.
     pub dedup_window: u64,
+    /// Most batch digests in one header; the proposer leaves the rest for its next
+    /// header, and a node does not vote for a header with more.
+    pub max_header_batches: usize,
     /// Replace the quorum `2f+1` (votes per certificate, parents per header) with
     /// this many. Only for tests that show the simulator catches the forks a
     /// too-small quorum causes; it exists only with the `unsafe-test-hooks` feature.
@@ -72,6 +75,7 @@ impl Default for BullsharkConfig {
             retain_order_bytes: 16 << 20,
 
             dedup_window: 1_024,
+            max_header_batches: 4_096,
             #[cfg(feature = "unsafe-test-hooks")]
             unsafe_quorum_override: None,
         }

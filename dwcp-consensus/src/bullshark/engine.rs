@@ -38,6 +38,7 @@
 //!   author is about to propose it), is written again in a higher slot.
 
 use bytes::Bytes;
+use dwcp_core::application::{accept_all, SharedValidator};
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::{
     Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
@@ -193,6 +194,10 @@ pub struct BullsharkStats {
     /// Positions of the committed order taken from peers (state transfer) because
     /// this node fell behind their garbage collection.
     pub transfers: u64,
+    /// Peers' batches not acknowledged because the application refused them.
+    pub refused_batches: u64,
+    /// Client transactions the application refused.
+    pub refused_transactions: u64,
 }
 
 /// A Bullshark node: Narwhal worker, primary and the Bullshark commit rule.
@@ -255,6 +260,8 @@ pub struct BullsharkEngine {
     history: VecDeque<(OrderEntry, CommittedSet, usize)>,
     history_bytes: usize,
     transfer: Option<Transfer>,
+    /// The application's admission rules.
+    validator: SharedValidator,
 }
 
 impl BullsharkStats {
@@ -270,6 +277,8 @@ impl BullsharkStats {
             ("dropped_transactions", self.dropped_transactions),
             ("repeats_dropped", self.repeats_dropped),
             ("state_transfers", self.transfers),
+            ("refused_batches", self.refused_batches),
+            ("refused_transactions", self.refused_transactions),
         ]
         .into_iter()
         .map(|(name, n)| (name.into(), n))
@@ -278,6 +287,15 @@ impl BullsharkStats {
 }
 
 impl BullsharkEngine {
+    /// Checks transactions and peers' batches with `validator` (see
+    /// [`dwcp_core::Validator`]): refused transactions are dropped on submission,
+    /// and a peer's batch the application refuses is never acknowledged, so no
+    /// header naming it gets this node's vote.
+    pub fn with_validator(mut self, validator: SharedValidator) -> BullsharkEngine {
+        self.validator = validator;
+        self
+    }
+
     /// A node `keys.id` of `committee`, rebuilt from `recovered` (empty for a fresh
     /// node). The store must hand back the newest [`BullsharkConfig::restore_tail`]
     /// committed batches (or all, if it holds fewer).
@@ -342,6 +360,7 @@ impl BullsharkEngine {
             history: VecDeque::new(),
             history_bytes: 0,
             transfer: None,
+            validator: accept_all(),
         };
         e.restore(recovered)?;
         Ok(e)
@@ -511,6 +530,10 @@ impl BullsharkEngine {
             + self.ready.iter().map(|(_, _, b)| b).sum::<usize>()
             + self.maker.size();
         for tx in txs {
+            if self.validator.check_tx(&tx).is_err() {
+                self.stats.refused_transactions += 1;
+                continue;
+            }
             waiting += 4 + tx.len();
             if waiting > self.cfg.max_pending_bytes {
                 self.stats.dropped_transactions += 1;
@@ -527,6 +550,12 @@ impl BullsharkEngine {
                 self.seal(now, fx);
             }
         }
+    }
+
+    /// Whether the application accepts every transaction of a peer's batch.
+    fn batch_acceptable(&self, batch: &Batch) -> bool {
+        let txs: Vec<Bytes> = batch.transactions().collect();
+        self.validator.process_proposal(&txs).is_ok()
     }
 
     fn seal(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {
@@ -653,6 +682,13 @@ impl BullsharkEngine {
             self.stats.rejected += 1;
             return;
         }
+        if !solicited && !self.batch_acceptable(&batch) {
+            // Never acknowledged, so no header naming it gathers this node's vote.
+            // A batch a certificate already names (solicited) is stored whatever
+            // it holds: the order is decided, and every node must output it.
+            self.stats.refused_batches += 1;
+            return;
+        }
         let unreferenced = !solicited;
         if unreferenced {
             let used = &mut self.unreferenced_bytes[from.index()];
@@ -772,7 +808,8 @@ impl BullsharkEngine {
             self.stats.leader_timeouts += 1;
         }
         let parents: Vec<Digest> = self.dag.round(parents_round).map(|c| c.digest()).collect();
-        let ready = std::mem::take(&mut self.ready);
+        let take = self.ready.len().min(self.cfg.max_header_batches);
+        let ready: Vec<_> = self.ready.drain(..take).collect();
         let transactions = ready.iter().map(|(_, n, _)| n).sum();
         let header = Signed::new(
             Header {
@@ -885,7 +922,9 @@ impl BullsharkEngine {
         if author != from || author == self.id {
             return;
         }
-        if check_header_with(&header, &self.committee, self.quorum).is_err() {
+        if check_header_with(&header, &self.committee, self.quorum).is_err()
+            || header.value().batches.len() > self.cfg.max_header_batches
+        {
             self.stats.rejected += 1;
             return;
         }
