@@ -1053,41 +1053,29 @@ impl Pbft {
             bs.drain(..keep_from);
             !bs.is_empty()
         });
-        let vouched = (0..self.cfg.fetch_batch)
-            .take_while(|k| {
-                let mut counts: HashMap<Digest, usize> = HashMap::new();
-                self.transfers
-                    .values()
-                    .filter_map(|bs| bs.get(*k))
-                    .any(|c| {
-                        let n = counts.entry(c.digest).or_default();
-                        *n += 1;
-                        *n > self.f()
-                    })
-            })
-            .count();
-        if vouched == 0 {
-            return;
-        }
         // Every buffer starts at our next batch and is chain-verified from our
         // chain, so agreeing on the chain at position k means agreeing on every
-        // batch up to it: take them from any buffer that holds that chain.
-        let target = {
+        // batch up to it: the longest such run is taken from any buffer holding it.
+        let mut agreed: Option<(usize, Digest)> = None;
+        for k in 0..self.cfg.fetch_batch {
             let mut counts: HashMap<Digest, usize> = HashMap::new();
-            let mut found = None;
-            for bs in self.transfers.values() {
-                if let Some(c) = bs.get(vouched - 1) {
+            let vouched = self
+                .transfers
+                .values()
+                .filter_map(|bs| bs.get(k))
+                .find_map(|c| {
                     let n = counts.entry(c.digest).or_default();
                     *n += 1;
-                    if *n > self.f() {
-                        found = Some(c.digest);
-                        break;
-                    }
-                }
+                    (*n > self.f()).then_some(c.digest)
+                });
+            match vouched {
+                Some(d) => agreed = Some((k + 1, d)),
+                None => break,
             }
-            found
+        }
+        let Some((vouched, target)) = agreed else {
+            return;
         };
-        let Some(target) = target else { return };
         let Some(batches) = self
             .transfers
             .values()
