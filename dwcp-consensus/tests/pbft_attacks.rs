@@ -241,3 +241,86 @@ fn a_forged_stored_log_from_one_member_is_never_executed() {
     assert!(forged.get() > 0, "node 0 answered node 3 with a forged log");
     assert_safe_and_live(5, &r);
 }
+
+/// Four replicas, node 1 scripted: the primary of view 1.
+fn four_with_byzantine_next_primary(seed: u64) -> SimConfig {
+    let mut cfg = scenario(4, 0, "honest", seed).expect("scenario");
+    cfg.behaviours[1] = Behaviour::Scripted;
+    cfg
+}
+
+/// A new primary must re-issue the batch prepared in the highest view: its NEW-VIEW
+/// is checked against the view changes it carries.
+///
+/// Seq 1 commits on node 2 only in view 0 (every replica is prepared; commits reach
+/// only node 2), then the view changes to 1. The Byzantine primary 1 sends a
+/// NEW-VIEW that carries the honest view changes but drops their highest
+/// certificate: seq 1 re-issued as an empty batch, pre-prepares and NEW-VIEW validly
+/// signed, and backs it with its own votes. A replica that took it would commit the
+/// empty batch at seq 1 and fork from node 2; the honest ones refuse it and move on
+/// to view 2.
+#[test]
+fn a_new_view_that_drops_the_highest_certificate_is_refused() {
+    use dwcp_consensus::pbft::{batch_digest, NewView, PrePrepare};
+    use dwcp_core::Signed;
+
+    for seed in 0..3 {
+        let forged = Rc::new(Cell::new(false));
+        let f = forged.clone();
+        let script = move |ctx: &mut ScriptCtx<'_, PbftMessage>,
+                           from: Endpoint,
+                           to: Endpoint,
+                           msg: &PbftMessage| match msg {
+            PbftMessage::PrePrepare(pp) if pp.value().view == 0 && pp.value().seq > 1 => Fate::Drop,
+            PbftMessage::Vote(v) if v.value().view == 0 && v.value().phase == Phase::Commit => {
+                only(&[2], to)
+            }
+            PbftMessage::Entries(_) | PbftMessage::Fetch { .. } => Fate::Drop,
+            PbftMessage::NewView(nv) if from.node == NodeId(1) && nv.value().view == 1 => {
+                if !f.replace(true) {
+                    let keys = ctx.keys(NodeId(1)).expect("node 1 is scripted").clone();
+                    let pre_prepares = nv
+                        .value()
+                        .pre_prepares
+                        .iter()
+                        .map(|pp| {
+                            let p = pp.value();
+                            let empty = PrePrepare {
+                                view: p.view,
+                                seq: p.seq,
+                                digest: batch_digest(&[]),
+                                batch: Vec::new(),
+                            };
+                            Signed::new(empty, NodeId(1), &keys.signing)
+                        })
+                        .collect();
+                    let bad = Signed::new(
+                        NewView {
+                            view: 1,
+                            view_changes: nv.value().view_changes.clone(),
+                            pre_prepares,
+                        },
+                        NodeId(1),
+                        &keys.signing,
+                    );
+                    for vote in back_new_view(ctx, NodeId(1), &bad) {
+                        send_to_all(ctx, NodeId(1), 4, vote);
+                    }
+                    send_to_all(ctx, NodeId(1), 4, PbftMessage::NewView(bad));
+                }
+                Fate::Drop
+            }
+            _ => Fate::Deliver,
+        };
+        let r = pbft_simulation(four_with_byzantine_next_primary(seed))
+            .with_script(script)
+            .run();
+        assert!(forged.get(), "seed {seed}: node 1 sent its NEW-VIEW");
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(
+            r.node_status[2].as_ref().is_some_and(|s| s.view >= 2),
+            "seed {seed}: the honest replicas moved past the Byzantine primary: {:?}",
+            r.node_status
+        );
+    }
+}

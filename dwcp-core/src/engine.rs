@@ -197,6 +197,8 @@ pub enum Record {
     },
     /// Delete write-ahead records whose slot is below this.
     PruneBelow(u64),
+    /// Delete one write-ahead record (nothing if there is none).
+    Delete(WalKey),
     /// Store a checkpoint; storage keeps the newest and the three before it.
     Checkpoint(Checkpoint),
 }

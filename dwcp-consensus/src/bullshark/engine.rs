@@ -141,9 +141,10 @@ struct BatchRecord {
 struct StoredBatch {
     batch: Batch,
     origin: NodeId,
-    /// The write-ahead slot it is stored under (the round it arrived in, or a later
-    /// one it was written again in); garbage collection drops it below this.
-    arrival_round: Round,
+    /// The write-ahead key of its record (its bytes are under the next tag): the
+    /// slot is the round it arrived in, or a later one it was written again in;
+    /// garbage collection drops it below that, and its output deletes it.
+    key: WalKey,
     /// Counted against its origin's allowance of batches no certificate names.
     unreferenced: bool,
 }
@@ -473,7 +474,7 @@ impl BullsharkEngine {
                 StoredBatch {
                     batch,
                     origin: r.origin,
-                    arrival_round: key.slot,
+                    key,
                     unreferenced: false,
                 },
             );
@@ -588,7 +589,7 @@ impl BullsharkEngine {
             StoredBatch {
                 batch: batch.clone(),
                 origin: self.id,
-                arrival_round: key.slot,
+                key,
                 unreferenced: false,
             },
         );
@@ -663,14 +664,14 @@ impl BullsharkEngine {
         let solicited = self.want_batches.remove(&digest).is_some();
         let horizon = self.horizon();
         if let Some(stored) = self.batches.get(&digest) {
-            if stored.arrival_round < horizon {
+            if stored.key.slot < horizon {
                 // Acknowledged again (its author, maybe restarted, wants to propose
                 // it now): kept from now on as if it had just arrived, on disk too.
                 let (batch, origin) = (stored.batch.clone(), stored.origin);
                 let key = self.batch_key(horizon);
                 Self::persist_batch(key, &batch, origin, false, fx);
                 if let Some(stored) = self.batches.get_mut(&digest) {
-                    stored.arrival_round = key.slot;
+                    stored.key = key;
                 }
             }
             fx.send(from, BullsharkMessage::BatchAck(digest));
@@ -707,7 +708,7 @@ impl BullsharkEngine {
             StoredBatch {
                 batch,
                 origin: from,
-                arrival_round: key.slot,
+                key,
                 unreferenced,
             },
         );
@@ -1245,7 +1246,7 @@ impl BullsharkEngine {
             .batches
             .iter()
             .filter(|(d, b)| {
-                b.arrival_round < gc
+                b.key.slot < gc
                     && (needed.contains(*d)
                         || self.own_batches.contains_key(*d)
                         || ready.contains(*d))
@@ -1257,7 +1258,7 @@ impl BullsharkEngine {
             let key = self.batch_key(gc);
             let proposed = !(self.own_batches.contains_key(&d) || ready.contains(&d));
             if let Some(b) = self.batches.get_mut(&d) {
-                b.arrival_round = key.slot;
+                b.key = key;
                 Self::persist_batch(key, &b.batch, b.origin, proposed, fx);
             }
         }
@@ -1281,7 +1282,7 @@ impl BullsharkEngine {
         let retired = &self.retired_set;
         let unreferenced = &mut self.unreferenced_bytes;
         self.batches.retain(|d, b| {
-            let keep = b.arrival_round >= gc
+            let keep = b.key.slot >= gc
                 || needed.contains(d)
                 || own.contains_key(d)
                 || ready.contains(d)
@@ -1337,8 +1338,10 @@ impl BullsharkEngine {
             if dedup {
                 self.remember_output(entry.seq, digests.into_iter());
             }
+            let mut output: Vec<WalKey> = Vec::with_capacity(entry.batches.len());
             for (d, _) in &entry.batches {
                 if let Some(b) = self.batches.get(d) {
+                    output.push(b.key);
                     if self.retired_set.insert(*d) {
                         self.retired.push_back((*d, b.batch.len()));
                         self.retired_bytes += b.batch.len();
@@ -1351,6 +1354,18 @@ impl BullsharkEngine {
                 digest: entry.chain,
                 transactions,
             });
+            // Their transactions are in the committed log now (the driver writes it
+            // before any later record): the batches' own records can go, rather than
+            // wait for garbage collection with every byte of them.
+            // The bytes go first: a crash between the two leaves a record without its
+            // bytes, which a restart skips like an interrupted write.
+            for key in output {
+                fx.persist(Record::Delete(WalKey {
+                    slot: key.slot,
+                    tag: key.tag + 1,
+                }));
+                fx.persist(Record::Delete(key));
+            }
         }
         // Committed batches stay a while for peers that still fetch them.
         while self.retired_bytes > self.cfg.retain_committed_batch_bytes {

@@ -45,8 +45,14 @@ pub fn check(store: &mut dyn Storage) {
     );
     assert_eq!(wal[2].1, Bytes::from_static(b"d"), "put must replace");
     store
-        .apply(&[Record::PruneBelow(3), put(7, 0, b"e")])
+        .apply(&[Record::PruneBelow(3), put(7, 0, b"e"), put(7, 1, b"f")])
         .expect("prune");
+    store
+        .apply(&[
+            Record::Delete(WalKey { slot: 7, tag: 1 }),
+            Record::Delete(WalKey { slot: 9, tag: 9 }),
+        ])
+        .expect("delete, also of a record that is not there");
     let keys: Vec<u64> = store
         .recover(0)
         .expect("recover")

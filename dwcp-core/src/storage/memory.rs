@@ -55,6 +55,9 @@ impl Storage for MemoryStore {
                 Record::Put { key, value } => {
                     self.wal.insert(*key, value.clone());
                 }
+                Record::Delete(key) => {
+                    self.wal.remove(key);
+                }
                 Record::PruneBelow(slot) => {
                     self.wal = self.wal.split_off(&WalKey {
                         slot: *slot,

@@ -76,6 +76,9 @@ impl Storage for RedbStore {
                         wal.insert((key.slot, key.tag), value.as_ref())
                             .map_err(backend)?;
                     }
+                    Record::Delete(key) => {
+                        wal.remove((key.slot, key.tag)).map_err(backend)?;
+                    }
                     Record::PruneBelow(slot) => {
                         wal.retain_in((0, 0)..(*slot, 0), |_, _| false)
                             .map_err(backend)?;
