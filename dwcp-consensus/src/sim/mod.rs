@@ -25,4 +25,4 @@ pub use scenario::{
     SweepSummary,
 };
 pub use script::{Endpoint, Fate, Script, ScriptCtx};
-pub use twins::{TwinsCase, TwinsSummary};
+pub use twins::{TwinsCase, TwinsCrash, TwinsScript, TwinsSummary};

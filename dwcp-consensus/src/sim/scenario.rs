@@ -129,8 +129,8 @@ pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
         cfg.end = Time(8_000_000);
     }
     match kind {
-        EngineKind::Pbft => pbft_simulation(cfg).with_script(case.clone()).run(),
-        EngineKind::Bullshark => bullshark_simulation(cfg).with_script(case.clone()).run(),
+        EngineKind::Pbft => pbft_simulation(cfg).with_script(case.script()).run(),
+        EngineKind::Bullshark => bullshark_simulation(cfg).with_script(case.script()).run(),
     }
 }
 

@@ -15,14 +15,17 @@
 //! the first component, so each round has `2^(n)` canonical splits of `n + 1`
 //! instances). [`TwinsCase::unrank`] numbers them, so a sweep is a range of ranks
 //! and any case reruns from its rank alone; [`TwinsCase::random`] draws cases for
-//! spaces too large to enumerate.
+//! spaces too large to enumerate. A case may also crash one honest node at a
+//! chosen effect of a chosen round ([`TwinsCrash`]): Twins splits what peers know,
+//! a crash loses what the node had not stored, and bugs of restart live where the
+//! two meet.
 
 use super::adversary::Behaviour;
 use super::network::{LinkModel, Network};
 use super::runner::{CrashPlan, SimConfig, SimReport, Workload};
 use super::script::{Endpoint, Fate, Script, ScriptCtx};
 use dwcp_core::crypto::SignatureScheme;
-use dwcp_core::Time;
+use dwcp_core::{Effect, Time};
 use rand::Rng;
 use std::time::Duration;
 
@@ -37,6 +40,23 @@ pub struct TwinsCase {
     /// For each scripted round, the instances in the second component, as a bit
     /// mask over instance indices ([`TwinsCase::instance_index`]).
     pub partitions: Vec<u64>,
+    /// An honest node that crashes once and restarts from its store: what Twins
+    /// adds to a crash, a state the node's twin-free peers cannot see.
+    #[serde(default)]
+    pub crash: Option<TwinsCrash>,
+}
+
+/// Where an honest node of a [`TwinsCase`] crashes: right after the `effect`-th
+/// effect (from 0) it carries out while its round (that of the last message it
+/// sent) is `round`. It restarts from its store after the crash plan's downtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TwinsCrash {
+    /// The node (not a twin).
+    pub node: u16,
+    /// Its round when it crashes.
+    pub round: u64,
+    /// How many of its effects in that round it carries out before, less one.
+    pub effect: u32,
 }
 
 impl TwinsCase {
@@ -81,6 +101,7 @@ impl TwinsCase {
             nodes,
             twins: vec![twin],
             partitions,
+            crash: None,
         }
     }
 
@@ -100,6 +121,7 @@ impl TwinsCase {
             nodes,
             twins: ids,
             partitions,
+            crash: None,
         }
     }
 
@@ -161,16 +183,54 @@ impl TwinsCase {
 /// forever.
 pub const GLOBAL_STABILISATION: Time = Time(4_000_000);
 
-impl<M> Script<M> for TwinsCase {
+impl TwinsCase {
+    /// The script that runs this case in a [`super::Simulation`].
+    pub fn script(&self) -> TwinsScript {
+        TwinsScript {
+            case: self.clone(),
+            crash_round: 0,
+            effects: 0,
+            crashed: false,
+        }
+    }
+}
+
+/// A [`TwinsCase`] being run: its partitions, and its crash once due.
+#[derive(Clone, Debug)]
+pub struct TwinsScript {
+    case: TwinsCase,
+    /// Round of the crashing node's last message.
+    crash_round: u64,
+    /// Its effects carried out in the crash round so far.
+    effects: u32,
+    crashed: bool,
+}
+
+impl<M> Script<M> for TwinsScript {
     fn route(&mut self, ctx: &mut ScriptCtx<'_, M>, from: Endpoint, to: Endpoint, _: &M) -> Fate {
+        let r = ctx.round();
+        if self.case.crash.is_some_and(|c| c.node == from.node.0) {
+            self.crash_round = r;
+        }
         if ctx.now() >= GLOBAL_STABILISATION {
             return Fate::Deliver;
         }
-        let r = ctx.round();
-        match (self.component(r, from), self.component(r, to)) {
+        match (self.case.component(r, from), self.case.component(r, to)) {
             (Some(a), Some(b)) if a != b => Fate::Drop,
             _ => Fate::Deliver,
         }
+    }
+
+    fn crash_after(&mut self, node: Endpoint, _: &Effect<M>) -> bool {
+        let Some(c) = self.case.crash else {
+            return false;
+        };
+        if self.crashed || node.node.0 != c.node || self.crash_round != c.round {
+            return false;
+        }
+        self.effects += 1;
+        self.crashed = self.effects > c.effect;
+        self.crashed
     }
 }
 
@@ -266,6 +326,7 @@ mod tests {
             nodes: 4,
             twins: vec![1],
             partitions: vec![0b01010],
+            crash: None,
         };
         let e = |node, instance| Endpoint {
             node: NodeId(node),
