@@ -35,23 +35,33 @@ fn pbft_two_twins_n7_random() {
     assert_clean("pbft n=7", &s);
 }
 
+/// The first of 200 one-twin cases at n = 4 in which engines built by `build`
+/// fork (an agreement violation), if any.
+fn first_fork<E, F>(build: F) -> Option<u64>
+where
+    E: dwcp_core::Engine,
+    E::Message: dwcp_consensus::sim::Adversarial,
+    F: Fn(dwcp_core::NodeKeys, dwcp_core::Committee, dwcp_core::Recovered) -> E + Clone,
+{
+    (0..200u64).find(|rank| {
+        let case = TwinsCase::unrank(4, 4, *rank);
+        let r = Simulation::new(case.sim_config(*rank), build.clone())
+            .with_script(case.script())
+            .run();
+        r.violations.iter().any(|v| v.starts_with("agreement"))
+    })
+}
+
 #[test]
 fn pbft_with_a_quorum_of_f_plus_one_forks_under_twins() {
     let weakened = PbftConfig {
         unsafe_quorum_override: Some(2),
         ..sim_pbft_config()
     };
-    let first_fork = (0..200u64).find(|rank| {
-        let case = TwinsCase::unrank(4, 4, *rank);
-        let pcfg = weakened.clone();
-        let r = Simulation::new(case.sim_config(*rank), move |keys, committee, recovered| {
-            Pbft::new(keys, committee, pcfg.clone(), recovered).expect("replica")
-        })
-        .with_script(case.script())
-        .run();
-        r.violations.iter().any(|v| v.starts_with("agreement"))
+    let fork = first_fork(move |keys, committee, recovered| {
+        Pbft::new(keys, committee, weakened.clone(), recovered).expect("replica")
     });
-    assert!(first_fork.is_some(), "no fork in 200 cases");
+    assert!(fork.is_some(), "no fork in 200 cases");
 }
 
 #[test]
@@ -92,17 +102,10 @@ fn bullshark_with_a_quorum_of_f_plus_one_forks_under_twins() {
         unsafe_quorum_override: Some(2),
         ..sim_bullshark_config()
     };
-    let first_fork = (0..200u64).find(|rank| {
-        let case = TwinsCase::unrank(4, 4, *rank);
-        let bcfg = weakened.clone();
-        let r = Simulation::new(case.sim_config(*rank), move |keys, committee, recovered| {
-            BullsharkEngine::new(keys, committee, bcfg.clone(), recovered).expect("node")
-        })
-        .with_script(case.script())
-        .run();
-        r.violations.iter().any(|v| v.starts_with("agreement"))
+    let fork = first_fork(move |keys, committee, recovered| {
+        BullsharkEngine::new(keys, committee, weakened.clone(), recovered).expect("node")
     });
-    assert!(first_fork.is_some(), "no fork in 200 cases");
+    assert!(fork.is_some(), "no fork in 200 cases");
 }
 
 /// Bug 2 of the safety review, found by Twins once crashes join it: the new primary

@@ -143,27 +143,9 @@ pub fn twins_sweep(
     ranks: std::ops::Range<u64>,
     threads: usize,
 ) -> TwinsSummary {
-    let threads = threads.max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let ranks = ranks.clone();
-                scope.spawn(move || {
-                    let mut sum = TwinsSummary::default();
-                    for rank in ranks.skip(t).step_by(threads) {
-                        let case = TwinsCase::unrank(nodes, rounds, rank);
-                        let r = run_twins(kind, &case, rank);
-                        sum.add(&format!("rank {rank}"), &case, &r);
-                    }
-                    sum
-                })
-            })
-            .collect();
-        let mut total = TwinsSummary::default();
-        for w in workers {
-            total.merge(w.join().expect("a twins worker panicked"));
-        }
-        total
+    sweep_cases(ranks, threads, |rank| {
+        let case = TwinsCase::unrank(nodes, rounds, rank);
+        (format!("rank {rank}"), run_twins(kind, &case, rank), case)
     })
 }
 
@@ -179,7 +161,22 @@ pub fn twins_random_sweep(
     seed: u64,
     threads: usize,
 ) -> TwinsSummary {
+    sweep_cases(cases, threads, |i| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let case = TwinsCase::random(nodes, twins, rounds, &mut rng);
+        let r = run_twins(kind, &case, seed.wrapping_add(i));
+        (format!("case {i}"), r, case)
+    })
+}
+
+/// Runs `run` for every number of `cases`, spread over `threads` threads.
+fn sweep_cases(
+    cases: std::ops::Range<u64>,
+    threads: usize,
+    run: impl Fn(u64) -> (String, SimReport, TwinsCase) + Sync,
+) -> TwinsSummary {
     let threads = threads.max(1);
+    let run = &run;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
@@ -187,11 +184,8 @@ pub fn twins_random_sweep(
                 scope.spawn(move || {
                     let mut sum = TwinsSummary::default();
                     for i in cases.skip(t).step_by(threads) {
-                        let mut rng =
-                            ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                        let case = TwinsCase::random(nodes, twins, rounds, &mut rng);
-                        let r = run_twins(kind, &case, seed.wrapping_add(i));
-                        sum.add(&format!("case {i}"), &case, &r);
+                        let (label, report, case) = run(i);
+                        sum.add(&label, &case, &report);
                     }
                     sum
                 })
