@@ -23,7 +23,7 @@ fn assert_clean(what: &str, s: &TwinsSummary) {
 
 #[test]
 fn pbft_one_twin_n4() {
-    let s = twins_sweep(EngineKind::Pbft, 4, 4, 0..400, 2);
+    let s = twins_sweep(EngineKind::Pbft, 4, 4, 0..400, None, 2);
     assert_eq!(s.cases, 400);
     assert_clean("pbft n=4", &s);
 }
@@ -66,7 +66,7 @@ fn pbft_with_a_quorum_of_f_plus_one_forks_under_twins() {
 
 #[test]
 fn bullshark_one_twin_n4() {
-    let s = twins_sweep(EngineKind::Bullshark, 4, 4, 0..160, 2);
+    let s = twins_sweep(EngineKind::Bullshark, 4, 4, 0..160, None, 2);
     assert_eq!(s.cases, 160);
     assert_clean("bullshark n=4", &s);
 }

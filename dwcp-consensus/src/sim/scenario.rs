@@ -3,7 +3,7 @@
 use super::adversary::Behaviour;
 use super::network::{LinkModel, Network, Partition};
 use super::runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
-use super::twins::{TwinsCase, TwinsSummary};
+use super::twins::{TwinsCase, TwinsCrash, TwinsSummary};
 use crate::bullshark::{BullsharkConfig, BullsharkEngine};
 use crate::pbft::{Pbft, PbftConfig};
 use dwcp_core::crypto::SignatureScheme;
@@ -135,16 +135,19 @@ pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
 }
 
 /// Runs the one-twin cases `ranks` of the space with `nodes` members and `rounds`
-/// scripted rounds on `threads` threads, and sums them up.
+/// scripted rounds on `threads` threads, each with `crash` if given (a case whose
+/// twin is the crashing node runs without it), and sums them up.
 pub fn twins_sweep(
     kind: EngineKind,
     nodes: usize,
     rounds: usize,
     ranks: std::ops::Range<u64>,
+    crash: Option<TwinsCrash>,
     threads: usize,
 ) -> TwinsSummary {
     sweep_cases(ranks, threads, |rank| {
-        let case = TwinsCase::unrank(nodes, rounds, rank);
+        let mut case = TwinsCase::unrank(nodes, rounds, rank);
+        case.crash = crash.filter(|c| !case.twins.contains(&c.node));
         (format!("rank {rank}"), run_twins(kind, &case, rank), case)
     })
 }

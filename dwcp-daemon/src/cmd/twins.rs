@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 use clap::Args;
-use dwcp_consensus::sim::{twins_random_sweep, twins_sweep, EngineKind, TwinsCase};
+use dwcp_consensus::sim::{twins_random_sweep, twins_sweep, EngineKind, TwinsCase, TwinsCrash};
 
 /// Arguments of `dwcpd twins`.
 #[derive(Debug, Args)]
@@ -28,6 +28,11 @@ pub struct TwinsArgs {
     /// Draw cases at random instead of enumerating, with this many twins.
     #[arg(long)]
     pub random_twins: Option<usize>,
+    /// Crash an honest node in every enumerated case, as NODE:ROUND:EFFECT: the node
+    /// crashes right after the EFFECT-th effect (from 0) it carries out in ROUND,
+    /// and restarts from its store.
+    #[arg(long, value_parser = parse_crash)]
+    pub crash: Option<TwinsCrash>,
     /// Seed of the random cases.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -44,6 +49,15 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
     let engine: EngineKind = args.engine.parse().map_err(anyhow::Error::msg)?;
     if !(2..=16).contains(&args.nodes) {
         bail!("--nodes must be between 2 and 16 (the space grows as 2^(n·rounds))");
+    }
+    if args
+        .crash
+        .is_some_and(|c| usize::from(c.node) >= args.nodes)
+    {
+        bail!(
+            "--crash names a node outside the committee of {}",
+            args.nodes
+        );
     }
     if args.rounds == 0 || args.rounds > 12 {
         bail!("--rounds must be between 1 and 12");
@@ -91,6 +105,7 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 args.nodes,
                 args.rounds,
                 args.first_rank..end,
+                args.crash,
                 threads,
             );
             (
@@ -150,4 +165,40 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn parse_crash(s: &str) -> Result<TwinsCrash, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [node, round, effect] = parts.as_slice() else {
+        return Err("expected NODE:ROUND:EFFECT, for example 1:1:0".into());
+    };
+    let num = |what: &str, v: &str| -> Result<u64, String> {
+        v.parse::<u64>().map_err(|e| format!("{what} {v:?}: {e}"))
+    };
+    Ok(TwinsCrash {
+        node: u16::try_from(num("node", node)?).map_err(|_| "node out of range".to_string())?,
+        round: num("round", round)?,
+        effect: u32::try_from(num("effect", effect)?)
+            .map_err(|_| "effect out of range".to_string())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_points_parse_and_bad_ones_are_refused() {
+        assert_eq!(
+            parse_crash("1:2:30"),
+            Ok(TwinsCrash {
+                node: 1,
+                round: 2,
+                effect: 30
+            })
+        );
+        for bad in ["", "1:2", "1:2:3:4", "a:1:1", "70000:1:1", "1:1:-1"] {
+            assert!(parse_crash(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 }
