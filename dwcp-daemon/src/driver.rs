@@ -274,7 +274,13 @@ where
         transport: &dyn Transport,
         commits: &Sender<Committed>,
     ) -> Result<(), DriverError> {
+        // Consecutive commits (a catch-up executes dozens in one input) share one
+        // write of the log; anything after them waits for it, as after one commit.
+        let mut due: Vec<Committed> = Vec::new();
         for effect in fx.drain() {
+            if !matches!(effect, Effect::Commit(_)) {
+                self.write_commits(&mut due, commits)?;
+            }
             match effect {
                 Effect::Persist(r) => self.unsaved.push(r),
                 e @ (Effect::Send { .. } | Effect::Broadcast { .. }) => {
@@ -293,18 +299,37 @@ where
                     self.timers.remove(&id);
                 }
                 Effect::ReadCommitted { from, limit } => {
-                    // The committed log is written at each Commit, never grouped.
+                    // Commits before it are written: it reads what they wrote.
                     let batches = self.store.committed(from, limit)?;
                     self.reads.push((from, batches));
                 }
                 Effect::Commit(c) => {
-                    self.end_group(transport)?;
-                    self.store.append_committed(std::slice::from_ref(&c))?;
-                    self.stats.commits += 1;
-                    // The application may have stopped listening; the log is on disk.
-                    let _ = commits.send(c);
+                    if due.is_empty() {
+                        // Records and messages before a commit go first.
+                        self.end_group(transport)?;
+                    }
+                    due.push(c);
                 }
             }
+        }
+        self.write_commits(&mut due, commits)
+    }
+
+    /// Appends `due` to the committed log in one write, then hands the batches to
+    /// the application.
+    fn write_commits(
+        &mut self,
+        due: &mut Vec<Committed>,
+        commits: &Sender<Committed>,
+    ) -> Result<(), DriverError> {
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.store.append_committed(due)?;
+        self.stats.commits += due.len() as u64;
+        for c in due.drain(..) {
+            // The application may have stopped listening; the log is on disk.
+            let _ = commits.send(c);
         }
         Ok(())
     }
@@ -992,9 +1017,11 @@ mod tests {
         }
     }
 
-    /// A store that counts its write transactions and notes the slots written.
+    /// A store that counts its write transactions and notes the slots written
+    /// (and the sequence numbers of the committed log).
     struct Counting {
         writes: Arc<AtomicU64>,
+        appends: Arc<AtomicU64>,
         written: Arc<std::sync::Mutex<Vec<u64>>>,
         inner: dwcp_core::storage::MemoryStore,
     }
@@ -1011,6 +1038,9 @@ mod tests {
             self.inner.apply(records)
         }
         fn append_committed(&mut self, batches: &[Committed]) -> Result<(), StorageError> {
+            self.appends.fetch_add(1, Ordering::SeqCst);
+            let mut written = self.written.lock().expect("lock");
+            written.extend(batches.iter().map(|b| b.seq));
             self.inner.append_committed(batches)
         }
         fn committed(&self, from: u64, limit: usize) -> Result<Vec<Committed>, StorageError> {
@@ -1045,6 +1075,7 @@ mod tests {
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         let store = Counting {
             writes: writes.clone(),
+            appends: Arc::new(AtomicU64::new(0)),
             written: written.clone(),
             inner: dwcp_core::storage::MemoryStore::new(),
         };
@@ -1078,5 +1109,68 @@ mod tests {
             10,
             "every record written"
         );
+    }
+
+    /// Commits one batch per submitted transaction, then tells node 1 its height.
+    struct Committer(u64);
+
+    impl Engine for Committer {
+        type Message = Ping;
+        fn handle(&mut self, _now: Time, input: Input<Ping>, fx: &mut Effects<Ping>) {
+            if let Input::Submit(txs) = input {
+                for tx in txs {
+                    self.0 += 1;
+                    fx.commit(Committed {
+                        seq: self.0,
+                        digest: dwcp_core::Digest::of(&tx),
+                        transactions: vec![tx],
+                    });
+                }
+                fx.send(NodeId(1), Ping(self.0));
+            }
+        }
+        fn status(&self) -> EngineStatus {
+            EngineStatus::default()
+        }
+    }
+
+    #[test]
+    fn consecutive_commits_share_one_write_of_the_log_and_messages_wait_for_it() {
+        let (committee, _) = Committee::deterministic(2, SignatureScheme::Ed25519, 3);
+        let appends = Arc::new(AtomicU64::new(0));
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = Counting {
+            writes: Arc::new(AtomicU64::new(0)),
+            appends: appends.clone(),
+            written: written.clone(),
+            inner: dwcp_core::storage::MemoryStore::new(),
+        };
+        let driver = Driver::new(NodeId(0), committee, Committer(0), store, MAX_FRAME);
+        let (tx, rx) = sync_channel(10);
+        let txs: Vec<Bytes> = (0..64u32)
+            .map(|i| Bytes::from(i.to_le_bytes().to_vec()))
+            .collect();
+        tx.send(DriverInput::Submit(txs)).expect("queue");
+        tx.send(DriverInput::Shutdown).expect("queue");
+        let transport = Watch {
+            written,
+            seen: std::sync::Mutex::new(Vec::new()),
+        };
+        let (ctx, crx) = channel();
+        let driver = driver.run(&rx, &transport, &ctx).expect("run");
+        assert_eq!(appends.load(Ordering::SeqCst), 1, "64 commits, one write");
+        assert_eq!(
+            *transport.seen.lock().expect("lock"),
+            vec![(64, true)],
+            "the message after the commits left once they were written"
+        );
+        let delivered: Vec<u64> = crx.try_iter().map(|c| c.seq).collect();
+        assert_eq!(
+            delivered,
+            (1..=64).collect::<Vec<_>>(),
+            "in order, once each"
+        );
+        assert_eq!(driver.stats().commits, 64);
+        assert_eq!(driver.store.last_committed().expect("last"), 64);
     }
 }
