@@ -98,11 +98,11 @@ impl Engine for Mutant {
     }
 }
 
-fn run(mutation: Mutation) -> SimReport {
+fn run(mutation: Option<Mutation>) -> SimReport {
     let cfg = scenario(4, 0, "honest", 3).expect("scenario");
     let pcfg = sim_pbft_config();
     Simulation::new(cfg, move |keys, committee, recovered| {
-        let mutation = (keys.id == NodeId(1)).then_some(mutation);
+        let mutation = mutation.filter(|_| keys.id == NodeId(1));
         Mutant {
             inner: Pbft::new(keys.clone(), committee, pcfg.clone(), recovered).expect("replica"),
             keys,
@@ -115,7 +115,7 @@ fn run(mutation: Mutation) -> SimReport {
 }
 
 fn assert_reports(mutation: Mutation, rule: &str) {
-    let r = run(mutation);
+    let r = run(Some(mutation));
     assert!(
         r.violations.iter().any(|v| v.starts_with(rule)),
         "{mutation:?} should be reported as {rule:?}: {:?}",
@@ -125,16 +125,7 @@ fn assert_reports(mutation: Mutation, rule: &str) {
 
 #[test]
 fn the_unmutated_run_is_clean() {
-    let cfg = scenario(4, 0, "honest", 3).expect("scenario");
-    let pcfg = sim_pbft_config();
-    let r = Simulation::new(cfg, move |keys, committee, recovered| Mutant {
-        inner: Pbft::new(keys.clone(), committee, pcfg.clone(), recovered).expect("replica"),
-        keys,
-        mutation: None,
-        earlier: None,
-        done: false,
-    })
-    .run();
+    let r = run(None);
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert!(r.live);
 }
@@ -161,7 +152,7 @@ fn agreement_catches_a_different_batch_at_one_sequence_number() {
 
 #[test]
 fn double_signing_is_caught() {
-    let r = run(Mutation::DoubleSign);
+    let r = run(Some(Mutation::DoubleSign));
     assert!(
         r.violations
             .iter()
@@ -173,7 +164,7 @@ fn double_signing_is_caught() {
 
 #[test]
 fn liveness_catches_a_withheld_transaction() {
-    let r = run(Mutation::Withhold);
+    let r = run(Some(Mutation::Withhold));
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert!(!r.live, "one honest node never committed one transaction");
 }

@@ -149,6 +149,33 @@ mod tests {
         }
     }
 
+    /// An engine component of `keys.id` over `storage`, its inbox and `net`.
+    fn component(
+        storage: &StorageComponent,
+        keys: NodeKeys,
+        committee: Committee,
+        engine: EngineConfig,
+        (inbox_tx, inbox): (SyncSender<DriverInput>, Receiver<DriverInput>),
+        net: &LocalNetwork,
+        commits: Sender<Committed>,
+    ) -> EngineComponent {
+        EngineComponent {
+            store: storage.handle(),
+            transport: Arc::new(net.transport(keys.id)),
+            keys,
+            committee,
+            engine,
+            inbox: Arc::new(Mutex::new(inbox)),
+            inbox_tx,
+            status: Arc::new(Mutex::new(EngineStatus::default())),
+            commits,
+            alive: Arc::new(AtomicBool::new(false)),
+            metrics: DriverMetrics::unregistered(),
+            last_error: Arc::new(Mutex::new(None)),
+            handle: Mutex::new(None),
+        }
+    }
+
     #[test]
     fn a_stopped_engine_is_restarted_from_its_store_and_resumes() {
         let dir = tempfile::tempdir().unwrap();
@@ -157,21 +184,15 @@ mod tests {
         let net = LocalNetwork::new(vec![tx.clone()]);
         let (ctx, crx) = channel();
         let storage = Arc::new(StorageComponent::new(dir.path().join("n0.redb")));
-        let engine = Arc::new(EngineComponent {
-            store: storage.handle(),
-            keys: keys[0].clone(),
+        let engine = Arc::new(component(
+            &storage,
+            keys[0].clone(),
             committee,
-            engine: EngineConfig::Pbft(dwcp_consensus::pbft::PbftConfig::default()),
-            inbox: Arc::new(Mutex::new(rx)),
-            inbox_tx: tx.clone(),
-            transport: Arc::new(net.transport(keys[0].id)),
-            status: Arc::new(Mutex::new(EngineStatus::default())),
-            commits: ctx,
-            alive: Arc::new(AtomicBool::new(false)),
-            metrics: DriverMetrics::unregistered(),
-            last_error: Arc::new(Mutex::new(None)),
-            handle: Mutex::new(None),
-        });
+            EngineConfig::Pbft(dwcp_consensus::pbft::PbftConfig::default()),
+            (tx.clone(), rx),
+            &net,
+            ctx,
+        ));
         let cfg = ManagerConfig {
             interval: Duration::from_millis(50),
             ..ManagerConfig::default()
@@ -287,21 +308,15 @@ mod tests {
         let (tx, rx) = sync_channel(10);
         let net = LocalNetwork::new(vec![tx.clone()]);
         let (ctx, _crx) = channel();
-        let engine = EngineComponent {
-            store: storage.handle(),
-            keys: keys[0].clone(),
+        let engine = component(
+            &storage,
+            keys[0].clone(),
             committee,
-            engine: EngineConfig::Bullshark(cfg),
-            inbox: Arc::new(Mutex::new(rx)),
-            inbox_tx: tx,
-            transport: Arc::new(net.transport(keys[0].id)),
-            status: Arc::new(Mutex::new(EngineStatus::default())),
-            commits: ctx,
-            alive: Arc::new(AtomicBool::new(false)),
-            metrics: DriverMetrics::unregistered(),
-            last_error: Arc::new(Mutex::new(None)),
-            handle: Mutex::new(None),
-        };
+            EngineConfig::Bullshark(cfg),
+            (tx, rx),
+            &net,
+            ctx,
+        );
         engine
             .start()
             .expect("restarts with every batch its dedup window covers");
