@@ -29,7 +29,8 @@ pub trait Validator: Send + Sync {
     }
 }
 
-/// Accepts every transaction and every proposal: the default of every engine.
+/// Accepts every transaction and every proposal (what an engine without a
+/// validator does).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AcceptAll;
 
@@ -37,11 +38,6 @@ impl Validator for AcceptAll {}
 
 /// The validator engines hold.
 pub type SharedValidator = Arc<dyn Validator>;
-
-/// A shared [`AcceptAll`].
-pub fn accept_all() -> SharedValidator {
-    Arc::new(AcceptAll)
-}
 
 #[cfg(test)]
 mod tests {

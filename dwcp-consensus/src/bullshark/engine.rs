@@ -38,7 +38,7 @@
 //!   author is about to propose it), is written again in a higher slot.
 
 use bytes::Bytes;
-use dwcp_core::application::{accept_all, SharedValidator};
+use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::{
     Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
@@ -262,7 +262,8 @@ pub struct BullsharkEngine {
     history_bytes: usize,
     transfer: Option<Transfer>,
     /// The application's admission rules.
-    validator: SharedValidator,
+    /// `None` accepts everything without looking at a batch's transactions.
+    validator: Option<SharedValidator>,
 }
 
 impl BullsharkStats {
@@ -293,7 +294,7 @@ impl BullsharkEngine {
     /// and a peer's batch the application refuses is never acknowledged, so no
     /// header naming it gets this node's vote.
     pub fn with_validator(mut self, validator: SharedValidator) -> BullsharkEngine {
-        self.validator = validator;
+        self.validator = Some(validator);
         self
     }
 
@@ -361,7 +362,7 @@ impl BullsharkEngine {
             history: VecDeque::new(),
             history_bytes: 0,
             transfer: None,
-            validator: accept_all(),
+            validator: None,
         };
         e.restore(recovered)?;
         Ok(e)
@@ -531,7 +532,11 @@ impl BullsharkEngine {
             + self.ready.iter().map(|(_, _, b)| b).sum::<usize>()
             + self.maker.size();
         for tx in txs {
-            if self.validator.check_tx(&tx).is_err() {
+            if self
+                .validator
+                .as_ref()
+                .is_some_and(|v| v.check_tx(&tx).is_err())
+            {
                 self.stats.refused_transactions += 1;
                 continue;
             }
@@ -555,8 +560,11 @@ impl BullsharkEngine {
 
     /// Whether the application accepts every transaction of a peer's batch.
     fn batch_acceptable(&self, batch: &Batch) -> bool {
+        let Some(v) = &self.validator else {
+            return true;
+        };
         let txs: Vec<Bytes> = batch.transactions().collect();
-        self.validator.process_proposal(&txs).is_ok()
+        v.process_proposal(&txs).is_ok()
     }
 
     fn seal(&mut self, now: Time, fx: &mut Effects<BullsharkMessage>) {

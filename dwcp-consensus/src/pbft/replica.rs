@@ -9,7 +9,7 @@ use super::messages::{
 };
 use super::wal::{WalEntry, TAG_COMMIT, TAG_NEW_VIEW, TAG_PREPARE, TAG_PRE_PREPARE, TAG_VIEW};
 use bytes::Bytes;
-use dwcp_core::application::{accept_all, SharedValidator};
+use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::{
     Checkpoint, Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId,
@@ -132,8 +132,8 @@ pub struct Pbft {
     own_proposals: BTreeMap<Seq, OwnProposal>,
     /// Own proposals that executed, waiting for [`Engine::drain_proposal_commits`].
     proposal_commits: VecDeque<ProposalCommitted>,
-    /// The application's admission rules.
-    validator: SharedValidator,
+    /// The application's admission rules; `None` accepts everything.
+    validator: Option<SharedValidator>,
     /// Pre-prepares refused: too large, or refused by the application.
     invalid_proposals: u64,
     /// Client transactions the application refused.
@@ -200,7 +200,7 @@ impl Pbft {
             restored: false,
             own_proposals: BTreeMap::new(),
             proposal_commits: VecDeque::new(),
-            validator: accept_all(),
+            validator: None,
             invalid_proposals: 0,
             refused_transactions: 0,
         };
@@ -212,7 +212,7 @@ impl Pbft {
     /// [`dwcp_core::Validator`]): refused transactions are dropped on arrival, and
     /// this replica does not prepare a fresh proposal its application refuses.
     pub fn with_validator(mut self, validator: SharedValidator) -> Pbft {
-        self.validator = validator;
+        self.validator = Some(validator);
         self
     }
 
@@ -387,7 +387,12 @@ impl Pbft {
             if self.executed.contains_key(&d) || self.pending_index.contains_key(&d) {
                 continue;
             }
-            if tx.len() > self.cfg.max_batch_bytes || self.validator.check_tx(&tx).is_err() {
+            if tx.len() > self.cfg.max_batch_bytes
+                || self
+                    .validator
+                    .as_ref()
+                    .is_some_and(|v| v.check_tx(&tx).is_err())
+            {
                 self.refused_transactions += 1;
                 continue;
             }
@@ -525,7 +530,10 @@ impl Pbft {
     fn acceptable_batch(&self, batch: &[Bytes]) -> bool {
         batch.len() <= self.cfg.batch_size
             && batch.iter().map(Bytes::len).sum::<usize>() <= self.cfg.max_batch_bytes
-            && self.validator.process_proposal(batch).is_ok()
+            && self
+                .validator
+                .as_ref()
+                .is_none_or(|v| v.process_proposal(batch).is_ok())
     }
 
     /// Accepts a verified pre-prepare of the current view and sends our prepare.
