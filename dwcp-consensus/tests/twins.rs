@@ -8,7 +8,7 @@ use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
 use dwcp_consensus::sim::{
     run_twins, sim_bullshark_config, sim_pbft_config, twins_random_sweep, twins_sweep, EngineKind,
-    Simulation, TwinsCase, TwinsSummary,
+    Simulation, TwinsCase, TwinsShape, TwinsSummary,
 };
 
 fn assert_clean(what: &str, s: &TwinsSummary) {
@@ -23,16 +23,31 @@ fn assert_clean(what: &str, s: &TwinsSummary) {
 
 #[test]
 fn pbft_one_twin_n4() {
-    let s = twins_sweep(EngineKind::Pbft, 4, 4, 0..400, None, 2);
+    let s = twins_sweep(EngineKind::Pbft, TwinsShape::new(4, 4), 0..400, None, 2);
     assert_eq!(s.cases, 400);
     assert_clean("pbft n=4", &s);
 }
 
 #[test]
 fn pbft_two_twins_n7_random() {
-    let s = twins_random_sweep(EngineKind::Pbft, 7, 2, 4, 0..40, 7, 2);
+    let s = twins_random_sweep(EngineKind::Pbft, TwinsShape::new(7, 4), 2, 0..40, 7, 2);
     assert_eq!(s.cases, 40);
     assert_clean("pbft n=7", &s);
+}
+
+/// A PBFT view holds many proposals: with three steps per view (its view changes,
+/// sequence number 1, and the rest) a Byzantine primary shows its first proposal
+/// to one part of the committee and the later ones to another.
+#[test]
+fn pbft_one_twin_n4_by_proposal_slot() {
+    let shape = TwinsShape {
+        nodes: 4,
+        rounds: 6,
+        slots: 3,
+    };
+    let s = twins_random_sweep(EngineKind::Pbft, shape, 1, 0..120, 3, 2);
+    assert_eq!(s.cases, 120);
+    assert_clean("pbft n=4 by slot", &s);
 }
 
 /// The first of 200 one-twin cases at n = 4 in which engines built by `build`
@@ -66,14 +81,20 @@ fn pbft_with_a_quorum_of_f_plus_one_forks_under_twins() {
 
 #[test]
 fn bullshark_one_twin_n4() {
-    let s = twins_sweep(EngineKind::Bullshark, 4, 4, 0..160, None, 2);
+    let s = twins_sweep(
+        EngineKind::Bullshark,
+        TwinsShape::new(4, 4),
+        0..160,
+        None,
+        2,
+    );
     assert_eq!(s.cases, 160);
     assert_clean("bullshark n=4", &s);
 }
 
 #[test]
 fn bullshark_two_twins_n7_random() {
-    let s = twins_random_sweep(EngineKind::Bullshark, 7, 2, 4, 0..12, 7, 2);
+    let s = twins_random_sweep(EngineKind::Bullshark, TwinsShape::new(7, 4), 2, 0..12, 7, 2);
     assert_eq!(s.cases, 12);
     assert_eq!(s.unsafe_cases, 0, "{:?}", s.examples);
     assert_eq!(s.liveness_failures, 0, "{:?}", s.examples);

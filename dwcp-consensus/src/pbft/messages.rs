@@ -220,6 +220,14 @@ impl crate::sim::Adversarial for PbftMessage {
         }
     }
 
+    fn slot(&self) -> Option<u64> {
+        match self {
+            PbftMessage::PrePrepare(s) => Some(s.value().seq),
+            PbftMessage::Vote(s) => Some(s.value().seq),
+            _ => None,
+        }
+    }
+
     fn tamper_signature(&mut self) {
         match self {
             PbftMessage::PrePrepare(s) => s.corrupt_signature(),

@@ -36,6 +36,12 @@ pub trait Adversarial {
     /// The view or round this message belongs to, for schedules that partition the
     /// network by round (Twins); `None` for messages of no particular round.
     fn round(&self) -> Option<u64>;
+    /// The proposal slot this message belongs to within its round (PBFT's sequence
+    /// number), for schedules that split one round's proposals apart; `None` (the
+    /// default) for engines with one proposal per round and for messages of no slot.
+    fn slot(&self) -> Option<u64> {
+        None
+    }
     /// Damages the signature (for the bad-signature actor); a no-op for unsigned messages.
     fn tamper_signature(&mut self);
 }

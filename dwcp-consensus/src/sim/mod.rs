@@ -22,7 +22,7 @@ pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
 pub use scenario::{
     bullshark_simulation, check_seeds, pbft_simulation, run_engine, run_twins, scenario,
     sim_bullshark_config, sim_pbft_config, twins_random_sweep, twins_sweep, EngineKind,
-    SweepSummary,
+    SweepSummary, TwinsShape,
 };
 pub use script::{Endpoint, Fate, Script, ScriptCtx};
 pub use twins::{TwinsCase, TwinsCrash, TwinsScript, TwinsSummary};

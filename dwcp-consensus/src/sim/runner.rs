@@ -169,8 +169,9 @@ struct Node<E: Engine> {
     /// Crash at an effect boundary of the next input, drawn once its effects are known.
     crash_pending: bool,
     history: VecDeque<Bytes>,
-    /// Last view or round each instance sent a message of (for round-based schedules).
-    round: [u64; 2],
+    /// Last view or round, and slot in it, each instance sent a message of (for
+    /// round-based schedules).
+    round: [(u64, u64); 2],
 }
 
 /// A deterministic simulation of one committee.
@@ -234,7 +235,7 @@ where
                 timers: HashMap::new(),
                 crash_pending: false,
                 history: VecDeque::new(),
-                round: [0; 2],
+                round: [(0, 0); 2],
             })
             .collect();
         Simulation {
@@ -431,6 +432,7 @@ where
             sends: Vec::new(),
             wakes: Vec::new(),
             round: 0,
+            slot: 0,
         };
         let r = f(script.as_mut(), &mut ctx);
         let (sends, wakes) = (ctx.sends, ctx.wakes);
@@ -719,7 +721,7 @@ where
         }
         if let Some(r) = msg.round() {
             let last = &mut self.nodes[id.index()].round[inst as usize];
-            *last = (*last).max(r);
+            *last = (*last).max((r, msg.slot().unwrap_or(0)));
         }
         if behaviour == Behaviour::BadSig && self.rng.gen_bool(0.7) {
             msg.tamper_signature();
@@ -777,8 +779,9 @@ where
     /// Sends one message to each instance of `to` as the script decides.
     fn scripted_transmit(&mut self, from: Endpoint, to: NodeId, msg: &E::Message, bytes: &Bytes) {
         let instances = self.nodes[to.index()].behaviour.instances() as u8;
-        let round = msg
+        let (round, slot) = msg
             .round()
+            .map(|r| (r, msg.slot().unwrap_or(0)))
             .unwrap_or(self.nodes[from.node.index()].round[from.instance as usize]);
         for k in 0..instances {
             let dest = Endpoint {
@@ -787,6 +790,7 @@ where
             };
             let fate = self.with_script_ctx(|s, ctx| {
                 ctx.round = round;
+                ctx.slot = slot;
                 Some(s.route(ctx, from, dest, msg))
             });
             let inst = (instances > 1).then_some(k);

@@ -134,39 +134,66 @@ pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
     }
 }
 
-/// Runs the one-twin cases `ranks` of the space with `nodes` members and `rounds`
-/// scripted rounds on `threads` threads, each with `crash` if given (a case whose
-/// twin is the crashing node runs without it), and sums them up.
+/// The shape of a Twins case space: committee size and what is scripted before
+/// the network heals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwinsShape {
+    /// Committee size.
+    pub nodes: usize,
+    /// Scripted steps: rounds, or round slots if `slots > 1`.
+    pub rounds: usize,
+    /// Steps per round ([`TwinsCase::slots`]); 0 scripts whole rounds.
+    pub slots: u64,
+}
+
+impl TwinsShape {
+    /// `rounds` whole rounds of a committee of `nodes`.
+    pub fn new(nodes: usize, rounds: usize) -> TwinsShape {
+        TwinsShape {
+            nodes,
+            rounds,
+            slots: 0,
+        }
+    }
+
+    /// Case `rank` of the one-twin space of this shape.
+    pub fn unrank(&self, rank: u64) -> TwinsCase {
+        TwinsCase::unrank(self.nodes, self.rounds, rank).with_slots(self.slots)
+    }
+}
+
+/// Runs the one-twin cases `ranks` of `shape` on `threads` threads, each with
+/// `crash` if given (a case whose twin is the crashing node runs without it), and
+/// sums them up.
 pub fn twins_sweep(
     kind: EngineKind,
-    nodes: usize,
-    rounds: usize,
+    shape: TwinsShape,
     ranks: std::ops::Range<u64>,
     crash: Option<TwinsCrash>,
     threads: usize,
 ) -> TwinsSummary {
     sweep_cases(ranks, threads, |rank| {
-        let mut case = TwinsCase::unrank(nodes, rounds, rank);
+        let mut case = shape.unrank(rank);
         case.crash = crash.filter(|c| !case.twins.contains(&c.node));
         (format!("rank {rank}"), run_twins(kind, &case, rank), case)
     })
 }
 
-/// Runs random Twins cases number `cases` (`twins` twinned identities, `rounds`
-/// scripted rounds) of the sequence drawn from `seed`, on `threads` threads; case
-/// `i` depends only on `seed` and `i`, so any one reruns alone.
+/// Runs random Twins cases number `cases` of `shape` with `twins` twinned
+/// identities, of the sequence drawn from `seed`, on `threads` threads; case `i`
+/// depends only on `seed` and `i`, so any one reruns alone.
 pub fn twins_random_sweep(
     kind: EngineKind,
-    nodes: usize,
+    shape: TwinsShape,
     twins: usize,
-    rounds: usize,
     cases: std::ops::Range<u64>,
     seed: u64,
     threads: usize,
 ) -> TwinsSummary {
     sweep_cases(cases, threads, |i| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let case = TwinsCase::random(nodes, twins, rounds, &mut rng);
+        let case =
+            TwinsCase::random(shape.nodes, twins, shape.rounds, &mut rng).with_slots(shape.slots);
         let r = run_twins(kind, &case, seed.wrapping_add(i));
         (format!("case {i}"), r, case)
     })

@@ -76,6 +76,7 @@ pub struct ScriptCtx<'a, M> {
     pub(super) sends: Vec<(NodeId, NodeId, M)>,
     pub(super) wakes: Vec<Time>,
     pub(super) round: u64,
+    pub(super) slot: u64,
 }
 
 impl<M> ScriptCtx<'_, M> {
@@ -88,6 +89,13 @@ impl<M> ScriptCtx<'_, M> {
     /// own if it names one, else the last one its sender sent a message of.
     pub fn round(&self) -> u64 {
         self.round
+    }
+
+    /// In [`Script::route`], the proposal slot of the message being routed within
+    /// its round ([`super::Adversarial::slot`], 0 if it names none), or that of the
+    /// last message its sender sent.
+    pub fn slot(&self) -> u64 {
+        self.slot
     }
 
     /// The keys of `node`, if the script controls it (never an honest node's).

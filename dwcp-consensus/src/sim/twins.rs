@@ -44,6 +44,14 @@ pub struct TwinsCase {
     /// adds to a crash, a state the node's twin-free peers cannot see.
     #[serde(default)]
     pub crash: Option<TwinsCrash>,
+    /// Steps per round: 0 or 1 scripts whole rounds; `w > 1` gives each round `w`
+    /// entries of [`TwinsCase::partitions`], one per proposal slot
+    /// ([`super::Adversarial::slot`]): slot 0 (a round's own messages, such as view
+    /// changes), slots 1 to `w - 2`, and every later slot in the last. A PBFT view
+    /// holds many proposals, and a Byzantine primary can show each to another
+    /// part of the committee.
+    #[serde(default)]
+    pub slots: u64,
 }
 
 /// Where an honest node of a [`TwinsCase`] crashes: right after the `effect`-th
@@ -102,6 +110,7 @@ impl TwinsCase {
             twins: vec![twin],
             partitions,
             crash: None,
+            slots: 0,
         }
     }
 
@@ -122,6 +131,7 @@ impl TwinsCase {
             twins: ids,
             partitions,
             crash: None,
+            slots: 0,
         }
     }
 
@@ -172,8 +182,26 @@ impl TwinsCase {
         }
     }
 
-    fn component(&self, round: u64, e: Endpoint) -> Option<bool> {
-        let mask = *self.partitions.get(usize::try_from(round).ok()?)?;
+    /// Scripts `w` steps per round (see [`TwinsCase::slots`]).
+    pub fn with_slots(mut self, w: u64) -> TwinsCase {
+        self.slots = w;
+        self
+    }
+
+    /// The entry of [`TwinsCase::partitions`] for messages of `round` and `slot`.
+    fn step(&self, round: u64, slot: u64) -> u64 {
+        if self.slots <= 1 {
+            round
+        } else {
+            round
+                .saturating_mul(self.slots)
+                .saturating_add(slot.min(self.slots - 1))
+        }
+    }
+
+    fn component(&self, round: u64, slot: u64, e: Endpoint) -> Option<bool> {
+        let step = self.step(round, slot);
+        let mask = *self.partitions.get(usize::try_from(step).ok()?)?;
         Some((mask >> self.instance_index(e)) & 1 == 1)
     }
 }
@@ -208,14 +236,17 @@ pub struct TwinsScript {
 
 impl<M> Script<M> for TwinsScript {
     fn route(&mut self, ctx: &mut ScriptCtx<'_, M>, from: Endpoint, to: Endpoint, _: &M) -> Fate {
-        let r = ctx.round();
+        let (r, slot) = (ctx.round(), ctx.slot());
         if self.case.crash.is_some_and(|c| c.node == from.node.0) {
             self.crash_round = r;
         }
         if ctx.now() >= GLOBAL_STABILISATION {
             return Fate::Deliver;
         }
-        match (self.case.component(r, from), self.case.component(r, to)) {
+        match (
+            self.case.component(r, slot, from),
+            self.case.component(r, slot, to),
+        ) {
             (Some(a), Some(b)) if a != b => Fate::Drop,
             _ => Fate::Deliver,
         }
@@ -327,17 +358,35 @@ mod tests {
             twins: vec![1],
             partitions: vec![0b01010],
             crash: None,
+            slots: 0,
         };
         let e = |node, instance| Endpoint {
             node: NodeId(node),
             instance,
         };
-        assert_eq!(case.component(0, e(1, 0)), Some(true));
-        assert_eq!(case.component(0, e(1, 1)), Some(false));
-        assert_eq!(case.component(0, e(3, 0)), Some(true));
-        assert_eq!(case.component(0, e(0, 0)), Some(false));
-        assert_eq!(case.component(1, e(0, 0)), None, "past the script: whole");
+        assert_eq!(case.component(0, 0, e(1, 0)), Some(true));
+        assert_eq!(case.component(0, 0, e(1, 1)), Some(false));
+        assert_eq!(case.component(0, 0, e(3, 0)), Some(true));
+        assert_eq!(case.component(0, 0, e(0, 0)), Some(false));
+        assert_eq!(case.component(0, 7, e(3, 0)), Some(true), "slots off");
+        assert_eq!(
+            case.component(1, 0, e(0, 0)),
+            None,
+            "past the script: whole"
+        );
         assert!(case.splits_a_twin());
+    }
+
+    #[test]
+    fn slots_give_each_proposal_of_a_round_its_own_step() {
+        let case = TwinsCase::unrank(4, 6, 0).with_slots(3);
+        assert_eq!(case.step(0, 0), 0);
+        assert_eq!(case.step(0, 1), 1);
+        assert_eq!(case.step(0, 2), 2);
+        assert_eq!(case.step(0, 900), 2, "later slots share the last step");
+        assert_eq!(case.step(1, 0), 3);
+        assert_eq!(case.step(1, 5), 5);
+        assert_eq!(TwinsCase::unrank(4, 6, 0).step(1, 5), 1, "slots off");
     }
 
     #[test]

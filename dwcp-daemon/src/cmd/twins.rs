@@ -3,7 +3,9 @@
 
 use anyhow::bail;
 use clap::Args;
-use dwcp_consensus::sim::{twins_random_sweep, twins_sweep, EngineKind, TwinsCase, TwinsCrash};
+use dwcp_consensus::sim::{
+    twins_random_sweep, twins_sweep, EngineKind, TwinsCase, TwinsCrash, TwinsShape,
+};
 
 /// Arguments of `dwcpd twins`.
 #[derive(Debug, Args)]
@@ -18,6 +20,11 @@ pub struct TwinsArgs {
     /// network becomes whole.
     #[arg(long, default_value_t = 4)]
     pub rounds: usize,
+    /// Script each round as this many steps, one per proposal slot (PBFT's
+    /// sequence numbers 0, 1, .., SLOTS - 2, and the rest): --rounds then counts
+    /// steps. 0 scripts whole rounds.
+    #[arg(long, default_value_t = 0)]
+    pub slots: u64,
     /// Cases to run (default: the whole one-twin space from --first-rank on).
     #[arg(long)]
     pub cases: Option<u64>,
@@ -66,6 +73,14 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 64);
+    if args.slots > 64 {
+        bail!("--slots must be at most 64");
+    }
+    let shape = TwinsShape {
+        nodes: args.nodes,
+        rounds: args.rounds,
+        slots: args.slots,
+    };
     let started = std::time::Instant::now();
     let (summary, what) = match args.random_twins {
         Some(t) => {
@@ -80,15 +95,7 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 "random cases {}..{} of seed {} with {t} twin(s)",
                 cases.start, cases.end, args.seed
             );
-            let s = twins_random_sweep(
-                engine,
-                args.nodes,
-                t,
-                args.rounds,
-                cases,
-                args.seed,
-                threads,
-            );
+            let s = twins_random_sweep(engine, shape, t, cases, args.seed, threads);
             (s, what)
         }
         None => {
@@ -100,14 +107,7 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 Some(c) => args.first_rank.saturating_add(c).min(space),
                 None => space,
             };
-            let s = twins_sweep(
-                engine,
-                args.nodes,
-                args.rounds,
-                args.first_rank..end,
-                args.crash,
-                threads,
-            );
+            let s = twins_sweep(engine, shape, args.first_rank..end, args.crash, threads);
             (
                 s,
                 format!(
@@ -125,13 +125,14 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
         v["engine"] = serde_json::json!(args.engine);
         v["nodes"] = serde_json::json!(args.nodes);
         v["rounds"] = serde_json::json!(args.rounds);
+        v["slots"] = serde_json::json!(args.slots);
         v["wall_seconds"] = serde_json::json!(wall);
         v["cases_per_second"] = serde_json::json!(rate);
         println!("{v}");
     } else {
         println!(
-            "twins {} n={} rounds={}: {what}",
-            args.engine, args.nodes, args.rounds
+            "twins {} n={} rounds={} slots={}: {what}",
+            args.engine, args.nodes, args.rounds, args.slots
         );
         println!(
             "{} cases ({} split a twin, {} changed view or timed out a leader): {} unsafe, {} not live, {} decisions",
@@ -152,8 +153,8 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 None => String::new(),
             };
             println!(
-                "rerun one case: dwcpd twins --engine {} --nodes {} --rounds {}{random} --first-rank N --cases 1",
-                args.engine, args.nodes, args.rounds
+                "rerun one case: dwcpd twins --engine {} --nodes {} --rounds {} --slots {}{random} --first-rank N --cases 1",
+                args.engine, args.nodes, args.rounds, args.slots
             );
         }
     }
