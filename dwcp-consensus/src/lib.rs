@@ -2,6 +2,7 @@
 //! [`dwcp_core::Engine`], and the deterministic simulator that tests them.
 
 pub mod bullshark;
+pub mod dedup;
 pub mod fuzzing;
 pub mod pbft;
 pub mod sim;

@@ -37,6 +37,7 @@
 //!   needed when garbage collection reaches its slot, or acknowledged again (its
 //!   author is about to propose it), is written again in a higher slot.
 
+use crate::dedup::DedupWindow;
 use bytes::Bytes;
 use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
@@ -250,8 +251,7 @@ pub struct BullsharkEngine {
     output_seq: Seq,
     /// Leaders committed so far (with or without batches).
     position: u64,
-    dedup: HashSet<Digest>,
-    dedup_log: VecDeque<(Seq, Vec<Digest>)>,
+    dedup: DedupWindow,
     samples: Vec<ProposalCommitted>,
     stats: BullsharkStats,
 
@@ -308,6 +308,7 @@ impl BullsharkEngine {
         recovered: Recovered,
     ) -> Result<BullsharkEngine, BullsharkError> {
         let n = committee.size();
+        let dedup_window = cfg.dedup_window;
         let mut e = BullsharkEngine {
             id: keys.id,
             quorum: {
@@ -355,8 +356,7 @@ impl BullsharkEngine {
             chain: Digest::ZERO,
             queue: VecDeque::new(),
             output_seq: 0,
-            dedup: HashSet::new(),
-            dedup_log: VecDeque::new(),
+            dedup: DedupWindow::new(dedup_window),
             samples: Vec::new(),
             stats: BullsharkStats::default(),
             history: VecDeque::new(),
@@ -496,13 +496,7 @@ impl BullsharkEngine {
         }
         self.output_seq = last_logged;
         self.queue.retain(|o| o.seq > last_logged);
-        if self.cfg.dedup_window > 0 {
-            for c in &rec.committed_tail {
-                if c.seq + self.cfg.dedup_window > last_logged {
-                    self.remember_output(c.seq, c.transactions.iter().map(|t| Digest::of(t)));
-                }
-            }
-        }
+        self.dedup.restore(&rec.committed_tail);
         Ok(())
     }
 
@@ -1324,28 +1318,18 @@ impl BullsharkEngine {
             if entry.seq <= self.output_seq {
                 continue;
             }
-            let dedup = self.cfg.dedup_window > 0;
-            let mut transactions = Vec::new();
-            let mut digests = Vec::new();
-            for (d, _) in &entry.batches {
-                let Some(stored) = self.batches.get(d) else {
-                    continue;
-                };
-                for tx in stored.batch.transactions() {
-                    if dedup {
-                        let td = Digest::of(&tx);
-                        if self.dedup.contains(&td) || digests.contains(&td) {
-                            self.stats.repeats_dropped += 1;
-                            continue;
-                        }
-                        digests.push(td);
-                    }
-                    transactions.push(tx);
-                }
-            }
-            if dedup {
-                self.remember_output(entry.seq, digests.into_iter());
-            }
+            let batches = &self.batches;
+            let fresh = self.dedup.fresh(
+                entry
+                    .batches
+                    .iter()
+                    .filter_map(|(d, _)| batches.get(d))
+                    .flat_map(|stored| stored.batch.transactions()),
+                false,
+            );
+            self.stats.repeats_dropped += fresh.repeats as u64;
+            self.dedup.record(entry.seq, fresh.digests);
+            let transactions = fresh.transactions;
             let mut output: Vec<WalKey> = Vec::with_capacity(entry.batches.len());
             for (d, _) in &entry.batches {
                 if let Some(b) = self.batches.get(d) {
@@ -1383,22 +1367,6 @@ impl BullsharkEngine {
             self.retired_bytes -= len;
             self.retired_set.remove(&d);
             self.batches.remove(&d);
-        }
-    }
-
-    fn remember_output(&mut self, seq: Seq, digests: impl Iterator<Item = Digest>) {
-        let digests: Vec<Digest> = digests.collect();
-        self.dedup.extend(digests.iter().copied());
-        self.dedup_log.push_back((seq, digests));
-        while let Some((s, _)) = self.dedup_log.front() {
-            if *s + self.cfg.dedup_window > seq {
-                break;
-            }
-            if let Some((_, ds)) = self.dedup_log.pop_front() {
-                for d in ds {
-                    self.dedup.remove(&d);
-                }
-            }
         }
     }
 

@@ -8,6 +8,7 @@ use super::messages::{
     PrePrepare, PreparedCert, ViewChange, Vote,
 };
 use super::wal::{WalEntry, TAG_COMMIT, TAG_NEW_VIEW, TAG_PREPARE, TAG_PRE_PREPARE, TAG_VIEW};
+use crate::dedup::DedupWindow;
 use bytes::Bytes;
 use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
@@ -100,8 +101,7 @@ pub struct Pbft {
 
     last_executed: Seq,
     chain: Digest,
-    executed: HashMap<Digest, Seq>,
-    executed_log: VecDeque<(Seq, Vec<Digest>)>,
+    executed: DedupWindow,
     retained: BTreeMap<Seq, CommittedEntry>,
     /// Peers waiting for the committed log read from the store, by first seq.
     log_readers: BTreeMap<Seq, Vec<NodeId>>,
@@ -158,6 +158,7 @@ impl Pbft {
             .unwrap_or_else(|| committee.quorum_threshold());
         #[cfg(not(feature = "unsafe-test-hooks"))]
         let quorum = committee.quorum_threshold();
+        let dedup_window = cfg.dedup_window;
         let mut p = Pbft {
             id: keys.id,
             keys,
@@ -177,8 +178,7 @@ impl Pbft {
             my_commits: BTreeMap::new(),
             last_executed: 0,
             chain: Digest::ZERO,
-            executed: HashMap::new(),
-            executed_log: VecDeque::new(),
+            executed: DedupWindow::new(dedup_window),
             retained: BTreeMap::new(),
             log_readers: BTreeMap::new(),
             transfers: BTreeMap::new(),
@@ -219,15 +219,11 @@ impl Pbft {
     fn restore(&mut self, rec: Recovered) -> Result<(), PbftError> {
         self.restored =
             !rec.wal.is_empty() || !rec.committed_tail.is_empty() || !rec.checkpoints.is_empty();
-        for c in &rec.committed_tail {
+        if let Some(c) = rec.committed_tail.last() {
             self.last_executed = c.seq;
             self.chain = c.digest;
-            let ds: Vec<Digest> = c.transactions.iter().map(|t| Digest::of(t)).collect();
-            for d in &ds {
-                self.executed.insert(*d, c.seq);
-            }
-            self.executed_log.push_back((c.seq, ds));
         }
+        self.executed.restore(&rec.committed_tail);
         if let Some(cp) = rec.checkpoints.last() {
             let proof: Vec<Signed<CheckpointVote>> =
                 decode(&cp.data, MAX_DECODE).map_err(|_| PbftError::CorruptCheckpoint(cp.seq))?;
@@ -384,7 +380,7 @@ impl Pbft {
                 break;
             }
             let d = Digest::of(&tx);
-            if self.executed.contains_key(&d) || self.pending_index.contains_key(&d) {
+            if self.executed.contains(&d) || self.pending_index.contains_key(&d) {
                 continue;
             }
             if tx.len() > self.cfg.max_batch_bytes
@@ -753,16 +749,8 @@ impl Pbft {
         let pp = entry.pre_prepare.value();
         let seq = pp.seq;
         debug_assert_eq!(seq, self.last_executed + 1);
-        let mut txs = Vec::with_capacity(pp.batch.len());
-        let mut digests = Vec::with_capacity(pp.batch.len());
-        for tx in &pp.batch {
-            let d = Digest::of(tx);
-            if self.executed.contains_key(&d) || digests.contains(&d) {
-                continue;
-            }
-            digests.push(d);
-            txs.push(tx.clone());
-        }
+        let fresh = self.executed.fresh(pp.batch.iter().cloned(), true);
+        let (txs, digests) = (fresh.transactions, fresh.digests);
         // The chain covers what is output, so that a stored log proves itself; with
         // nothing dropped that is the batch whose digest the pre-prepare names.
         let output = if txs.len() == pp.batch.len() {
@@ -798,23 +786,12 @@ impl Pbft {
         fx: &mut Effects<PbftMessage>,
     ) {
         for d in &digests {
-            self.executed.insert(*d, seq);
             if let Some(a) = self.pending_index.remove(d) {
                 self.pending.remove(&a);
             }
             self.proposed.remove(d);
         }
-        self.executed_log.push_back((seq, digests));
-        while let Some((s, _)) = self.executed_log.front() {
-            if *s + self.cfg.dedup_window > seq {
-                break;
-            }
-            if let Some((_, ds)) = self.executed_log.pop_front() {
-                for d in ds {
-                    self.executed.remove(&d);
-                }
-            }
-        }
+        self.executed.record(seq, digests);
         self.chain = chain;
         self.last_executed = seq;
         self.last_progress = now;
