@@ -5,4 +5,6 @@ pub mod bullshark;
 pub mod dedup;
 pub mod fuzzing;
 pub mod pbft;
+pub mod registry;
 pub mod sim;
+pub mod statement;

@@ -5,17 +5,15 @@
 //! garbage collection keeps rounds catches up by state transfer.
 
 use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
-use dwcp_consensus::sim::{
-    check_seeds, run_engine, scenario, sim_bullshark_config, EngineKind, Partition, SimConfig,
-    SimReport, Simulation,
-};
+use dwcp_consensus::registry::{check_seeds, simulate, BullsharkProtocol, Protocol};
+use dwcp_consensus::sim::{scenario, Partition, SimConfig, SimReport, Simulation};
 use dwcp_core::Time;
 use std::time::Duration;
 
 const SEEDS: u64 = 15;
 
 fn sweep(nodes: usize, faulty: usize, behaviour: &str) {
-    if let Err(e) = check_seeds(EngineKind::Bullshark, nodes, faulty, behaviour, SEEDS) {
+    if let Err(e) = check_seeds::<BullsharkProtocol>(nodes, faulty, behaviour, SEEDS) {
         panic!("{e}");
     }
 }
@@ -48,7 +46,7 @@ sweeps! {
 }
 
 fn run_with(cfg: SimConfig) -> SimReport {
-    let bcfg = sim_bullshark_config();
+    let bcfg = BullsharkProtocol::sim_config();
     Simulation::new(cfg, move |keys, committee, recovered| {
         BullsharkEngine::new(keys, committee, bcfg.clone(), recovered).expect("restore")
     })
@@ -76,12 +74,7 @@ fn restart_from_redb_at_every_effect_boundary_never_contradicts() {
 
 #[test]
 fn same_seed_same_run() {
-    let run = || {
-        run_engine(
-            EngineKind::Bullshark,
-            scenario(4, 1, "crash", 7).expect("scenario"),
-        )
-    };
+    let run = || simulate::<BullsharkProtocol>(scenario(4, 1, "crash", 7).expect("scenario"));
     let (a, b) = (run(), run());
     assert_eq!(
         (a.messages, a.bytes, a.decisions, a.events),
@@ -91,10 +84,7 @@ fn same_seed_same_run() {
 
 #[test]
 fn a_committee_of_one_commits_alone() {
-    let r = run_engine(
-        EngineKind::Bullshark,
-        scenario(1, 0, "honest", 4).expect("scenario"),
-    );
+    let r = simulate::<BullsharkProtocol>(scenario(1, 0, "honest", 4).expect("scenario"));
     assert!(r.violations.is_empty() && r.live, "{:?}", r.violations);
     assert!(r.decisions > 0);
     assert_eq!(r.messages, 0, "nobody to talk to");
@@ -137,7 +127,7 @@ fn behind_garbage_collection(seed: u64, bcfg: BullsharkConfig) -> SimReport {
 fn a_node_behind_garbage_collection_rejoins_by_state_transfer() {
     let bcfg = BullsharkConfig {
         gc_depth: 10,
-        ..sim_bullshark_config()
+        ..BullsharkProtocol::sim_config()
     };
     for seed in 0..4 {
         let r = behind_garbage_collection(seed, bcfg.clone());
@@ -167,7 +157,7 @@ fn a_node_behind_garbage_collection_rejoins_by_state_transfer() {
 fn a_node_down_for_longer_than_garbage_collection_rejoins_from_its_store() {
     let bcfg = BullsharkConfig {
         gc_depth: 10,
-        ..sim_bullshark_config()
+        ..BullsharkProtocol::sim_config()
     };
     for seed in 0..4 {
         let mut cfg = scenario(4, 1, "crash", seed).expect("scenario");
@@ -253,7 +243,7 @@ impl dwcp_core::Validator for EveryTenth {
 fn batches_the_application_refuses_are_never_acknowledged() {
     let mut cfg = scenario(4, 0, "honest", 4).expect("scenario");
     cfg.keep_log = true;
-    let bcfg = sim_bullshark_config();
+    let bcfg = BullsharkProtocol::sim_config();
     let r = Simulation::new(cfg, move |keys, committee, recovered| {
         let checked = keys.id != dwcp_core::NodeId(0);
         let node = BullsharkEngine::new(keys, committee, bcfg.clone(), recovered).expect("node");

@@ -6,7 +6,8 @@
 
 use bytes::Bytes;
 use dwcp_consensus::pbft::{Pbft, PbftMessage, Phase, Vote};
-use dwcp_consensus::sim::{scenario, sim_pbft_config, SimReport, Simulation};
+use dwcp_consensus::registry::{PbftProtocol, Protocol};
+use dwcp_consensus::sim::{scenario, SimReport, Simulation};
 use dwcp_core::{
     Digest, Effect, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys, Signed, Time,
 };
@@ -100,7 +101,7 @@ impl Engine for Mutant {
 
 fn run(mutation: Option<Mutation>) -> SimReport {
     let cfg = scenario(4, 0, "honest", 3).expect("scenario");
-    let pcfg = sim_pbft_config();
+    let pcfg = PbftProtocol::sim_config();
     Simulation::new(cfg, move |keys, committee, recovered| {
         let mutation = mutation.filter(|_| keys.id == NodeId(1));
         Mutant {

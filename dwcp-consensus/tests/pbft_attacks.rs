@@ -5,11 +5,12 @@
 //! pass vacuously.
 
 use dwcp_consensus::pbft::{PbftMessage, Phase};
-use dwcp_consensus::sim::pbft_actors::{
+use dwcp_consensus::registry::pbft_actors::{
     back_new_view, bare_view_change, only, send_to_all, CommitCertificates,
 };
+use dwcp_consensus::registry::{simulation, PbftProtocol, Protocol};
 use dwcp_consensus::sim::{
-    pbft_simulation, scenario, Behaviour, Endpoint, Fate, Script, ScriptCtx, SimConfig, SimReport,
+    scenario, Behaviour, Endpoint, Fate, Script, ScriptCtx, SimConfig, SimReport,
 };
 use dwcp_core::{Effect, NodeId, Time};
 use std::cell::Cell;
@@ -98,7 +99,7 @@ fn catch_up_keeps_prepared_certificates_for_the_view_change() {
                 _ => Fate::Deliver,
             }
         };
-        let r = pbft_simulation(four_with_byzantine_primary(seed))
+        let r = simulation::<PbftProtocol>(four_with_byzantine_primary(seed))
             .with_script(script)
             .run();
         assert!(handed.get(), "seed {seed}: node 2 was handed seq 2 unasked");
@@ -147,7 +148,7 @@ fn a_restarted_new_primary_keeps_the_pre_prepares_of_its_new_view() {
             announced = matches!(effect, Effect::Broadcast { msg: PbftMessage::NewView(nv) } if !nv.value().pre_prepares.is_empty());
             false
         };
-        let r = pbft_simulation(four_with_byzantine_primary(seed))
+        let r = simulation::<PbftProtocol>(four_with_byzantine_primary(seed))
             .with_script(RouteAndCrash { route, crash })
             .run();
         assert!(crashed.get(), "seed {seed}: the new primary crashed");
@@ -189,7 +190,7 @@ where
 #[test]
 fn a_forged_stored_log_from_one_member_is_never_executed() {
     use dwcp_consensus::pbft::{batch_digest, chain_next, Pbft, PbftConfig};
-    use dwcp_consensus::sim::{sim_pbft_config, Simulation};
+    use dwcp_consensus::sim::Simulation;
     use dwcp_core::{Committed, Digest};
 
     let mut cfg = four_with_byzantine_primary(5);
@@ -199,7 +200,7 @@ fn a_forged_stored_log_from_one_member_is_never_executed() {
     cfg.end = Time(20_000_000);
     let pcfg = PbftConfig {
         batch_size: 1,
-        ..sim_pbft_config()
+        ..PbftProtocol::sim_config()
     };
     let forged = Rc::new(Cell::new(0u32));
     let f = forged.clone();
@@ -312,7 +313,7 @@ fn a_new_view_that_drops_the_highest_certificate_is_refused() {
             }
             _ => Fate::Deliver,
         };
-        let r = pbft_simulation(four_with_byzantine_next_primary(seed))
+        let r = simulation::<PbftProtocol>(four_with_byzantine_next_primary(seed))
             .with_script(script)
             .run();
         assert!(forged.get(), "seed {seed}: node 1 sent its NEW-VIEW");

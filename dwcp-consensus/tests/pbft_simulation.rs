@@ -4,15 +4,13 @@
 //! itself; and the checker catches the fork a too-small quorum causes.
 
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
-use dwcp_consensus::sim::{
-    check_seeds, run_engine, scenario, sim_pbft_config, Behaviour, EngineKind, SimReport,
-    Simulation,
-};
+use dwcp_consensus::registry::{check_seeds, simulate, PbftProtocol, Protocol};
+use dwcp_consensus::sim::{scenario, Behaviour, SimReport, Simulation};
 
 const SEEDS: u64 = 15;
 
 fn sweep(nodes: usize, faulty: usize, behaviour: &str) {
-    if let Err(e) = check_seeds(EngineKind::Pbft, nodes, faulty, behaviour, SEEDS) {
+    if let Err(e) = check_seeds::<PbftProtocol>(nodes, faulty, behaviour, SEEDS) {
         panic!("{e}");
     }
 }
@@ -58,7 +56,7 @@ fn restart_from_redb_at_every_effect_boundary_never_contradicts() {
         cfg.store_dir = Some(dir.path().to_path_buf());
         cfg.crash.mean_uptime = std::time::Duration::from_millis(40);
         cfg.crash.mean_downtime = std::time::Duration::from_millis(60);
-        let r = run_with(cfg, sim_pbft_config());
+        let r = run_with(cfg, PbftProtocol::sim_config());
         assert!(
             r.crashes >= 16,
             "only {} crashes: not every boundary was hit",
@@ -83,13 +81,13 @@ fn checker_catches_the_fork_of_a_weakened_quorum() {
         ];
         let weak = PbftConfig {
             unsafe_quorum_override: Some(2), // f + 1 where 2f + 1 is needed
-            ..sim_pbft_config()
+            ..PbftProtocol::sim_config()
         };
         let r = run_with(cfg.clone(), weak);
         if r.violations.iter().any(|v| v.starts_with("agreement")) {
             forks += 1;
         }
-        let correct = run_with(cfg, sim_pbft_config());
+        let correct = run_with(cfg, PbftProtocol::sim_config());
         assert!(
             correct.violations.is_empty(),
             "seed {seed}: {:?}",
@@ -104,14 +102,8 @@ fn checker_catches_the_fork_of_a_weakened_quorum() {
 
 #[test]
 fn same_seed_same_run() {
-    let a = run_engine(
-        EngineKind::Pbft,
-        scenario(4, 1, "crash", 7).expect("scenario"),
-    );
-    let b = run_engine(
-        EngineKind::Pbft,
-        scenario(4, 1, "crash", 7).expect("scenario"),
-    );
+    let a = simulate::<PbftProtocol>(scenario(4, 1, "crash", 7).expect("scenario"));
+    let b = simulate::<PbftProtocol>(scenario(4, 1, "crash", 7).expect("scenario"));
     assert_eq!(
         (a.messages, a.bytes, a.decisions, a.events),
         (b.messages, b.bytes, b.decisions, b.events)
@@ -122,10 +114,7 @@ fn same_seed_same_run() {
 fn honest_run_has_textbook_message_count() {
     // With n = 4 and no faults every batch costs (n-1) + (n-1)^2 + n(n-1) = 24
     // messages, plus a checkpoint round of n(n-1) = 12 every 16 batches.
-    let r = run_engine(
-        EngineKind::Pbft,
-        scenario(4, 0, "honest", 3).expect("scenario"),
-    );
+    let r = simulate::<PbftProtocol>(scenario(4, 0, "honest", 3).expect("scenario"));
     assert!(r.violations.is_empty() && r.live);
     let per = r.messages as f64 / r.decisions as f64;
     assert!(
@@ -136,10 +125,7 @@ fn honest_run_has_textbook_message_count() {
 
 #[test]
 fn a_committee_of_one_commits_alone() {
-    let r = run_engine(
-        EngineKind::Pbft,
-        scenario(1, 0, "honest", 4).expect("scenario"),
-    );
+    let r = simulate::<PbftProtocol>(scenario(1, 0, "honest", 4).expect("scenario"));
     assert!(r.violations.is_empty() && r.live, "{:?}", r.violations);
     assert!(r.decisions > 0);
     assert_eq!(r.messages, 0, "nobody to talk to");
@@ -158,7 +144,7 @@ fn a_replica_down_for_ten_thousand_batches_rejoins_from_its_peers_stores() {
     cfg.end = dwcp_core::Time(20_000_000);
     let pcfg = PbftConfig {
         batch_size: 1,
-        ..sim_pbft_config()
+        ..PbftProtocol::sim_config()
     };
     let down = dwcp_core::NodeId(3);
     let r = Simulation::new(cfg, move |keys, committee, recovered| {

@@ -6,10 +6,10 @@
 
 use dwcp_consensus::bullshark::{BullsharkConfig, BullsharkEngine};
 use dwcp_consensus::pbft::{Pbft, PbftConfig};
-use dwcp_consensus::sim::{
-    run_twins, sim_bullshark_config, sim_pbft_config, twins_random_sweep, twins_sweep, EngineKind,
-    Simulation, TwinsCase, TwinsShape, TwinsSummary,
+use dwcp_consensus::registry::{
+    run_twins, twins_random_sweep, twins_sweep, BullsharkProtocol, PbftProtocol, Protocol,
 };
+use dwcp_consensus::sim::{Simulation, TwinsCase, TwinsShape, TwinsSummary};
 
 fn assert_clean(what: &str, s: &TwinsSummary) {
     assert_eq!(s.unsafe_cases, 0, "{what}: {:?}", s.examples);
@@ -23,14 +23,14 @@ fn assert_clean(what: &str, s: &TwinsSummary) {
 
 #[test]
 fn pbft_one_twin_n4() {
-    let s = twins_sweep(EngineKind::Pbft, TwinsShape::new(4, 4), 0..400, None, 2);
+    let s = twins_sweep::<PbftProtocol>(TwinsShape::new(4, 4), 0..400, None, 2);
     assert_eq!(s.cases, 400);
     assert_clean("pbft n=4", &s);
 }
 
 #[test]
 fn pbft_two_twins_n7_random() {
-    let s = twins_random_sweep(EngineKind::Pbft, TwinsShape::new(7, 4), 2, 0..40, 7, 2);
+    let s = twins_random_sweep::<PbftProtocol>(TwinsShape::new(7, 4), 2, 0..40, 7, 2);
     assert_eq!(s.cases, 40);
     assert_clean("pbft n=7", &s);
 }
@@ -45,7 +45,7 @@ fn pbft_one_twin_n4_by_proposal_slot() {
         rounds: 6,
         slots: 3,
     };
-    let s = twins_random_sweep(EngineKind::Pbft, shape, 1, 0..120, 3, 2);
+    let s = twins_random_sweep::<PbftProtocol>(shape, 1, 0..120, 3, 2);
     assert_eq!(s.cases, 120);
     assert_clean("pbft n=4 by slot", &s);
 }
@@ -71,7 +71,7 @@ where
 fn pbft_with_a_quorum_of_f_plus_one_forks_under_twins() {
     let weakened = PbftConfig {
         unsafe_quorum_override: Some(2),
-        ..sim_pbft_config()
+        ..PbftProtocol::sim_config()
     };
     let fork = first_fork(move |keys, committee, recovered| {
         Pbft::new(keys, committee, weakened.clone(), recovered).expect("replica")
@@ -81,20 +81,14 @@ fn pbft_with_a_quorum_of_f_plus_one_forks_under_twins() {
 
 #[test]
 fn bullshark_one_twin_n4() {
-    let s = twins_sweep(
-        EngineKind::Bullshark,
-        TwinsShape::new(4, 4),
-        0..160,
-        None,
-        2,
-    );
+    let s = twins_sweep::<BullsharkProtocol>(TwinsShape::new(4, 4), 0..160, None, 2);
     assert_eq!(s.cases, 160);
     assert_clean("bullshark n=4", &s);
 }
 
 #[test]
 fn bullshark_two_twins_n7_random() {
-    let s = twins_random_sweep(EngineKind::Bullshark, TwinsShape::new(7, 4), 2, 0..12, 7, 2);
+    let s = twins_random_sweep::<BullsharkProtocol>(TwinsShape::new(7, 4), 2, 0..12, 7, 2);
     assert_eq!(s.cases, 12);
     assert_eq!(s.unsafe_cases, 0, "{:?}", s.examples);
     assert_eq!(s.liveness_failures, 0, "{:?}", s.examples);
@@ -111,7 +105,7 @@ fn bullshark_two_twins_n7_random() {
 fn bullshark_asks_again_for_parents_it_gave_up_on() {
     for rank in [110, 123] {
         let case = TwinsCase::unrank(4, 4, rank);
-        let r = run_twins(EngineKind::Bullshark, &case, rank);
+        let r = run_twins::<BullsharkProtocol>(&case, rank);
         assert!(r.violations.is_empty(), "rank {rank}: {:?}", r.violations);
         assert!(r.live, "rank {rank}: {:?}", r.node_status);
     }
@@ -121,7 +115,7 @@ fn bullshark_asks_again_for_parents_it_gave_up_on() {
 fn bullshark_with_a_quorum_of_f_plus_one_forks_under_twins() {
     let weakened = BullsharkConfig {
         unsafe_quorum_override: Some(2),
-        ..sim_bullshark_config()
+        ..BullsharkProtocol::sim_config()
     };
     let fork = first_fork(move |keys, committee, recovered| {
         BullsharkEngine::new(keys, committee, weakened.clone(), recovered).expect("node")
@@ -147,7 +141,7 @@ fn a_restarted_new_primary_announces_one_new_view_per_view() {
             round: 1,
             effect: 0,
         });
-        let r = run_twins(EngineKind::Pbft, &case, seed);
+        let r = run_twins::<PbftProtocol>(&case, seed);
         assert!(r.crashes >= 1, "rank {rank}: node 1 crashed");
         assert!(r.violations.is_empty(), "rank {rank}: {:?}", r.violations);
         assert!(r.live, "rank {rank}: {:?}", r.node_status);

@@ -10,6 +10,7 @@ mod digest;
 pub mod engine;
 pub mod fuzzing;
 mod ids;
+pub mod millis;
 pub mod signed;
 pub mod storage;
 pub mod transactions;

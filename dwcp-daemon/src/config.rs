@@ -1,13 +1,15 @@
 //! Node configuration (TOML), key files and committee files.
 
+use crate::engines::EngineConfig;
 use crate::transport::PeerAddr;
+use dwcp_consensus::registry;
 use dwcp_core::committee::NodeKeys;
 use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
 use dwcp_core::{Committee, NodeId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Why a configuration, key or committee file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -55,94 +57,9 @@ fn write(path: &Path, text: &str, secret: bool) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// PBFT parameters a config may override.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PbftSection {
-    /// Most transactions per batch.
-    pub batch_size: Option<usize>,
-    /// Checkpoint interval.
-    pub checkpoint_interval: Option<u64>,
-    /// View-change timeout in milliseconds.
-    pub view_change_timeout_ms: Option<u64>,
-}
-
-impl PbftSection {
-    /// The engine configuration with these overrides.
-    pub fn to_config(&self) -> dwcp_consensus::pbft::PbftConfig {
-        let mut c = dwcp_consensus::pbft::PbftConfig::default();
-        if let Some(b) = self.batch_size {
-            c.batch_size = b;
-        }
-        if let Some(k) = self.checkpoint_interval {
-            c.checkpoint_interval = k;
-            c.window = c.window.max(4 * k);
-        }
-        if let Some(t) = self.view_change_timeout_ms {
-            c.view_change_timeout = Duration::from_millis(t);
-        }
-        c
-    }
-}
-
-/// Bullshark overrides in a node's config; names follow Narwhal's parameters.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BullsharkSection {
-    /// Batch size in bytes.
-    pub batch_size: Option<usize>,
-    /// Longest wait before sealing a batch, milliseconds.
-    pub max_batch_delay_ms: Option<u64>,
-    /// Bytes of batch digests that let a header go out early.
-    pub header_size: Option<usize>,
-    /// Longest wait between headers, milliseconds.
-    pub max_header_delay_ms: Option<u64>,
-    /// Rounds kept below the last committed leader.
-    pub gc_depth: Option<u64>,
-    /// Committed batches over which repeated transactions are dropped (0: off).
-    pub dedup_window: Option<u64>,
-    /// Bytes of committed batches kept for peers that fetch what they missed.
-    pub retain_committed_batch_bytes: Option<usize>,
-    /// Bytes of committed order entries kept for peers that fell behind garbage
-    /// collection (state transfer).
-    pub retain_order_bytes: Option<usize>,
-}
-
-impl BullsharkSection {
-    /// The engine configuration with these overrides.
-    pub fn to_config(&self) -> dwcp_consensus::bullshark::BullsharkConfig {
-        let mut c = dwcp_consensus::bullshark::BullsharkConfig::default();
-        if let Some(b) = self.batch_size {
-            c.batch_size = b;
-        }
-        if let Some(t) = self.max_batch_delay_ms {
-            c.max_batch_delay = Duration::from_millis(t);
-        }
-        if let Some(h) = self.header_size {
-            c.header_size = h;
-        }
-        if let Some(t) = self.max_header_delay_ms {
-            c.max_header_delay = Duration::from_millis(t);
-        }
-        if let Some(g) = self.gc_depth {
-            c.gc_depth = g;
-        }
-        if let Some(w) = self.dedup_window {
-            c.dedup_window = w;
-        }
-        if let Some(b) = self.retain_committed_batch_bytes {
-            c.retain_committed_batch_bytes = b;
-        }
-        if let Some(b) = self.retain_order_bytes {
-            c.retain_order_bytes = b;
-        }
-        c
-    }
-}
-
-/// One node's configuration file.
+/// One node's configuration file. Unknown fields are refused (checked on load:
+/// the engine tables below are collected by name).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This node's committee id.
     pub id: u16,
@@ -176,12 +93,11 @@ pub struct NodeConfig {
     /// Milliseconds between the manager's health checks.
     #[serde(default = "default_health_interval")]
     pub health_interval_ms: u64,
-    /// PBFT overrides.
-    #[serde(default)]
-    pub pbft: PbftSection,
-    /// Bullshark overrides.
-    #[serde(default)]
-    pub bullshark: BullsharkSection,
+    /// Engine parameters: one table per engine, named after it (`[pbft]`,
+    /// `[bullshark]`, ...), each field optional. Only the chosen engine's table is
+    /// used; every one present must be valid.
+    #[serde(flatten)]
+    pub engine_params: BTreeMap<String, toml::Value>,
 }
 
 fn default_health_interval() -> u64 {
@@ -234,22 +150,36 @@ impl NodeConfig {
                 "http_rate_per_second and http_rate_burst must be positive".into(),
             ));
         }
-        if !crate::engines::ENGINES.contains(&cfg.engine.as_str()) {
-            return Err(ConfigError::Invalid(format!(
-                "unknown engine {:?} (available: {})",
-                cfg.engine,
-                crate::engines::ENGINES.join(", ")
-            )));
+        for (name, value) in &cfg.engine_params {
+            if registry::check_name(name).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown field `{name}` (engine tables: {})",
+                    registry::ENGINES.join(", ")
+                )));
+            }
+            let toml::Value::Table(t) = value else {
+                return Err(ConfigError::Invalid(format!("`{name}` must be a table")));
+            };
+            EngineConfig::new(name, Some(t)).map_err(ConfigError::Invalid)?;
         }
+        cfg.engine_config()?;
         Ok(cfg)
     }
 
     /// The engine this config names, with its parameters.
-    pub fn engine_config(&self) -> crate::engines::EngineConfig {
-        match self.engine.as_str() {
-            "bullshark" => crate::engines::EngineConfig::Bullshark(self.bullshark.to_config()),
-            _ => crate::engines::EngineConfig::Pbft(self.pbft.to_config()),
-        }
+    pub fn engine_config(&self) -> Result<EngineConfig, ConfigError> {
+        let table = match self.engine_params.get(&self.engine) {
+            Some(toml::Value::Table(t)) => Some(t),
+            _ => None,
+        };
+        EngineConfig::new(&self.engine, table).map_err(ConfigError::Invalid)
+    }
+
+    /// Sets the chosen engine and its parameters.
+    pub fn set_engine(&mut self, engine: &EngineConfig) {
+        self.engine = engine.name().to_string();
+        self.engine_params
+            .insert(self.engine.clone(), toml::Value::Table(engine.table()));
     }
 
     /// Writes the config as TOML.
@@ -475,8 +405,7 @@ mod tests {
             http_rate_per_second: 10,
             http_rate_burst: 10,
             health_interval_ms: 1000,
-            pbft: PbftSection::default(),
-            bullshark: BullsharkSection::default(),
+            engine_params: BTreeMap::new(),
         };
         let path = dir.path().join("node.toml");
         cfg.save(&path).unwrap();
@@ -492,5 +421,34 @@ mod tests {
         assert!(NodeConfig::load(&path).is_err());
         std::fs::write(&path, "id = 1\nsurprise = true").unwrap();
         assert!(NodeConfig::load(&path).is_err());
+
+        // Engine tables: the chosen engine's is used, every one is checked.
+        let good = toml::to_string(&cfg).unwrap();
+        let load_with = |extra: &str| {
+            std::fs::write(&path, format!("{good}\n{extra}")).unwrap();
+            NodeConfig::load(&path).map_err(|e| e.to_string())
+        };
+        let c = load_with("[pbft]\nbatch_size = 7\n").unwrap();
+        assert_eq!(
+            c.engine_config().unwrap().table()["batch_size"].as_integer(),
+            Some(7)
+        );
+        let e = load_with("surprise = true\n").unwrap_err();
+        assert!(e.contains("unknown field `surprise`"), "{e}");
+        let e = load_with("[bullshark]\nheader_sise = 1\n").unwrap_err();
+        assert!(
+            e.contains("[bullshark]") && e.contains("header_sise"),
+            "{e}"
+        );
+        let e = load_with("[pbft]\ncheckpoint_interval = 100\n").unwrap_err();
+        assert!(e.contains("window"), "{e}");
+        let mut raft = cfg.clone();
+        raft.engine = "raft".into();
+        raft.save(&path).unwrap();
+        let e = NodeConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown engine \"raft\"") && e.contains("bullshark"),
+            "{e}"
+        );
     }
 }

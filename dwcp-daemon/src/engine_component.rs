@@ -129,6 +129,7 @@ mod tests {
     use crate::driver::LocalNetwork;
     use crate::manager::{Manager, ManagerConfig};
     use bytes::Bytes;
+    use dwcp_consensus::registry::{BullsharkProtocol, PbftProtocol};
     use dwcp_core::crypto::SignatureScheme;
     use std::sync::mpsc::{channel, sync_channel};
     use std::time::{Duration, Instant};
@@ -188,7 +189,7 @@ mod tests {
             &storage,
             keys[0].clone(),
             committee,
-            EngineConfig::Pbft(dwcp_consensus::pbft::PbftConfig::default()),
+            EngineConfig::of::<PbftProtocol>(Default::default()).unwrap(),
             (tx.clone(), rx),
             &net,
             ctx,
@@ -312,7 +313,7 @@ mod tests {
             &storage,
             keys[0].clone(),
             committee,
-            EngineConfig::Bullshark(cfg),
+            EngineConfig::of::<BullsharkProtocol>(cfg).unwrap(),
             (tx, rx),
             &net,
             ctx,

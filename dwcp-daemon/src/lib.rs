@@ -11,6 +11,7 @@ pub mod engine_component;
 pub mod engines;
 pub mod http;
 pub mod http_ml;
+pub mod keygen;
 pub mod local_cluster;
 pub mod manager;
 pub mod metrics;

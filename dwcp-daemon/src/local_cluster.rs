@@ -4,8 +4,8 @@
 //! and `dwcpd bench`.
 
 use crate::client::get_json;
-use crate::cmd::keygen::{self, KeygenArgs};
 use crate::config::NodeConfig;
+use crate::keygen::{generate, ClusterLayout};
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,7 +88,7 @@ impl LocalCluster {
     ) -> anyhow::Result<LocalCluster> {
         let dir = tempfile::tempdir().context("temporary directory")?;
         let base = free_ports(nodes)?;
-        keygen::run(KeygenArgs {
+        generate(&ClusterLayout {
             nodes,
             out: dir.path().to_path_buf(),
             host: "127.0.0.1".into(),

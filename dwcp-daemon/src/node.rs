@@ -4,6 +4,7 @@
 use crate::config::{load_committee, load_keys, NodeConfig};
 use crate::driver::DriverInput;
 use crate::engine_component::EngineComponent;
+use crate::engines::EngineConfig;
 use crate::http::{router, NodeState, RateLimit};
 use crate::http_ml::MlServices;
 use crate::manager::{Component, Manager, ManagerConfig};
@@ -46,10 +47,10 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     }
     // Read what the HTTP API serves from the log, then close it: the storage
     // component opens it for good.
+    let engine = cfg.engine_config()?;
     let (initial_status, restored) = {
         let store = RedbStore::open(&cfg.store)
             .with_context(|| format!("opening {}", cfg.store.display()))?;
-        let engine = cfg.engine_config();
         let recovered = store.recover(engine.restore_tail())?;
         let status = engine
             .build(&keys, &committee, recovered)
@@ -71,7 +72,14 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             }
         }
     }
-    let w = wire(&cfg, &keys, &committee, initial_status, rt.handle().clone());
+    let w = wire(
+        &cfg,
+        engine,
+        &keys,
+        &committee,
+        initial_status,
+        rt.handle().clone(),
+    );
     let manager = Arc::new(Manager::new(
         w.components(),
         ManagerConfig {
@@ -205,10 +213,11 @@ impl Wiring {
     }
 }
 
-/// Builds the components of the node `cfg` describes, none started, the
-/// transport's tasks to run on `runtime`.
+/// Builds the components of the node `cfg` describes, running `engine`, none
+/// started, the transport's tasks to run on `runtime`.
 pub fn wire(
     cfg: &NodeConfig,
+    engine: EngineConfig,
     keys: &NodeKeys,
     committee: &Committee,
     initial_status: EngineStatus,
@@ -233,7 +242,7 @@ pub fn wire(
         store: storage.handle(),
         keys: keys.clone(),
         committee: committee.clone(),
-        engine: cfg.engine_config(),
+        engine,
         inbox: Arc::new(Mutex::new(inbox_rx)),
         inbox_tx: inbox_tx.clone(),
         transport: network.clone(),
@@ -320,6 +329,7 @@ mod tests {
             .unwrap();
         let w = wire(
             &cfg,
+            cfg.engine_config().unwrap(),
             &keys[0],
             &committee,
             EngineStatus::default(),

@@ -4,20 +4,24 @@ use std::time::Duration;
 
 /// Parameters of a Bullshark node (its Narwhal worker and primary included). The
 /// defaults suit a LAN; the names follow Narwhal's benchmark parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BullsharkConfig {
     /// A worker seals its batch once it holds this many bytes.
     pub batch_size: usize,
     /// ... or once its oldest transaction waited this long.
+    #[serde(rename = "max_batch_delay_ms", with = "dwcp_core::millis")]
     pub max_batch_delay: Duration,
     /// The primary proposes early once its ready batch digests take this many bytes
     /// (32 per digest) and the leader rule lets it advance.
     pub header_size: usize,
     /// The primary proposes at the latest this long after its previous header.
+    #[serde(rename = "max_header_delay_ms", with = "dwcp_core::millis")]
     pub max_header_delay: Duration,
     /// Rounds kept below the last committed leader before garbage collection.
     pub gc_depth: u64,
     /// Period of retransmissions and of retries to fetch missing data.
+    #[serde(rename = "sync_retry_ms", with = "dwcp_core::millis")]
     pub sync_retry: Duration,
     /// Attempts to fetch a missing parent or batch for a pending header or
     /// certificate before it is dropped. Batches a commit waits for are fetched
@@ -54,6 +58,7 @@ pub struct BullsharkConfig {
     /// this many. Only for tests that show the simulator catches the forks a
     /// too-small quorum causes; it exists only with the `unsafe-test-hooks` feature.
     #[cfg(feature = "unsafe-test-hooks")]
+    #[serde(skip)]
     pub unsafe_quorum_override: Option<usize>,
 }
 
@@ -83,6 +88,27 @@ impl Default for BullsharkConfig {
 }
 
 impl BullsharkConfig {
+    /// Why these parameters cannot run, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("batch_size", self.batch_size as u64),
+            ("header_size", self.header_size as u64),
+            ("gc_depth", self.gc_depth),
+            ("max_sync_attempts", u64::from(self.max_sync_attempts)),
+            ("max_round_ahead", self.max_round_ahead),
+            ("max_header_batches", self.max_header_batches as u64),
+            (
+                "max_header_delay_ms",
+                self.max_header_delay.as_millis() as u64,
+            ),
+            ("sync_retry_ms", self.sync_retry.as_millis() as u64),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("bullshark: {name} must be positive")),
+            None => Ok(()),
+        }
+    }
+
     /// How many of the newest committed batches a restarted engine needs back from
     /// its store (the `tail` of [`dwcp_core::storage::Storage::recover`]): those
     /// the dedup window covers, and at least the last one, which says where the

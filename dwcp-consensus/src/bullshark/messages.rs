@@ -64,8 +64,8 @@ impl dwcp_core::MessageKind for BullsharkMessage {
     }
 }
 
-impl crate::sim::Adversarial for BullsharkMessage {
-    fn statements(&self, out: &mut Vec<crate::sim::Statement>) {
+impl crate::statement::Adversarial for BullsharkMessage {
+    fn statements(&self, out: &mut Vec<crate::statement::Statement>) {
         match self {
             BullsharkMessage::Header(h) => header_statement(h, out),
             BullsharkMessage::Vote(v) => vote_statement(v, out),
@@ -104,10 +104,10 @@ fn tamper(c: &mut Certificate) {
     }
 }
 
-fn header_statement(h: &Signed<Header>, out: &mut Vec<crate::sim::Statement>) {
-    out.push(crate::sim::Statement {
+fn header_statement(h: &Signed<Header>, out: &mut Vec<crate::statement::Statement>) {
+    out.push(crate::statement::Statement {
         author: h.author(),
-        key: crate::sim::StatementKey {
+        key: crate::statement::StatementKey {
             kind: "header",
             view: h.value().round,
             seq: 0,
@@ -116,10 +116,10 @@ fn header_statement(h: &Signed<Header>, out: &mut Vec<crate::sim::Statement>) {
     });
 }
 
-fn vote_statement(v: &Signed<HeaderVote>, out: &mut Vec<crate::sim::Statement>) {
-    out.push(crate::sim::Statement {
+fn vote_statement(v: &Signed<HeaderVote>, out: &mut Vec<crate::statement::Statement>) {
+    out.push(crate::statement::Statement {
         author: v.author(),
-        key: crate::sim::StatementKey {
+        key: crate::statement::StatementKey {
             kind: "vote",
             view: v.value().round,
             seq: u64::from(v.value().author.0),
@@ -128,7 +128,7 @@ fn vote_statement(v: &Signed<HeaderVote>, out: &mut Vec<crate::sim::Statement>) 
     });
 }
 
-fn certificate_statements(c: &Certificate, out: &mut Vec<crate::sim::Statement>) {
+fn certificate_statements(c: &Certificate, out: &mut Vec<crate::statement::Statement>) {
     header_statement(&c.header, out);
     c.votes.iter().for_each(|v| vote_statement(v, out));
 }

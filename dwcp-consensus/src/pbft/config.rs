@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// Parameters of a PBFT replica. The defaults suit a LAN or the simulator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PbftConfig {
     /// Most transactions in one pre-prepare; a backup refuses a larger one.
     pub batch_size: usize,
@@ -14,8 +15,10 @@ pub struct PbftConfig {
     /// Sequence numbers accepted above the stable checkpoint (L, the watermark window).
     pub window: u64,
     /// Period of the housekeeping tick (resends, timeouts, catch-up).
+    #[serde(rename = "tick_ms", with = "dwcp_core::millis")]
     pub tick: Duration,
     /// Time without progress, with requests pending, before a view change.
+    #[serde(rename = "view_change_timeout_ms", with = "dwcp_core::millis")]
     pub view_change_timeout: Duration,
     /// Committed batches kept in memory with their commit certificates to help
     /// peers catch up; one such batch proves itself. A peer further behind is
@@ -38,6 +41,7 @@ pub struct PbftConfig {
     /// the simulator catches the forks a too-small quorum causes; it exists only with
     /// the `unsafe-test-hooks` feature.
     #[cfg(feature = "unsafe-test-hooks")]
+    #[serde(skip)]
     pub unsafe_quorum_override: Option<usize>,
 }
 
@@ -59,5 +63,33 @@ impl Default for PbftConfig {
             #[cfg(feature = "unsafe-test-hooks")]
             unsafe_quorum_override: None,
         }
+    }
+}
+
+impl PbftConfig {
+    /// Why these parameters cannot run, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("batch_size", self.batch_size as u64),
+            ("max_batch_bytes", self.max_batch_bytes as u64),
+            ("checkpoint_interval", self.checkpoint_interval),
+            ("fetch_batch", self.fetch_batch as u64),
+            ("max_pending", self.max_pending as u64),
+            ("tick_ms", self.tick.as_millis() as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("pbft: {name} must be positive"));
+        }
+        if self.window < 2 * self.checkpoint_interval {
+            return Err(format!(
+                "pbft: window ({}) must be at least twice checkpoint_interval ({}), or no \
+                 checkpoint can become stable before the window closes",
+                self.window, self.checkpoint_interval
+            ));
+        }
+        if self.view_change_timeout < self.tick {
+            return Err("pbft: view_change_timeout_ms must be at least tick_ms".into());
+        }
+        Ok(())
     }
 }

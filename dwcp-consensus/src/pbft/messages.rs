@@ -179,8 +179,8 @@ pub fn batch_digest(batch: &[Bytes]) -> Digest {
     Digest(*h.finalize().as_bytes())
 }
 
-impl crate::sim::Adversarial for PbftMessage {
-    fn statements(&self, out: &mut Vec<crate::sim::Statement>) {
+impl crate::statement::Adversarial for PbftMessage {
+    fn statements(&self, out: &mut Vec<crate::statement::Statement>) {
         use statements::*;
         match self {
             PbftMessage::PrePrepare(s) => pre_prepare(s, out),
@@ -248,7 +248,7 @@ impl crate::sim::Adversarial for PbftMessage {
 /// The signed statements inside PBFT messages, for the simulator's checker.
 mod statements {
     use super::*;
-    use crate::sim::{Statement, StatementKey};
+    use crate::statement::{Statement, StatementKey};
 
     fn key(kind: &'static str, view: View, seq: Seq) -> StatementKey {
         StatementKey { kind, view, seq }

@@ -1,7 +1,7 @@
 //! Invariants checked after every step of a simulation: agreement, total order,
 //! validity, no duplicates, no honest node contradicting itself; liveness at the end.
 
-use super::adversary::StatementKey;
+use crate::statement::StatementKey;
 use dwcp_core::{Committed, Digest, NodeId, Seq, Time};
 use std::collections::{BTreeMap, HashMap, HashSet};
 

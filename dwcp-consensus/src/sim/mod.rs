@@ -10,19 +10,15 @@
 pub mod adversary;
 pub mod checker;
 pub mod network;
-pub mod pbft_actors;
 mod runner;
 pub mod scenario;
 pub mod script;
 pub mod twins;
 
-pub use adversary::{Adversarial, Behaviour, Statement, StatementKey};
+pub use crate::statement::{Adversarial, Statement, StatementKey};
+pub use adversary::Behaviour;
 pub use network::{LinkModel, Network, Partition};
 pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
-pub use scenario::{
-    bullshark_simulation, check_seeds, pbft_simulation, run_engine, run_twins, scenario,
-    sim_bullshark_config, sim_pbft_config, twins_random_sweep, twins_sweep, EngineKind,
-    SweepSummary, TwinsShape,
-};
+pub use scenario::{run_sweep_cases, scenario, SweepSummary, PARTITION};
 pub use script::{Endpoint, Fate, Script, ScriptCtx};
-pub use twins::{TwinsCase, TwinsCrash, TwinsScript, TwinsSummary};
+pub use twins::{TwinsCase, TwinsCrash, TwinsScript, TwinsShape, TwinsSummary};

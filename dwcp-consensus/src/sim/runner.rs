@@ -1,9 +1,10 @@
 //! The discrete-event loop: one seed fixes every delay, loss, crash and attack.
 
-use super::adversary::{Adversarial, Behaviour, Statement};
+use super::adversary::Behaviour;
 use super::checker::Checker;
 use super::network::Network;
 use super::script::{Endpoint, Fate, Script, ScriptCtx};
+use crate::statement::{Adversarial, Statement};
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
 use dwcp_core::crypto::SignatureScheme;

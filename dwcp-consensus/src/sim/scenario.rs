@@ -2,39 +2,14 @@
 
 use super::adversary::Behaviour;
 use super::network::{LinkModel, Network, Partition};
-use super::runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
-use super::twins::{TwinsCase, TwinsCrash, TwinsSummary};
-use crate::bullshark::{BullsharkConfig, BullsharkEngine};
-use crate::pbft::{Pbft, PbftConfig};
+use super::runner::{CrashPlan, SimConfig, SimReport, Workload};
+use super::twins::{TwinsCase, TwinsSummary};
 use dwcp_core::crypto::SignatureScheme;
-use dwcp_core::{Committee, NodeId, NodeKeys, Recovered, Time};
+use dwcp_core::Time;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Duration;
-
-/// The engines the simulator can run by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    /// [`crate::pbft::Pbft`].
-    Pbft,
-    /// [`crate::bullshark::BullsharkEngine`].
-    Bullshark,
-}
-
-impl std::str::FromStr for EngineKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "pbft" => Ok(EngineKind::Pbft),
-            "bullshark" => Ok(EngineKind::Bullshark),
-            other => Err(format!(
-                "unknown engine {other:?} (available: pbft, bullshark)"
-            )),
-        }
-    }
-}
 
 /// What the `partition` scenario does: no faulty node, the network splits instead.
 pub const PARTITION: &str = "partition";
@@ -112,95 +87,9 @@ pub fn scenario(
     })
 }
 
-/// Runs one configured simulation of `kind`.
-pub fn run_engine(kind: EngineKind, cfg: SimConfig) -> SimReport {
-    match kind {
-        EngineKind::Pbft => pbft_simulation(cfg).run(),
-        EngineKind::Bullshark => bullshark_simulation(cfg).run(),
-    }
-}
-
-/// Runs one Twins case of `kind` (see [`super::twins`]); `seed` fixes link delays.
-pub fn run_twins(kind: EngineKind, case: &TwinsCase, seed: u64) -> SimReport {
-    let mut cfg = case.sim_config(seed);
-    if kind == EngineKind::Bullshark {
-        // A round every 100 ms: it commits within a second of the network healing
-        // at 4 s, where PBFT may first need view changes with doubling timeouts.
-        cfg.end = Time(8_000_000);
-    }
-    match kind {
-        EngineKind::Pbft => pbft_simulation(cfg).with_script(case.script()).run(),
-        EngineKind::Bullshark => bullshark_simulation(cfg).with_script(case.script()).run(),
-    }
-}
-
-/// The shape of a Twins case space: committee size and what is scripted before
-/// the network heals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TwinsShape {
-    /// Committee size.
-    pub nodes: usize,
-    /// Scripted steps: rounds, or round slots if `slots > 1`.
-    pub rounds: usize,
-    /// Steps per round ([`TwinsCase::slots`]); 0 scripts whole rounds.
-    pub slots: u64,
-}
-
-impl TwinsShape {
-    /// `rounds` whole rounds of a committee of `nodes`.
-    pub fn new(nodes: usize, rounds: usize) -> TwinsShape {
-        TwinsShape {
-            nodes,
-            rounds,
-            slots: 0,
-        }
-    }
-
-    /// Case `rank` of the one-twin space of this shape.
-    pub fn unrank(&self, rank: u64) -> TwinsCase {
-        TwinsCase::unrank(self.nodes, self.rounds, rank).with_slots(self.slots)
-    }
-}
-
-/// Runs the one-twin cases `ranks` of `shape` on `threads` threads, each with
-/// `crash` if given (a case whose twin is the crashing node runs without it), and
-/// sums them up.
-pub fn twins_sweep(
-    kind: EngineKind,
-    shape: TwinsShape,
-    ranks: std::ops::Range<u64>,
-    crash: Option<TwinsCrash>,
-    threads: usize,
-) -> TwinsSummary {
-    sweep_cases(ranks, threads, |rank| {
-        let mut case = shape.unrank(rank);
-        case.crash = crash.filter(|c| !case.twins.contains(&c.node));
-        (format!("rank {rank}"), run_twins(kind, &case, rank), case)
-    })
-}
-
-/// Runs random Twins cases number `cases` of `shape` with `twins` twinned
-/// identities, of the sequence drawn from `seed`, on `threads` threads; case `i`
-/// depends only on `seed` and `i`, so any one reruns alone.
-pub fn twins_random_sweep(
-    kind: EngineKind,
-    shape: TwinsShape,
-    twins: usize,
-    cases: std::ops::Range<u64>,
-    seed: u64,
-    threads: usize,
-) -> TwinsSummary {
-    sweep_cases(cases, threads, |i| {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let case =
-            TwinsCase::random(shape.nodes, twins, shape.rounds, &mut rng).with_slots(shape.slots);
-        let r = run_twins(kind, &case, seed.wrapping_add(i));
-        (format!("case {i}"), r, case)
-    })
-}
-
-/// Runs `run` for every number of `cases`, spread over `threads` threads.
-fn sweep_cases(
+/// Runs `run` for every number of `cases`, spread over `threads` threads, and sums
+/// up the Twins reports it returns (each with a label and its case).
+pub fn run_sweep_cases(
     cases: std::ops::Range<u64>,
     threads: usize,
     run: impl Fn(u64) -> (String, SimReport, TwinsCase) + Sync,
@@ -227,88 +116,6 @@ fn sweep_cases(
         }
         total
     })
-}
-
-/// A simulation of PBFT replicas configured by [`sim_pbft_config`], ready for a
-/// script ([`Simulation::with_script`]) or to run.
-pub fn pbft_simulation(
-    cfg: SimConfig,
-) -> Simulation<Pbft, impl FnMut(NodeKeys, Committee, Recovered) -> Pbft> {
-    let pcfg = sim_pbft_config();
-    Simulation::new(cfg, move |keys, committee, recovered| {
-        let id: NodeId = keys.id;
-        Pbft::new(keys, committee, pcfg.clone(), recovered)
-            .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
-    })
-}
-
-/// A simulation of Bullshark nodes configured by [`sim_bullshark_config`], ready
-/// for a script ([`Simulation::with_script`]) or to run.
-pub fn bullshark_simulation(
-    cfg: SimConfig,
-) -> Simulation<BullsharkEngine, impl FnMut(NodeKeys, Committee, Recovered) -> BullsharkEngine> {
-    let bcfg = sim_bullshark_config();
-    let cfg = SimConfig {
-        restore_tail: cfg.restore_tail.max(bcfg.restore_tail()),
-        ..cfg
-    };
-    Simulation::new(cfg, move |keys, committee, recovered| {
-        let id: NodeId = keys.id;
-        BullsharkEngine::new(keys, committee, bcfg.clone(), recovered)
-            .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
-    })
-}
-
-/// Bullshark as the scenarios run it: small batches sealed quickly, a header at
-/// least every 100 ms, and repeats dropped (the simulated client sends every
-/// transaction to every node).
-pub fn sim_bullshark_config() -> BullsharkConfig {
-    BullsharkConfig {
-        batch_size: 16 * 1024,
-        max_batch_delay: Duration::from_millis(20),
-        header_size: 32,
-        max_header_delay: Duration::from_millis(100),
-        sync_retry: Duration::from_millis(100),
-        ..BullsharkConfig::default()
-    }
-}
-
-/// PBFT as the scenarios run it: the simulated client sends every transaction to
-/// every replica, so backups need not relay them.
-pub fn sim_pbft_config() -> PbftConfig {
-    PbftConfig {
-        forward_requests: false,
-        ..PbftConfig::default()
-    }
-}
-
-/// Runs [`scenario`] `(nodes, faulty, behaviour)` of `kind` for seeds `0..seeds` and
-/// says what went wrong in the first run with a safety violation, without liveness,
-/// or without a single decision.
-pub fn check_seeds(
-    kind: EngineKind,
-    nodes: usize,
-    faulty: usize,
-    behaviour: &str,
-    seeds: u64,
-) -> Result<(), String> {
-    for seed in 0..seeds {
-        let r = run_engine(kind, scenario(nodes, faulty, behaviour, seed)?);
-        let at = format!("{kind:?} {behaviour} n={nodes} seed {seed}");
-        if !r.violations.is_empty() {
-            return Err(format!("{at}: {:?}", r.violations));
-        }
-        if !r.live {
-            return Err(format!(
-                "{at} not live ({} of {} committed): {:?}",
-                r.transactions_committed, r.transactions_submitted, r.node_status
-            ));
-        }
-        if r.decisions == 0 {
-            return Err(format!("{at} decided nothing"));
-        }
-    }
-    Ok(())
 }
 
 /// Totals over many seeds of one scenario.
@@ -356,9 +163,9 @@ pub struct SweepSummary {
 
 impl SweepSummary {
     /// An empty summary for this scenario.
-    pub fn new(engine: EngineKind, nodes: usize, faulty: usize, behaviour: &str) -> Self {
+    pub fn new(engine: &str, nodes: usize, faulty: usize, behaviour: &str) -> Self {
         SweepSummary {
-            engine: format!("{engine:?}").to_lowercase(),
+            engine: engine.to_string(),
             nodes,
             faulty,
             behaviour: behaviour.to_string(),

@@ -206,6 +206,34 @@ impl TwinsCase {
     }
 }
 
+/// The shape of a Twins case space: committee size and what is scripted before
+/// the network heals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TwinsShape {
+    /// Committee size.
+    pub nodes: usize,
+    /// Scripted steps: rounds, or round slots if `slots > 1`.
+    pub rounds: usize,
+    /// Steps per round ([`TwinsCase::slots`]); 0 scripts whole rounds.
+    pub slots: u64,
+}
+
+impl TwinsShape {
+    /// `rounds` whole rounds of a committee of `nodes`.
+    pub fn new(nodes: usize, rounds: usize) -> TwinsShape {
+        TwinsShape {
+            nodes,
+            rounds,
+            slots: 0,
+        }
+    }
+
+    /// Case `rank` of the one-twin space of this shape.
+    pub fn unrank(&self, rank: u64) -> TwinsCase {
+        TwinsCase::unrank(self.nodes, self.rounds, rank).with_slots(self.slots)
+    }
+}
+
 /// When the network becomes whole whatever round the nodes are in: a round the
 /// engines never leave (a view that keeps committing) must not partition a node
 /// forever.

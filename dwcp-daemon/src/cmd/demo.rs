@@ -31,13 +31,7 @@ pub struct DemoArgs {
 
 /// Starts the cluster, drives load, prints progress and the committed log, stops.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if !crate::engines::ENGINES.contains(&args.engine.as_str()) {
-        bail!(
-            "unknown engine {:?} (available: {})",
-            args.engine,
-            crate::engines::ENGINES.join(", ")
-        );
-    }
+    dwcp_consensus::registry::check_name(&args.engine)?;
     if !(1..=16).contains(&args.nodes) {
         bail!("--nodes must be between 1 and 16 for a local demo");
     }

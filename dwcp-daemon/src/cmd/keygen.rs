@@ -1,12 +1,7 @@
 //! `dwcpd keygen`: keys, a committee file and node configs for a local cluster.
 
-use crate::config::{save_committee, save_keys, NodeConfig, PbftSection};
-use anyhow::{bail, Context};
+use crate::keygen::{generate, ClusterLayout};
 use clap::Args;
-use dwcp_core::committee::{Committee, NodeKeys};
-use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
-use dwcp_core::NodeId;
-use rand::RngCore;
 use std::path::PathBuf;
 
 /// Arguments of `dwcpd keygen`.
@@ -31,62 +26,18 @@ pub struct KeygenArgs {
 
 /// Writes `committee.json`, `node-<i>.key` (mode 0600) and `node-<i>.toml`.
 pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
-    if args.nodes == 0 || args.nodes > 1000 {
-        bail!("--nodes must be between 1 and 1000");
-    }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let mut rng = rand::rngs::OsRng;
-    let keys: Vec<NodeKeys> = (0..args.nodes)
-        .map(|i| {
-            let mut a = [0u8; 32];
-            let mut b = [0u8; 32];
-            rng.fill_bytes(&mut a);
-            rng.fill_bytes(&mut b);
-            NodeKeys {
-                id: NodeId(i as u16),
-                signing: SigningKey::from_seed(a, SignatureScheme::Ed25519),
-                vrf: VrfSecretKey::from_seed(b),
-            }
-        })
-        .collect();
-    let committee = Committee::from_keys(SignatureScheme::Ed25519, &keys)?;
-    save_committee(&committee, &args.out.join("committee.json"))?;
-    let port = |base: u16, i: usize| -> anyhow::Result<std::net::SocketAddr> {
-        let p = base.checked_add(i as u16).context("port out of range")?;
-        Ok(format!("{}:{}", args.host, p).parse()?)
+    let layout = ClusterLayout {
+        nodes: args.nodes,
+        out: args.out,
+        host: args.host,
+        base_port: args.base_port,
+        http_base_port: args.http_base_port,
     };
-    let peers = (0..args.nodes)
-        .map(|i| port(args.base_port, i))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut token = [0u8; 24];
-    rng.fill_bytes(&mut token);
-    for k in &keys {
-        let i = k.id.index();
-        save_keys(k, &args.out.join(format!("node-{i}.key")))?;
-        NodeConfig {
-            id: k.id.0,
-            listen: peers[i],
-            http: port(args.http_base_port, i)?,
-            peers: peers.iter().map(|&a| a.into()).collect(),
-            committee: "committee.json".into(),
-            key: format!("node-{i}.key").into(),
-            store: format!("node-{i}.redb").into(),
-            engine: "pbft".into(),
-            http_token: hex::encode(token),
-            http_body_limit: 4 << 20,
-            http_rate_per_second: 200,
-            http_rate_burst: 400,
-            health_interval_ms: 10_000,
-            pbft: PbftSection::default(),
-            bullshark: Default::default(),
-        }
-        .save(&args.out.join(format!("node-{i}.toml")))?;
-    }
+    generate(&layout)?;
     println!(
         "wrote a committee of {} to {}",
-        args.nodes,
-        args.out.display()
+        layout.nodes,
+        layout.out.display()
     );
     Ok(())
 }

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use dwcp_consensus::sim::{run_engine, scenario, EngineKind, SimReport, SweepSummary};
+use dwcp_consensus::registry::{check_name, run_simulation};
+use dwcp_consensus::sim::{scenario, SimReport, SweepSummary};
 use dwcp_core::crypto::SignatureScheme;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +44,7 @@ pub struct SimArgs {
 
 /// Runs the sweep and prints its summary.
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
-    let engine: EngineKind = args.engine.parse().map_err(anyhow::Error::msg)?;
+    let engine = check_name(&args.engine)?;
     if args.nodes == 0 || args.nodes > 1000 {
         bail!("--nodes must be between 1 and 1000");
     }
@@ -97,7 +98,9 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                     cfg.scheme = SignatureScheme::InsecureFast;
                 }
                 cfg.keep_log = args.seeds == 1 && !args.json;
-                let r = run_engine(engine, cfg);
+                let Ok(r) = run_simulation(engine, cfg) else {
+                    break;
+                };
                 if let Some(bar) = &progress {
                     bar.inc(1);
                     if !r.violations.is_empty() {

@@ -3,9 +3,8 @@
 
 use anyhow::bail;
 use clap::Args;
-use dwcp_consensus::sim::{
-    twins_random_sweep, twins_sweep, EngineKind, TwinsCase, TwinsCrash, TwinsShape,
-};
+use dwcp_consensus::registry::{self, twins_random_sweep, twins_sweep, Protocol, ProtocolVisitor};
+use dwcp_consensus::sim::{TwinsCase, TwinsCrash, TwinsShape, TwinsSummary};
 
 /// Arguments of `dwcpd twins`.
 #[derive(Debug, Args)]
@@ -53,7 +52,7 @@ pub struct TwinsArgs {
 
 /// Runs the sweep and prints its summary; fails if any case was unsafe or not live.
 pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
-    let engine: EngineKind = args.engine.parse().map_err(anyhow::Error::msg)?;
+    registry::check_name(&args.engine)?;
     if !(2..=16).contains(&args.nodes) {
         bail!("--nodes must be between 2 and 16 (the space grows as 2^(n·rounds))");
     }
@@ -95,7 +94,16 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 "random cases {}..{} of seed {} with {t} twin(s)",
                 cases.start, cases.end, args.seed
             );
-            let s = twins_random_sweep(engine, shape, t, cases, args.seed, threads);
+            let s = registry::with_protocol(
+                &args.engine,
+                Sweep::Random {
+                    shape,
+                    twins: t,
+                    cases,
+                    seed: args.seed,
+                    threads,
+                },
+            )?;
             (s, what)
         }
         None => {
@@ -107,7 +115,15 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
                 Some(c) => args.first_rank.saturating_add(c).min(space),
                 None => space,
             };
-            let s = twins_sweep(engine, shape, args.first_rank..end, args.crash, threads);
+            let s = registry::with_protocol(
+                &args.engine,
+                Sweep::Ranks {
+                    shape,
+                    ranks: args.first_rank..end,
+                    crash: args.crash,
+                    threads,
+                },
+            )?;
             (
                 s,
                 format!(
@@ -166,6 +182,46 @@ pub fn run(args: TwinsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A Twins sweep of whichever engine is named.
+enum Sweep {
+    /// Cases of the one-twin space, by rank.
+    Ranks {
+        shape: TwinsShape,
+        ranks: std::ops::Range<u64>,
+        crash: Option<TwinsCrash>,
+        threads: usize,
+    },
+    /// Random cases of a seeded sequence.
+    Random {
+        shape: TwinsShape,
+        twins: usize,
+        cases: std::ops::Range<u64>,
+        seed: u64,
+        threads: usize,
+    },
+}
+
+impl ProtocolVisitor for Sweep {
+    type Output = TwinsSummary;
+    fn visit<P: Protocol>(self) -> TwinsSummary {
+        match self {
+            Sweep::Ranks {
+                shape,
+                ranks,
+                crash,
+                threads,
+            } => twins_sweep::<P>(shape, ranks, crash, threads),
+            Sweep::Random {
+                shape,
+                twins,
+                cases,
+                seed,
+                threads,
+            } => twins_random_sweep::<P>(shape, twins, cases, seed, threads),
+        }
+    }
 }
 
 fn parse_crash(s: &str) -> Result<TwinsCrash, String> {

@@ -3,10 +3,9 @@
 //! [`MemoryStore`] that keeps only the tail of the committed log, so that a long
 //! run stays in flat memory.
 
-use super::engines::EngineSpec;
+use super::args::BenchArgs;
 use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
-use super::BenchArgs;
 use crate::admission::SubmitGate;
 use crate::driver::{Driver, DriverError, DriverInput, LocalNetwork, ProposalSample};
 use anyhow::Context;
@@ -120,8 +119,7 @@ impl Tally {
 }
 
 /// Runs the load against a fresh in-process cluster and measures it.
-pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
-    let cluster = (engine.start_in_process)(args)?;
+pub fn run(args: &BenchArgs, cluster: InProcessCluster) -> anyhow::Result<Report> {
     let origin = Instant::now();
     let stop_at = origin + args.duration;
     let done = Arc::new(AtomicBool::new(false));

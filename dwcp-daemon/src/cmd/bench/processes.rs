@@ -4,11 +4,11 @@
 //! (only the sample transactions, with the node's own commit timestamp), and the
 //! consensus latency from the nodes' commit-latency histograms.
 
-use super::engines::EngineSpec;
+use super::args::BenchArgs;
 use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
-use super::BenchArgs;
 use crate::client::{get_json, request, request_typed};
+use crate::engines::EngineConfig;
 use crate::http::unix_us;
 use crate::local_cluster::LocalCluster;
 use anyhow::bail;
@@ -117,14 +117,14 @@ fn memory_line(when: &str, readings: &[Option<(u64, u64)>]) -> String {
 }
 
 /// Runs the load against a fresh cluster of `dwcpd run` processes and measures it.
-pub fn run(args: &BenchArgs, engine: &EngineSpec) -> anyhow::Result<Report> {
+pub fn run(args: &BenchArgs, engine: &EngineConfig) -> anyhow::Result<Report> {
     let mut cluster = LocalCluster::start(args.nodes, |cfg| {
         // The bench's clients and poller all come from 127.0.0.1: lift the
         // per-client limit and make room for large bursts.
         cfg.http_rate_per_second = 1_000_000;
         cfg.http_rate_burst = 1_000_000;
         cfg.http_body_limit = cfg.http_body_limit.max(256 << 20);
-        (engine.configure_node)(args, cfg);
+        cfg.set_engine(engine);
     })?;
     cluster.wait_healthy(Duration::from_secs(30))?;
     wait_for_links(&cluster, Duration::from_secs(30))?;

@@ -9,9 +9,8 @@
 //!
 //! Commits are counted once, from node 0's log.
 
-use super::engines::EngineSpec;
+use super::args::BenchArgs;
 use super::load::LoadTotals;
-use super::BenchArgs;
 use std::fmt::Write;
 
 /// Where the consensus latency figure comes from.
@@ -56,18 +55,7 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// `1234567` as `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use dwcp_consensus::registry::thousands;
 
 fn mean(v: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
@@ -124,8 +112,18 @@ pub fn memory_phrase((rss, peak): (u64, u64)) -> String {
     )
 }
 
+/// What the summary says about the engine measured.
+pub struct EngineSummary {
+    /// Its name.
+    pub name: &'static str,
+    /// Its parameters in effect, one per line.
+    pub parameters: Vec<String>,
+    /// Node parameters given that it does not use, as (name, value).
+    pub unused: Vec<(&'static str, String)>,
+}
+
 /// The summary text.
-pub fn render(args: &BenchArgs, engine: &EngineSpec, r: &Report) -> String {
+pub fn render(args: &BenchArgs, engine: &EngineSummary, r: &Report) -> String {
     let mut o = String::new();
     let rule = "-----------------------------------------";
     let tx_size = args.tx_size as f64;
@@ -140,12 +138,15 @@ pub fn render(args: &BenchArgs, engine: &EngineSpec, r: &Report) -> String {
         " Execution time: {} s",
         thousands(args.duration.as_secs_f64().round() as u64)
     );
-    for line in (engine.describe)(args) {
+    for line in &engine.parameters {
         let _ = writeln!(o, " {line}");
     }
-    let unused = engine.unused(args);
-    if !unused.is_empty() {
-        let list: Vec<String> = unused.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    if !engine.unused.is_empty() {
+        let list: Vec<String> = engine
+            .unused
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
         let _ = writeln!(o, " Unused by {}: {}", engine.name, list.join(", "));
     }
 
@@ -263,7 +264,11 @@ mod tests {
             sync_retry_nodes: None,
             timeout_delay: None,
         };
-        let engine = super::super::engines::engine("pbft").expect("pbft");
+        let engine = EngineSummary {
+            name: "pbft",
+            parameters: vec!["Batch size: 10 transactions per pre-prepare".into()],
+            unused: args.unused(&["batch_size", "timeout_delay"]),
+        };
         let report = Report {
             mode: "test".into(),
             committed_tx: 9_000,

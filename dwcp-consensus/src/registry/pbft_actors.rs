@@ -1,10 +1,10 @@
-//! Building blocks for scripted Byzantine PBFT actors ([`super::Script`]s): selective
+//! Building blocks for scripted Byzantine PBFT actors ([`crate::sim::Script`]s): selective
 //! delivery, commit certificates gathered from the wire for unsolicited catch-up,
 //! view changes that withhold certificates, and votes that back a chosen new view.
 //! Every message they make is validly signed with the scripted node's own key.
 
-use super::script::{Endpoint, Fate, ScriptCtx};
 use crate::pbft::{CommittedEntry, NewView, PbftMessage, Phase, PrePrepare, ViewChange, Vote};
+use crate::sim::{Endpoint, Fate, ScriptCtx};
 use dwcp_core::{Digest, NodeId, Seq, Signed, View};
 use std::collections::BTreeMap;
 
