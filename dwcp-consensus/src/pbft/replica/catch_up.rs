@@ -1,0 +1,239 @@
+//! Catch-up of a replica that fell behind: committed batches fetched from peers with
+//! their commit certificates, and state transfer of stored logs that `f+1` members
+//! vouch for.
+
+use super::Pbft;
+use crate::pbft::messages::{batch_digest, chain_next, CommittedEntry, PbftMessage, Phase};
+use dwcp_core::{Committed, Digest, Effects, NodeId, Seq, Time};
+use std::collections::{HashMap, HashSet};
+
+impl Pbft {
+    pub(super) fn note_seen(&mut self, seq: Seq) {
+        self.highest_seen = self.highest_seen.max(seq);
+    }
+
+    pub(super) fn request_fetch(&mut self, fx: &mut Effects<PbftMessage>) {
+        let n = self.committee.size();
+        let mut sent = 0;
+        let mut tries = 0;
+        while sent < self.f() + 1 && tries < n {
+            let to = NodeId((self.fetch_cursor % n) as u16);
+            self.fetch_cursor += 1;
+            tries += 1;
+            if to != self.id {
+                fx.send(
+                    to,
+                    PbftMessage::Fetch {
+                        from: self.last_executed + 1,
+                    },
+                );
+                sent += 1;
+            }
+        }
+    }
+
+    pub(super) fn on_fetch(&mut self, from: NodeId, first: Seq, fx: &mut Effects<PbftMessage>) {
+        if first == 0 || first > self.last_executed {
+            return;
+        }
+        if self
+            .retained
+            .first_key_value()
+            .is_some_and(|(s, _)| *s <= first)
+        {
+            let entries: Vec<CommittedEntry> = self
+                .retained
+                .range(first..)
+                .take(self.cfg.fetch_batch)
+                .map(|(_, e)| e.clone())
+                .collect();
+            fx.send(from, PbftMessage::Entries(entries));
+            return;
+        }
+        // Older than the certified tail kept in memory (or lost with a restart):
+        // read it from the store. One outstanding read per peer.
+        for waiting in self.log_readers.values_mut() {
+            waiting.retain(|p| *p != from);
+        }
+        self.log_readers.retain(|_, w| !w.is_empty());
+        let waiting = self.log_readers.entry(first).or_default();
+        waiting.push(from);
+        if waiting.len() == 1 {
+            fx.read_committed(first, self.cfg.fetch_batch);
+        }
+    }
+
+    /// Sends the stored batches read for `from` to the peers that asked for them.
+    pub(super) fn on_stored_committed(
+        &mut self,
+        from: Seq,
+        batches: Vec<Committed>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
+        let Some(peers) = self.log_readers.remove(&from) else {
+            return;
+        };
+        if batches.first().is_none_or(|c| c.seq != from) {
+            return;
+        }
+        for p in peers {
+            fx.send(p, PbftMessage::Log(batches.clone()));
+        }
+    }
+
+    /// A peer's stored log from our next sequence number on. Each batch must extend
+    /// our hash chain; the batches execute once `f+1` members (so one honest) sent
+    /// the same chain up to them.
+    pub(super) fn on_log(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        batches: Vec<Committed>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
+        if batches.len() > self.cfg.fetch_batch {
+            return;
+        }
+        let mut chain = self.chain;
+        let mut verified = Vec::with_capacity(batches.len());
+        for (k, c) in batches.into_iter().enumerate() {
+            let next = chain_next(&chain, c.seq, &batch_digest(&c.transactions));
+            if c.seq != self.last_executed + 1 + k as u64 || next != c.digest {
+                break;
+            }
+            chain = next;
+            verified.push(c);
+        }
+        if verified.is_empty() {
+            return;
+        }
+        self.transfers.insert(from, verified);
+        self.apply_vouched_transfers(now, fx);
+    }
+
+    /// Executes the longest run of transferred batches that `f+1` members vouch for.
+    fn apply_vouched_transfers(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
+        // Buffers that no longer start right after our log are trimmed, or dropped
+        // if they disagree with it.
+        let (last, chain) = (self.last_executed, self.chain);
+        self.transfers.retain(|_, bs| {
+            let keep_from = bs.iter().position(|c| c.seq > last).unwrap_or(bs.len());
+            if keep_from > 0 && bs[keep_from - 1].digest != chain {
+                return false;
+            }
+            bs.drain(..keep_from);
+            !bs.is_empty()
+        });
+        // Every buffer starts at our next batch and is chain-verified from our
+        // chain, so agreeing on the chain at position k means agreeing on every
+        // batch up to it: the longest such run is taken from any buffer holding it.
+        let mut agreed: Option<(usize, Digest)> = None;
+        for k in 0..self.cfg.fetch_batch {
+            let mut counts: HashMap<Digest, usize> = HashMap::new();
+            let vouched = self
+                .transfers
+                .values()
+                .filter_map(|bs| bs.get(k))
+                .find_map(|c| {
+                    let n = counts.entry(c.digest).or_default();
+                    *n += 1;
+                    (*n > self.f()).then_some(c.digest)
+                });
+            match vouched {
+                Some(d) => agreed = Some((k + 1, d)),
+                None => break,
+            }
+        }
+        let Some((vouched, target)) = agreed else {
+            return;
+        };
+        let Some(batches) = self
+            .transfers
+            .values()
+            .find(|bs| bs.get(vouched - 1).is_some_and(|c| c.digest == target))
+            .map(|bs| bs[..vouched].to_vec())
+        else {
+            return;
+        };
+        for c in batches {
+            let digests = c.transactions.iter().map(|t| Digest::of(t)).collect();
+            self.append(now, c.seq, c.digest, c.transactions, digests, fx);
+        }
+        self.after_catch_up(now, fx);
+        // More to come: ask for the next part while the buffers run dry.
+        if self.transfers.values().all(|bs| bs.len() <= vouched) {
+            self.request_fetch(fx);
+        }
+    }
+
+    /// After batches executed through catch-up: checkpoints may now be stable and
+    /// slots above the log may execute.
+    fn after_catch_up(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
+        // The slots stay until a stable checkpoint covers them: a prepared
+        // certificate of a slot executed here is evidence the next view change
+        // must carry, or a new primary could fill that slot with another batch.
+        let seqs: Vec<Seq> = self.checkpoint_votes.keys().copied().collect();
+        for s in seqs {
+            self.check_stable(now, s, fx);
+        }
+        self.try_execute(now, fx);
+    }
+
+    fn valid_entry(&self, e: &CommittedEntry) -> bool {
+        let pp = e.pre_prepare.value();
+        if e.pre_prepare.author() != self.committee.leader(pp.view)
+            || batch_digest(&pp.batch) != pp.digest
+        {
+            return false;
+        }
+        let mut authors = HashSet::new();
+        let mut items = vec![e.pre_prepare.verify_item()];
+        for c in &e.commits {
+            let v = c.value();
+            if v.phase != Phase::Commit
+                || v.view != pp.view
+                || v.seq != pp.seq
+                || v.digest != pp.digest
+            {
+                return false;
+            }
+            if !authors.insert(c.author()) || !self.committee.contains(c.author()) {
+                return false;
+            }
+            items.push(c.verify_item());
+        }
+        authors.len() >= self.quorum && self.committee.verify_batch(&items).is_ok()
+    }
+
+    pub(super) fn on_entries(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        entries: Vec<CommittedEntry>,
+        fx: &mut Effects<PbftMessage>,
+    ) {
+        let full = entries.len() >= self.cfg.fetch_batch;
+        let mut progressed = false;
+        for e in entries {
+            if e.pre_prepare.value().seq != self.last_executed + 1 {
+                continue;
+            }
+            if !self.valid_entry(&e) {
+                break;
+            }
+            self.execute(now, e, fx);
+            progressed = true;
+        }
+        if progressed {
+            if full {
+                fx.send(
+                    from,
+                    PbftMessage::Fetch {
+                        from: self.last_executed + 1,
+                    },
+                );
+            }
+            self.after_catch_up(now, fx);
+        }
+    }
+}
