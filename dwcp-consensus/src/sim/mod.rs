@@ -9,6 +9,7 @@
 
 pub mod adversary;
 pub mod checker;
+mod config;
 pub mod network;
 mod runner;
 pub mod scenario;
@@ -17,8 +18,9 @@ pub mod twins;
 
 pub use crate::statement::{Adversarial, Statement, StatementKey};
 pub use adversary::Behaviour;
+pub use config::{CrashPlan, SimConfig, SimReport, Workload};
 pub use network::{LinkModel, Network, Partition};
-pub use runner::{CrashPlan, SimConfig, SimReport, Simulation, Workload};
+pub use runner::Simulation;
 pub use scenario::{run_sweep_cases, scenario, SweepSummary, PARTITION};
 pub use script::{Endpoint, Fate, Script, ScriptCtx};
 pub use twins::{TwinsCase, TwinsCrash, TwinsScript, TwinsShape, TwinsSummary};

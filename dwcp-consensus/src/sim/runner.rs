@@ -1,13 +1,16 @@
 //! The discrete-event loop: one seed fixes every delay, loss, crash and attack.
+//! Routing and delivery of messages are in [`delivery`].
+
+mod delivery;
 
 use super::adversary::Behaviour;
 use super::checker::Checker;
+use super::config::{SimConfig, SimReport};
 use super::network::Network;
-use super::script::{Endpoint, Fate, Script, ScriptCtx};
+use super::script::{Endpoint, Script, ScriptCtx};
 use crate::statement::{Adversarial, Statement};
 use bytes::Bytes;
-use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
-use dwcp_core::crypto::SignatureScheme;
+use dwcp_core::codec::encode;
 use dwcp_core::storage::{MemoryStore, RedbStore, Storage};
 use dwcp_core::{
     Committed, Committee, Effect, Effects, Engine, Input, NodeId, NodeKeys, Recovered, Time,
@@ -18,99 +21,6 @@ use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
-
-/// The client load: bursts of transactions sent to every node.
-#[derive(Clone, Debug)]
-pub struct Workload {
-    /// Time between bursts.
-    pub burst_interval: Duration,
-    /// Transactions per burst.
-    pub burst_size: usize,
-    /// Bytes per transaction (at least 16).
-    pub tx_size: usize,
-    /// No bursts after this.
-    pub until: Time,
-}
-
-/// Crash-and-restart schedule for nodes with [`Behaviour::Crash`].
-#[derive(Clone, Debug)]
-pub struct CrashPlan {
-    /// Mean time up between crashes.
-    pub mean_uptime: Duration,
-    /// Mean time down before the restart.
-    pub mean_downtime: Duration,
-    /// No crashes start after this.
-    pub until: Time,
-    /// A power loss of the whole committee: at this instant every node that is up
-    /// crashes at once (after the last effect of its last input), whatever its
-    /// behaviour, and restarts from its store after a downtime drawn as above.
-    pub crash_all_at: Option<Time>,
-}
-
-/// Everything a simulation run depends on.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Committee size.
-    pub nodes: usize,
-    /// The seed: same seed, same run.
-    pub seed: u64,
-    /// Signature scheme (the insecure stand-in makes large runs cheap).
-    pub scheme: SignatureScheme,
-    /// Links and partitions.
-    pub network: Network,
-    /// Behaviour of each node, by id.
-    pub behaviours: Vec<Behaviour>,
-    /// Crash schedule for crashing nodes.
-    pub crash: CrashPlan,
-    /// Client load.
-    pub workload: Workload,
-    /// The run stops at this virtual time.
-    pub end: Time,
-    /// Committed batches handed back to a restarted engine.
-    pub restore_tail: usize,
-    /// Keep the first honest node's committed log in the report.
-    pub keep_log: bool,
-    /// Where to keep each node's `redb` store; `None` keeps stores in memory.
-    pub store_dir: Option<std::path::PathBuf>,
-}
-
-/// What a run measured.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct SimReport {
-    /// The seed.
-    pub seed: u64,
-    /// Batches committed (highest sequence number reached by an honest node).
-    pub decisions: u64,
-    /// Transactions submitted by the client.
-    pub transactions_submitted: usize,
-    /// Distinct transactions committed.
-    pub transactions_committed: usize,
-    /// Messages sent by all nodes (a broadcast counts once per recipient).
-    pub messages: u64,
-    /// Bytes of those messages.
-    pub bytes: u64,
-    /// Received messages that failed to decode.
-    pub undecodable: u64,
-    /// Safety violations found.
-    pub violations: Vec<String>,
-    /// Every transaction was committed by every honest node by the end.
-    pub live: bool,
-    /// Median commit latency (submit to commit at each honest node), ms of virtual time.
-    pub latency_p50_ms: f64,
-    /// 99th percentile of the same.
-    pub latency_p99_ms: f64,
-    /// Most view changes any honest node went through.
-    pub view_changes: u64,
-    /// Events processed.
-    pub events: u64,
-    /// Crashes injected.
-    pub crashes: u64,
-    /// Each node's final status (`None` if it was down or silent at the end).
-    pub node_status: Vec<Option<dwcp_core::EngineStatus>>,
-    /// The first honest node's committed log, if asked for.
-    #[serde(skip)]
-    pub log: Vec<Committed>,
-}
 
 enum Event {
     Deliver {
@@ -497,82 +407,6 @@ where
         }
     }
 
-    fn deliver(&mut self, to: NodeId, inst: Option<u8>, from: NodeId, bytes: Bytes) {
-        let node = &mut self.nodes[to.index()];
-        if !node.up {
-            return;
-        }
-        if node.behaviour == Behaviour::Replay {
-            if node.history.len() >= MAX_HISTORY {
-                node.history.pop_front();
-            }
-            node.history.push_back(bytes.clone());
-        }
-        let msg: E::Message = match decode(&bytes, DEFAULT_MAX_FRAME) {
-            Ok(m) => m,
-            Err(_) => {
-                self.report.undecodable += 1;
-                return;
-            }
-        };
-        match inst {
-            Some(k) => self.input(to, k, Input::Message { from, msg }),
-            None => {
-                if self.nodes[to.index()].instances[1].is_some() {
-                    self.input(
-                        to,
-                        1,
-                        Input::Message {
-                            from,
-                            msg: msg.clone(),
-                        },
-                    );
-                }
-                self.input(to, 0, Input::Message { from, msg });
-            }
-        }
-    }
-
-    fn replay(&mut self, id: NodeId) {
-        let n = self.cfg.nodes;
-        if self.nodes[id.index()].up && !self.nodes[id.index()].history.is_empty() {
-            for _ in 0..3 {
-                let len = self.nodes[id.index()].history.len();
-                let k = self.rng.gen_range(0..len);
-                let bytes = self.nodes[id.index()].history[k].clone();
-                let to = NodeId(self.rng.gen_range(0..n) as u16);
-                if to != id {
-                    self.transmit(id, to, None, bytes, Duration::ZERO);
-                }
-            }
-        }
-        let next = self.now.after(Duration::from_millis(20));
-        self.schedule(next, Event::Replay(id));
-    }
-
-    fn transmit(
-        &mut self,
-        from: NodeId,
-        to: NodeId,
-        inst: Option<u8>,
-        bytes: Bytes,
-        extra: Duration,
-    ) {
-        self.report.messages += 1;
-        self.report.bytes += bytes.len() as u64;
-        if let Some(at) = self.network.deliver_at(self.now, from, to, &mut self.rng) {
-            self.schedule(
-                at.after(extra),
-                Event::Deliver {
-                    to,
-                    inst,
-                    from,
-                    bytes,
-                },
-            );
-        }
-    }
-
     fn input(&mut self, id: NodeId, inst: u8, input: Input<E::Message>) {
         let i = id.index();
         let Some(mut engine) = self.nodes[i].instances[inst as usize].take() else {
@@ -706,104 +540,6 @@ where
             .iter()
             .position(|n| n.behaviour.is_honest())
             .map(|i| NodeId(i as u16))
-    }
-
-    fn route(&mut self, id: NodeId, inst: u8, to: Option<NodeId>, mut msg: E::Message) {
-        let behaviour = self.nodes[id.index()].behaviour;
-        if behaviour.is_honest() {
-            // Every statement an honest node passes on was verified by it, so each
-            // is its author's own; the checker holds honest authors to them.
-            let mut st = std::mem::take(&mut self.statements);
-            msg.statements(&mut st);
-            for s in st.drain(..) {
-                self.checker.on_statement(s.author, s.key, s.digest);
-            }
-            self.statements = st;
-        }
-        if let Some(r) = msg.round() {
-            let last = &mut self.nodes[id.index()].round[inst as usize];
-            *last = (*last).max((r, msg.slot().unwrap_or(0)));
-        }
-        if behaviour == Behaviour::BadSig && self.rng.gen_bool(0.7) {
-            msg.tamper_signature();
-        }
-        let mut bytes = Bytes::from(encode(&msg));
-        if behaviour == Behaviour::Garbage && self.rng.gen_bool(0.5) {
-            let len = self.rng.gen_range(0..bytes.len().max(1) + 16);
-            let mut junk = vec![0u8; len];
-            self.rng.fill(&mut junk[..]);
-            if self.rng.gen_bool(0.5) && !bytes.is_empty() {
-                // Keep a valid prefix: the decoder must cope with plausible-looking input.
-                let cut = self.rng.gen_range(0..bytes.len());
-                junk = [&bytes[..cut], &junk[..]].concat();
-            }
-            bytes = Bytes::from(junk);
-        }
-        let n = self.cfg.nodes;
-        let recipients: Vec<NodeId> = match to {
-            Some(t) => vec![t],
-            None => (0..n)
-                .map(|k| NodeId(k as u16))
-                .filter(|k| *k != id)
-                .collect(),
-        };
-        for r in recipients {
-            if r == id {
-                continue;
-            }
-            if behaviour == Behaviour::Equivocate && (r.index() % 2) as u8 != inst {
-                continue;
-            }
-            if self.script.is_some() {
-                self.scripted_transmit(
-                    Endpoint {
-                        node: id,
-                        instance: inst,
-                    },
-                    r,
-                    &msg,
-                    &bytes,
-                );
-                continue;
-            }
-            if behaviour == Behaviour::Replay {
-                let h = &mut self.nodes[id.index()].history;
-                if h.len() >= MAX_HISTORY {
-                    h.pop_front();
-                }
-                h.push_back(bytes.clone());
-            }
-            self.transmit(id, r, None, bytes.clone(), Duration::ZERO);
-        }
-    }
-
-    /// Sends one message to each instance of `to` as the script decides.
-    fn scripted_transmit(&mut self, from: Endpoint, to: NodeId, msg: &E::Message, bytes: &Bytes) {
-        let instances = self.nodes[to.index()].behaviour.instances() as u8;
-        let (round, slot) = msg
-            .round()
-            .map(|r| (r, msg.slot().unwrap_or(0)))
-            .unwrap_or(self.nodes[from.node.index()].round[from.instance as usize]);
-        for k in 0..instances {
-            let dest = Endpoint {
-                node: to,
-                instance: k,
-            };
-            let fate = self.with_script_ctx(|s, ctx| {
-                ctx.round = round;
-                ctx.slot = slot;
-                Some(s.route(ctx, from, dest, msg))
-            });
-            let inst = (instances > 1).then_some(k);
-            match fate.unwrap_or(Fate::Deliver) {
-                Fate::Deliver => self.transmit(from.node, to, inst, bytes.clone(), Duration::ZERO),
-                Fate::Delay(d) => self.transmit(from.node, to, inst, bytes.clone(), d),
-                Fate::Drop => {
-                    self.report.messages += 1;
-                    self.report.bytes += bytes.len() as u64;
-                }
-            }
-        }
     }
 
     fn finish(mut self) -> SimReport {

@@ -1,8 +1,8 @@
 //! Ready-made scenarios: `n` nodes, `f` of them faulty in one way, one seed.
 
 use super::adversary::Behaviour;
+use super::config::{CrashPlan, SimConfig, SimReport, Workload};
 use super::network::{LinkModel, Network, Partition};
-use super::runner::{CrashPlan, SimConfig, SimReport, Workload};
 use super::twins::{TwinsCase, TwinsSummary};
 use dwcp_core::crypto::SignatureScheme;
 use dwcp_core::Time;

@@ -21,8 +21,8 @@
 //! two meet.
 
 use super::adversary::Behaviour;
+use super::config::{CrashPlan, SimConfig, SimReport, Workload};
 use super::network::{LinkModel, Network};
-use super::runner::{CrashPlan, SimConfig, SimReport, Workload};
 use super::script::{Endpoint, Fate, Script, ScriptCtx};
 use dwcp_core::crypto::SignatureScheme;
 use dwcp_core::{Effect, Time};
