@@ -96,7 +96,7 @@ pub fn twins_random_sweep<P: Protocol>(
     })
 }
 
-/// Runs [`scenario`] `(nodes, faulty, behaviour)` of engine `P` for seeds
+/// Runs [`scenario()`] `(nodes, faulty, behaviour)` of engine `P` for seeds
 /// `0..seeds` and says what went wrong in the first run with a safety violation,
 /// without liveness, or without a single decision.
 pub fn check_seeds<P: Protocol>(

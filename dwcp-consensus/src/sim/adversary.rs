@@ -24,7 +24,7 @@ pub enum Behaviour {
     Scripted,
     /// Twins (Bano et al., OPODIS 2021): two honest instances sharing one key and
     /// identity, each with its own state; a [`super::Script`] (usually
-    /// [`super::twins::TwinsSchedule`]) decides which instances hear each other.
+    /// [`super::twins::TwinsScript`]) decides which instances hear each other.
     Twin,
 }
 
