@@ -90,7 +90,7 @@ pub struct NodeConfig {
     /// Requests a client may burst above that rate.
     #[serde(default = "default_burst")]
     pub http_rate_burst: u32,
-    /// Milliseconds between the manager's health checks.
+    /// Milliseconds between the supervisor's health checks.
     #[serde(default = "default_health_interval")]
     pub health_interval_ms: u64,
     /// Engine parameters: one table per engine, named after it (`[pbft]`,

@@ -1,4 +1,4 @@
-//! The engine driver as a component the [`crate::manager::Manager`] supervises: a
+//! The engine driver as a component the [`crate::manager::Supervisor`] supervises: a
 //! thread running the driver over the node's inbox. If it stops (a storage error, a
 //! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
 //! where the old one left off and fetches what it missed from peers.
@@ -127,7 +127,7 @@ impl Component for EngineComponent {
 mod tests {
     use super::*;
     use crate::driver::LocalNetwork;
-    use crate::manager::{Manager, ManagerConfig};
+    use crate::manager::{Supervisor, SupervisorConfig};
     use bytes::Bytes;
     use dwcp_consensus::registry::{BullsharkProtocol, PbftProtocol};
     use dwcp_core::crypto::SignatureScheme;
@@ -194,12 +194,12 @@ mod tests {
             &net,
             ctx,
         ));
-        let cfg = ManagerConfig {
+        let cfg = SupervisorConfig {
             interval: Duration::from_millis(50),
-            ..ManagerConfig::default()
+            ..SupervisorConfig::default()
         };
         let parts: Vec<Arc<dyn Component>> = vec![engine.clone(), storage, Arc::new(InProcess)];
-        let m = Arc::new(Manager::new(parts, cfg).unwrap());
+        let m = Arc::new(Supervisor::new(parts, cfg).unwrap());
         assert_eq!(m.order(), ["storage", "transport", "engine"]);
         m.start_all().unwrap();
         tx.send(DriverInput::Submit(vec![Bytes::from_static(b"first")]))
@@ -207,7 +207,7 @@ mod tests {
         let c1 = crx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(c1.seq, 1);
 
-        // Fault: the driver thread stops. The manager notices and rebuilds it.
+        // Fault: the driver thread stops. The supervisor notices and rebuilds it.
         tx.send(DriverInput::Shutdown).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while engine.alive.load(Ordering::SeqCst) {

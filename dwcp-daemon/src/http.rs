@@ -48,7 +48,7 @@ pub struct NodeState {
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
     /// The supervisor of the node's components.
-    pub manager: Arc<crate::manager::Manager>,
+    pub supervisor: Arc<crate::manager::Supervisor>,
 }
 
 /// A committed batch as the HTTP API serves it.
@@ -169,8 +169,8 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         .collect();
     let model_loaded = s.ml.selector.model().is_ok();
     let allocator_loaded = s.ml.maddpg.model().is_ok();
-    let reports = s.manager.reports();
-    // Each managed component as the manager last saw it, with live details.
+    let reports = s.supervisor.reports();
+    // Each managed component as the supervisor last saw it, with live details.
     let mut components = serde_json::Map::new();
     for r in &reports {
         let mut entry = json!({
@@ -226,7 +226,7 @@ async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
         .collect();
     // Every component is managed; the driver thread's liveness is read directly.
     let components = [("driver", s.driver_alive.load(Ordering::Relaxed))];
-    let managed = s.manager.reports();
+    let managed = s.supervisor.reports();
     let body = s
         .metrics
         .render(&status, s.network.stats(), &peers, &components, &managed);

@@ -24,7 +24,7 @@ pub const MAX_ALLOCATE_NODES: usize = 10_000;
 /// Most pending workloads in one `POST /v1/allocate`.
 pub const MAX_ALLOCATE_PENDING: usize = 100_000;
 
-/// The models the node serves, each a component the manager loads, checks and
+/// The models the node serves, each a component the supervisor loads, checks and
 /// reloads.
 pub struct MlServices {
     /// The compression selector.

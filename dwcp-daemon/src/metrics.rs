@@ -140,7 +140,7 @@ impl Mirrored {
     }
 }
 
-/// Counters by name fed from monotonic sources read at scrape time (the manager's
+/// Counters by name fed from monotonic sources read at scrape time (the supervisor's
 /// per-component reports, the engine's own event counts).
 struct MirroredFamily<L> {
     family: Family<L, Counter>,
@@ -351,7 +351,7 @@ impl Metrics {
     }
 
     /// Brings scrape-time series up to date and renders the text exposition format:
-    /// `components` are health flags of unmanaged parts, `managed` the manager's
+    /// `components` are health flags of unmanaged parts, `managed` the supervisor's
     /// reports (health and recoveries).
     pub fn render(
         &self,

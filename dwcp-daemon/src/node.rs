@@ -7,7 +7,7 @@ use crate::engine_component::EngineComponent;
 use crate::engines::EngineConfig;
 use crate::http::{router, NodeState, RateLimit};
 use crate::http_ml::MlServices;
-use crate::manager::{Component, Manager, ManagerConfig};
+use crate::manager::{Component, Supervisor, SupervisorConfig};
 use crate::metrics::Metrics;
 use crate::storage_component::StorageComponent;
 use crate::transport::{Network, TransportConfig};
@@ -80,14 +80,14 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         initial_status,
         rt.handle().clone(),
     );
-    let manager = Arc::new(Manager::new(
+    let supervisor = Arc::new(Supervisor::new(
         w.components(),
-        ManagerConfig {
+        SupervisorConfig {
             interval: Duration::from_millis(cfg.health_interval_ms),
-            ..ManagerConfig::default()
+            ..SupervisorConfig::default()
         },
     )?);
-    manager.start_all()?;
+    supervisor.start_all()?;
     let Wiring {
         network,
         ml,
@@ -122,11 +122,11 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         token: cfg.http_token.clone(),
         ml,
         metrics,
-        manager: manager.clone(),
+        supervisor: supervisor.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let supervisor = {
-        let (m, stop) = (manager.clone(), stop.clone());
+    let checks = {
+        let (m, stop) = (supervisor.clone(), stop.clone());
         std::thread::Builder::new()
             .name("manager".into())
             .spawn(move || m.run(stop))?
@@ -169,8 +169,8 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .context("HTTP server")
     })?;
     stop.store(true, Ordering::Relaxed);
-    let _ = supervisor.join();
-    manager.stop_all();
+    let _ = checks.join();
+    supervisor.stop_all();
     Ok(())
 }
 
@@ -348,7 +348,7 @@ mod tests {
         for independent in ["storage", "transport", "compression", "allocator"] {
             assert_eq!(deps_of(independent), Some(vec![]), "{independent}");
         }
-        let m = Arc::new(Manager::new(w.components(), ManagerConfig::default()).unwrap());
+        let m = Arc::new(Supervisor::new(w.components(), SupervisorConfig::default()).unwrap());
         let order = m.order();
         let at = |n: &str| order.iter().position(|m| m == n).unwrap();
         assert!(at("storage") < at("engine") && at("transport") < at("engine"));

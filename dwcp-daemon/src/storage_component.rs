@@ -1,4 +1,4 @@
-//! The node's `redb` store as a component the [`crate::manager::Manager`]
+//! The node's `redb` store as a component the [`crate::manager::Supervisor`]
 //! supervises. It owns the one open handle of the database; the engine driver
 //! writes through a [`SharedStore`] onto that same handle.
 //!
@@ -126,7 +126,7 @@ impl Component for StorageComponent {
 
 /// The engine's view of the node's store: every operation goes to the handle the
 /// [`StorageComponent`] holds, and fails with [`StorageError::Backend`] while it is
-/// closed (which stops the driver; the manager rebuilds it once the store is back).
+/// closed (which stops the driver; the supervisor rebuilds it once the store is back).
 #[derive(Clone)]
 pub struct SharedStore {
     store: Arc<Mutex<Option<RedbStore>>>,

@@ -1,10 +1,10 @@
-//! The Noise transport as a component the [`crate::manager::Manager`] supervises.
+//! The Noise transport as a component the [`crate::manager::Supervisor`] supervises.
 //!
 //! Start binds the listener and starts one dialler per peer; stop ends them and
 //! every open connection. Health comes from the transport itself: `Failed` when it
 //! is stopped or one of its tasks (listener or dialler) has ended, which only a panic
 //! does; `Degraded` while fewer outgoing links are up than a quorum needs (this node
-//! plus its connected peers), which the manager reports but does not try to
+//! plus its connected peers), which the supervisor reports but does not try to
 //! recover, since reconnecting is the diallers' job. Recovery stops the tasks and
 //! starts them again on the same address, keeping the per-peer queues, breakers and
 //! counters, so the engine never sees a new transport.
