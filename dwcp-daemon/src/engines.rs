@@ -5,7 +5,7 @@
 
 use crate::driver::{Driver, DriverInput, Transport};
 use crate::metrics::DriverMetrics;
-use crate::storage_component::SharedStore;
+use crate::supervision::storage::SharedStore;
 use dwcp_consensus::registry::{self, Protocol, ProtocolVisitor, UnknownEngine};
 use dwcp_core::codec::DEFAULT_MAX_FRAME;
 use dwcp_core::{Committed, Committee, Engine, EngineStatus, NodeKeys, Recovered};

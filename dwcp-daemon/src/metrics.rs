@@ -1,9 +1,9 @@
 //! Prometheus metrics of one node, labelled by engine and node, in a registry of its
 //! own (never a global one).
 
-use crate::breaker::BreakerState;
-use crate::manager::{ComponentReport, Health};
-use crate::transport::TransportStats;
+use crate::net::breaker::BreakerState;
+use crate::net::transport::TransportStats;
+use crate::supervision::supervisor::{ComponentReport, Health};
 use dwcp_core::{Committed, EngineStatus, NodeId};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;

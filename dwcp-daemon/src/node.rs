@@ -3,15 +3,15 @@
 
 use crate::config::{load_committee, load_keys, NodeConfig};
 use crate::driver::DriverInput;
-use crate::engine_component::EngineComponent;
 use crate::engines::EngineConfig;
+use crate::http::ml::MlServices;
 use crate::http::{router, NodeState, RateLimit};
-use crate::http_ml::MlServices;
-use crate::manager::{Component, Supervisor, SupervisorConfig};
 use crate::metrics::Metrics;
-use crate::storage_component::StorageComponent;
-use crate::transport::{Network, TransportConfig};
-use crate::transport_component::TransportComponent;
+use crate::net::transport::{Network, TransportConfig};
+use crate::supervision::engine::EngineComponent;
+use crate::supervision::storage::StorageComponent;
+use crate::supervision::supervisor::{Component, Supervisor, SupervisorConfig};
+use crate::supervision::transport::TransportComponent;
 use anyhow::{bail, Context};
 use dwcp_core::storage::{RedbStore, Storage};
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
@@ -294,7 +294,7 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use crate::config::{save_committee, save_keys};
-    use crate::manager::Health;
+    use crate::supervision::supervisor::Health;
     use dwcp_core::crypto::SignatureScheme;
 
     /// The node's real wiring: every component, the engine after what it uses, and

@@ -1,7 +1,7 @@
 //! HTTP endpoints of the compression selector and the resource allocator.
 
 use crate::http::{authorised, error, NodeState};
-use crate::ml_components::{AllocatorComponent, CompressionComponent};
+use crate::supervision::ml::{AllocatorComponent, CompressionComponent};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

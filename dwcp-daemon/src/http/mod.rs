@@ -1,7 +1,10 @@
-//! The HTTP API: health, status, committed batches, and transaction submission.
+//! The HTTP API: health, status, committed batches, and transaction submission;
+//! the compression selector's and the allocator's endpoints are in [`ml`].
+
+pub mod ml;
 
 use crate::driver::DriverInput;
-use crate::transport::Network;
+use crate::net::transport::Network;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -44,11 +47,11 @@ pub struct NodeState {
     /// Expected `Authorization: Bearer` token of write endpoints.
     pub token: String,
     /// The compression selector and allocator models.
-    pub ml: crate::http_ml::MlServices,
+    pub ml: crate::http::ml::MlServices,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
     /// The supervisor of the node's components.
-    pub supervisor: Arc<crate::manager::Supervisor>,
+    pub supervisor: Arc<crate::supervision::supervisor::Supervisor>,
 }
 
 /// A committed batch as the HTTP API serves it.
@@ -137,10 +140,10 @@ pub fn router(state: Arc<NodeState>, body_limit: usize, limit: Arc<RateLimit>) -
         .route("/v1/status", get(status))
         .route("/v1/committed/{seq}", get(committed))
         .route("/v1/transactions", post(submit))
-        .route("/v1/compression/select", post(crate::http_ml::select))
-        .route("/v1/compression/batch", post(crate::http_ml::batch))
-        .route("/v1/compression/model", get(crate::http_ml::model))
-        .route("/v1/allocate", post(crate::http_ml::allocate))
+        .route("/v1/compression/select", post(crate::http::ml::select))
+        .route("/v1/compression/batch", post(crate::http::ml::batch))
+        .route("/v1/compression/model", get(crate::http::ml::model))
+        .route("/v1/allocate", post(crate::http::ml::allocate))
         .layer(middleware::from_fn_with_state(limit, rate_limit));
     Router::new()
         .route("/health", get(health))
@@ -153,13 +156,13 @@ pub fn router(state: Arc<NodeState>, body_limit: usize, limit: Arc<RateLimit>) -
 /// Components without which the node cannot take part in consensus: `/health`
 /// answers 503 when one of them failed its last check.
 const CONSENSUS_COMPONENTS: [&str; 3] = [
-    crate::storage_component::StorageComponent::NAME,
-    crate::transport_component::TransportComponent::NAME,
-    crate::engine_component::EngineComponent::NAME,
+    crate::supervision::storage::StorageComponent::NAME,
+    crate::supervision::transport::TransportComponent::NAME,
+    crate::supervision::engine::EngineComponent::NAME,
 ];
 
 async fn health(State(s): State<Arc<NodeState>>) -> Response {
-    use crate::manager::Health;
+    use crate::supervision::supervisor::Health;
     let driver = s.driver_alive.load(Ordering::Relaxed);
     let peers = s.network.connected_peers();
     let breakers: Vec<serde_json::Value> = (0..s.committee_size)
@@ -219,7 +222,7 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
 
 async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
     let status = s.status.lock().map(|g| g.clone()).unwrap_or_default();
-    let peers: Vec<(NodeId, bool, crate::breaker::BreakerState)> = (0..s.committee_size)
+    let peers: Vec<(NodeId, bool, crate::net::breaker::BreakerState)> = (0..s.committee_size)
         .map(|i| NodeId(i as u16))
         .filter(|p| *p != s.id)
         .map(|p| (p, s.network.is_connected(p), s.network.breaker_state(p)))

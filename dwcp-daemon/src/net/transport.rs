@@ -20,11 +20,11 @@
 //!
 //! The listener and the dial tasks can be stopped and started again
 //! ([`Network::halt`], [`Network::run`]) without touching the per-peer queues, the
-//! breakers or the counters, so a [`crate::transport_component::TransportComponent`]
+//! breakers or the counters, so a [`crate::supervision::transport::TransportComponent`]
 //! can restart a transport whose tasks died while the engine keeps sending into it.
 
-use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::driver::{Delivery, DriverInput, FrameSink, Transport};
+use crate::net::breaker::{BreakerState, CircuitBreaker};
 use bytes::Bytes;
 use dwcp_core::{Committee, Digest, NodeId, NodeKeys};
 use std::fmt;

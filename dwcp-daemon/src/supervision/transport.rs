@@ -1,4 +1,5 @@
-//! The Noise transport as a component the [`crate::manager::Supervisor`] supervises.
+//! The Noise transport as a component the
+//! [`Supervisor`](super::supervisor::Supervisor) supervises.
 //!
 //! Start binds the listener and starts one dialler per peer; stop ends them and
 //! every open connection. Health comes from the transport itself: `Failed` when it
@@ -9,8 +10,8 @@
 //! starts them again on the same address, keeping the per-peer queues, breakers and
 //! counters, so the engine never sees a new transport.
 
-use crate::manager::{Component, Health};
-use crate::transport::Network;
+use crate::net::transport::Network;
+use crate::supervision::supervisor::{Component, Health};
 use std::sync::Arc;
 
 /// The node's transport.
@@ -74,7 +75,7 @@ impl Component for TransportComponent {
 mod tests {
     use super::*;
     use crate::driver::{DriverInput, Transport};
-    use crate::transport::{PeerAddr, TransportConfig};
+    use crate::net::transport::{PeerAddr, TransportConfig};
     use bytes::Bytes;
     use dwcp_core::crypto::SignatureScheme;
     use dwcp_core::{Committee, NodeId};

@@ -957,7 +957,7 @@ mod tests {
         }
         let text = metrics.render(
             &EngineStatus::default(),
-            &crate::transport::TransportStats::default(),
+            &crate::net::transport::TransportStats::default(),
             &[],
             &[],
             &[],

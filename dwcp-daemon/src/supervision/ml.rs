@@ -1,5 +1,5 @@
 //! The compression selector and the resource allocator as components the
-//! [`crate::manager::Supervisor`] supervises.
+//! [`Supervisor`](super::supervisor::Supervisor) supervises.
 //!
 //! Each loads its model at start (the embedded one in `dwcpd`) and serves it to the
 //! HTTP API through [`ModelComponent::model`]. Health is a tiny real request
@@ -9,7 +9,7 @@
 //! succeeds, the component reports `Failed` with the reason, its endpoints answer
 //! 503, and the supervisor keeps retrying the load.
 
-use crate::manager::{Component, Health};
+use crate::supervision::supervisor::{Component, Health};
 use dwcp_ml::allocator::features::Round;
 use dwcp_ml::allocator::policy::MaddpgAllocator;
 use dwcp_ml::allocator::{Allocator, ClusterState, NodeState, Resources, Workload};
@@ -205,7 +205,7 @@ impl ModelComponent<MaddpgAllocator> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::{Supervisor, SupervisorConfig};
+    use crate::supervision::supervisor::{Supervisor, SupervisorConfig};
     use dwcp_ml::compression::model::CompressionModel;
     use std::path::PathBuf;
     use std::time::{Duration, Instant};

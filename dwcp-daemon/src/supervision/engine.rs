@@ -1,17 +1,17 @@
-//! The engine driver as a component the [`crate::manager::Supervisor`] supervises: a
-//! thread running the driver over the node's inbox. If it stops (a storage error, a
-//! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
-//! where the old one left off and fetches what it missed from peers.
+//! The engine driver as a component the [`Supervisor`](super::supervisor::Supervisor)
+//! supervises: a thread running the driver over the node's inbox. If it stops (a
+//! storage error, a bug), recovery starts a new one rebuilt from the `redb` store,
+//! which resumes where the old one left off and fetches what it missed from peers.
 //!
 //! It depends on the `storage` component (it writes through that component's open
 //! handle) and on the `transport` component (it sends through it).
 
 use crate::driver::{DriverInput, Transport};
 use crate::engines::{run_driver, DriverParts, EngineConfig};
-use crate::manager::{Component, Health};
 use crate::metrics::DriverMetrics;
-use crate::storage_component::{SharedStore, StorageComponent};
-use crate::transport_component::TransportComponent;
+use crate::supervision::storage::{SharedStore, StorageComponent};
+use crate::supervision::supervisor::{Component, Health};
+use crate::supervision::transport::TransportComponent;
 use dwcp_core::storage::Storage;
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,7 +127,7 @@ impl Component for EngineComponent {
 mod tests {
     use super::*;
     use crate::driver::LocalNetwork;
-    use crate::manager::{Supervisor, SupervisorConfig};
+    use crate::supervision::supervisor::{Supervisor, SupervisorConfig};
     use bytes::Bytes;
     use dwcp_consensus::registry::{BullsharkProtocol, PbftProtocol};
     use dwcp_core::crypto::SignatureScheme;
