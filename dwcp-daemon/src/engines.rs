@@ -3,7 +3,8 @@
 //! needs of it (build it from a store's recovered state, and drive it). Nothing
 //! here names an engine.
 
-use crate::driver::{Driver, DriverInput, Transport};
+use crate::driver::inbox::{DriverInput, Transport};
+use crate::driver::Driver;
 use crate::metrics::DriverMetrics;
 use crate::supervision::storage::SharedStore;
 use dwcp_consensus::registry::{self, Protocol, ProtocolVisitor, UnknownEngine};

@@ -2,7 +2,7 @@
 //! transport, engine driver, compression selector, allocator) and the HTTP API.
 
 use crate::config::{load_committee, load_keys, NodeConfig};
-use crate::driver::DriverInput;
+use crate::driver::inbox::DriverInput;
 use crate::engines::EngineConfig;
 use crate::http::ml::MlServices;
 use crate::http::{router, NodeState, RateLimit};

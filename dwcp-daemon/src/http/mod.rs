@@ -3,7 +3,7 @@
 
 pub mod ml;
 
-use crate::driver::DriverInput;
+use crate::driver::inbox::DriverInput;
 use crate::net::transport::Network;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -23,7 +23,7 @@
 //! breakers or the counters, so a [`crate::supervision::transport::TransportComponent`]
 //! can restart a transport whose tasks died while the engine keeps sending into it.
 
-use crate::driver::{Delivery, DriverInput, FrameSink, Transport};
+use crate::driver::inbox::{Delivery, DriverInput, FrameSink, Transport};
 use crate::net::breaker::{BreakerState, CircuitBreaker};
 use bytes::Bytes;
 use dwcp_core::{Committee, Digest, NodeId, NodeKeys};

@@ -6,7 +6,7 @@
 //! It depends on the `storage` component (it writes through that component's open
 //! handle) and on the `transport` component (it sends through it).
 
-use crate::driver::{DriverInput, Transport};
+use crate::driver::inbox::{DriverInput, Transport};
 use crate::engines::{run_driver, DriverParts, EngineConfig};
 use crate::metrics::DriverMetrics;
 use crate::supervision::storage::{SharedStore, StorageComponent};
@@ -126,7 +126,7 @@ impl Component for EngineComponent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::LocalNetwork;
+    use crate::driver::local::LocalNetwork;
     use crate::supervision::supervisor::{Supervisor, SupervisorConfig};
     use bytes::Bytes;
     use dwcp_consensus::registry::{BullsharkProtocol, PbftProtocol};

@@ -74,7 +74,7 @@ impl Component for TransportComponent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{DriverInput, Transport};
+    use crate::driver::inbox::{DriverInput, Transport};
     use crate::net::transport::{PeerAddr, TransportConfig};
     use bytes::Bytes;
     use dwcp_core::crypto::SignatureScheme;
