@@ -1,7 +1,7 @@
 //! Node configuration (TOML), key files and committee files.
 
 use crate::engines::EngineConfig;
-use crate::net::transport::PeerAddr;
+use crate::net::peer_addr::PeerAddr;
 use dwcp_consensus::registry;
 use dwcp_core::committee::NodeKeys;
 use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};

@@ -75,7 +75,8 @@ impl Component for TransportComponent {
 mod tests {
     use super::*;
     use crate::driver::inbox::{DriverInput, Transport};
-    use crate::net::transport::{PeerAddr, TransportConfig};
+    use crate::net::peer_addr::PeerAddr;
+    use crate::net::transport::TransportConfig;
     use bytes::Bytes;
     use dwcp_core::crypto::SignatureScheme;
     use dwcp_core::{Committee, NodeId};
