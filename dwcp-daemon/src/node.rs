@@ -4,8 +4,8 @@
 use crate::config::{load_committee, load_keys, NodeConfig};
 use crate::driver::inbox::DriverInput;
 use crate::engines::EngineConfig;
-use crate::http::ml::MlServices;
-use crate::http::{router, NodeState, RateLimit};
+use crate::http::router;
+use crate::http::state::{MlServices, NodeState, RateLimit};
 use crate::metrics::Metrics;
 use crate::net::transport::{Network, TransportConfig};
 use crate::supervision::engine::EngineComponent;
@@ -106,7 +106,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|c| {
                     let seq = c.seq;
-                    let batch = crate::http::RecentCommit {
+                    let batch = crate::http::state::RecentCommit {
                         batch: c,
                         committed_unix_us: None,
                     };
