@@ -1,13 +1,9 @@
-//! The `dwcpd` daemon.
+//! The `dwcpd` daemon, by folder:
 //!
-//! - [`supervision`]: the supervisor (the DWCP Manager) and the components it starts,
-//!   checks and recovers: storage, transport, engine driver, compression, allocator;
-//! - [`driver`]: the node driver that runs any engine, its inbox and outbox, and an
-//!   in-memory network;
-//! - [`net`]: the Noise transport between committee members, peer addresses, and the
-//!   circuit breaker of each link;
-//! - [`http`]: the HTTP API: consensus routes, the compression and allocator routes,
-//!   and the state they share;
+//! - [`supervision`]: the supervisor (the DWCP Manager) and the components it runs;
+//! - [`driver`]: the node driver that runs any engine, its inbox, an in-memory network;
+//! - [`net`]: the Noise transport between members, peer addresses, link breakers;
+//! - [`http`]: the HTTP API: the router, consensus and ML routes, their shared state;
 //! - [`cmd`]: the `dwcpd` subcommands.
 //!
 //! At the top level: the node's configuration ([`config`]) and wiring ([`node`]),
