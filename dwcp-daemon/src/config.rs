@@ -1,7 +1,7 @@
 //! Node configuration (TOML), key files and committee files.
 
 use crate::engines::EngineConfig;
-use crate::transport::PeerAddr;
+use crate::net::peer_addr::PeerAddr;
 use dwcp_consensus::registry;
 use dwcp_core::committee::NodeKeys;
 use dwcp_core::crypto::{SignatureScheme, SigningKey, VrfSecretKey};
@@ -90,7 +90,7 @@ pub struct NodeConfig {
     /// Requests a client may burst above that rate.
     #[serde(default = "default_burst")]
     pub http_rate_burst: u32,
-    /// Milliseconds between the manager's health checks.
+    /// Milliseconds between the supervisor's health checks.
     #[serde(default = "default_health_interval")]
     pub health_interval_ms: u64,
     /// Engine parameters: one table per engine, named after it (`[pbft]`,

@@ -3,9 +3,10 @@
 //! needs of it (build it from a store's recovered state, and drive it). Nothing
 //! here names an engine.
 
-use crate::driver::{Driver, DriverInput, Transport};
+use crate::driver::inbox::{DriverInput, Transport};
+use crate::driver::Driver;
 use crate::metrics::DriverMetrics;
-use crate::storage_component::SharedStore;
+use crate::supervision::storage::SharedStore;
 use dwcp_consensus::registry::{self, Protocol, ProtocolVisitor, UnknownEngine};
 use dwcp_core::codec::DEFAULT_MAX_FRAME;
 use dwcp_core::{Committed, Committee, Engine, EngineStatus, NodeKeys, Recovered};

@@ -1,9 +1,9 @@
 //! Prometheus metrics of one node, labelled by engine and node, in a registry of its
 //! own (never a global one).
 
-use crate::breaker::BreakerState;
-use crate::manager::{ComponentReport, Health};
-use crate::transport::TransportStats;
+use crate::net::breaker::BreakerState;
+use crate::net::transport::TransportStats;
+use crate::supervision::supervisor::{ComponentReport, Health};
 use dwcp_core::{Committed, EngineStatus, NodeId};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -140,7 +140,7 @@ impl Mirrored {
     }
 }
 
-/// Counters by name fed from monotonic sources read at scrape time (the manager's
+/// Counters by name fed from monotonic sources read at scrape time (the supervisor's
 /// per-component reports, the engine's own event counts).
 struct MirroredFamily<L> {
     family: Family<L, Counter>,
@@ -351,7 +351,7 @@ impl Metrics {
     }
 
     /// Brings scrape-time series up to date and renders the text exposition format:
-    /// `components` are health flags of unmanaged parts, `managed` the manager's
+    /// `components` are health flags of unmanaged parts, `managed` the supervisor's
     /// reports (health and recoveries).
     pub fn render(
         &self,

@@ -2,16 +2,16 @@
 //! transport, engine driver, compression selector, allocator) and the HTTP API.
 
 use crate::config::{load_committee, load_keys, NodeConfig};
-use crate::driver::DriverInput;
-use crate::engine_component::EngineComponent;
+use crate::driver::inbox::DriverInput;
 use crate::engines::EngineConfig;
-use crate::http::{router, NodeState, RateLimit};
-use crate::http_ml::MlServices;
-use crate::manager::{Component, Manager, ManagerConfig};
+use crate::http::router;
+use crate::http::state::{MlServices, NodeState, RateLimit};
 use crate::metrics::Metrics;
-use crate::storage_component::StorageComponent;
-use crate::transport::{Network, TransportConfig};
-use crate::transport_component::TransportComponent;
+use crate::net::transport::{Network, TransportConfig};
+use crate::supervision::engine::EngineComponent;
+use crate::supervision::storage::StorageComponent;
+use crate::supervision::supervisor::{Component, Supervisor, SupervisorConfig};
+use crate::supervision::transport::TransportComponent;
 use anyhow::{bail, Context};
 use dwcp_core::storage::{RedbStore, Storage};
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
@@ -80,14 +80,14 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         initial_status,
         rt.handle().clone(),
     );
-    let manager = Arc::new(Manager::new(
+    let supervisor = Arc::new(Supervisor::new(
         w.components(),
-        ManagerConfig {
+        SupervisorConfig {
             interval: Duration::from_millis(cfg.health_interval_ms),
-            ..ManagerConfig::default()
+            ..SupervisorConfig::default()
         },
     )?);
-    manager.start_all()?;
+    supervisor.start_all()?;
     let Wiring {
         network,
         ml,
@@ -106,7 +106,7 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|c| {
                     let seq = c.seq;
-                    let batch = crate::http::RecentCommit {
+                    let batch = crate::http::state::RecentCommit {
                         batch: c,
                         committed_unix_us: None,
                     };
@@ -122,11 +122,11 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         token: cfg.http_token.clone(),
         ml,
         metrics,
-        manager: manager.clone(),
+        supervisor: supervisor.clone(),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let supervisor = {
-        let (m, stop) = (manager.clone(), stop.clone());
+    let checks = {
+        let (m, stop) = (supervisor.clone(), stop.clone());
         std::thread::Builder::new()
             .name("manager".into())
             .spawn(move || m.run(stop))?
@@ -169,8 +169,8 @@ pub fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         .context("HTTP server")
     })?;
     stop.store(true, Ordering::Relaxed);
-    let _ = supervisor.join();
-    manager.stop_all();
+    let _ = checks.join();
+    supervisor.stop_all();
     Ok(())
 }
 
@@ -294,7 +294,7 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use crate::config::{save_committee, save_keys};
-    use crate::manager::Health;
+    use crate::supervision::supervisor::Health;
     use dwcp_core::crypto::SignatureScheme;
 
     /// The node's real wiring: every component, the engine after what it uses, and
@@ -348,7 +348,7 @@ mod tests {
         for independent in ["storage", "transport", "compression", "allocator"] {
             assert_eq!(deps_of(independent), Some(vec![]), "{independent}");
         }
-        let m = Arc::new(Manager::new(w.components(), ManagerConfig::default()).unwrap());
+        let m = Arc::new(Supervisor::new(w.components(), SupervisorConfig::default()).unwrap());
         let order = m.order();
         let at = |n: &str| order.iter().position(|m| m == n).unwrap();
         assert!(at("storage") < at("engine") && at("transport") < at("engine"));

@@ -1,8 +1,7 @@
 //! The arguments of `dwcpd bench`, with Narwhal's node parameters by name.
 
-use super::summary::thousands;
 use clap::Args;
-use dwcp_consensus::registry::BenchParams;
+use dwcp_consensus::registry::{thousands, BenchParams};
 use std::time::Duration;
 
 /// Arguments of `dwcpd bench`. Node parameters carry Narwhal's names and units;

@@ -8,8 +8,8 @@
 //! latency from the client's send times to node 0's commits.
 //!
 //! Two modes: `--in-process` runs `n` drivers on threads of this process over a
-//! [`crate::driver::LocalNetwork`] ([`in_process`]); without it, `n` real `dwcpd run`
-//! processes on loopback take the load over HTTP ([`processes`]).
+//! [`crate::driver::local::LocalNetwork`] ([`in_process`]); without it, `n` real
+//! `dwcpd run` processes on loopback take the load over HTTP ([`processes`]).
 
 pub mod args;
 pub mod in_process;

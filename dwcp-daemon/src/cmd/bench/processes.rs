@@ -9,7 +9,7 @@ use super::load::{read_every, sample_of, Clients};
 use super::summary::{memory_kib, memory_phrase, ConsensusLatency, Report};
 use crate::client::{get_json, request, request_typed};
 use crate::engines::EngineConfig;
-use crate::http::unix_us;
+use crate::http::state::unix_us;
 use crate::local_cluster::LocalCluster;
 use anyhow::bail;
 use dwcp_core::transactions::{encode_transactions, CONTENT_TYPE};

@@ -1,17 +1,17 @@
-//! The engine driver as a component the [`crate::manager::Manager`] supervises: a
-//! thread running the driver over the node's inbox. If it stops (a storage error, a
-//! bug), recovery starts a new one rebuilt from the `redb` store, which resumes
-//! where the old one left off and fetches what it missed from peers.
+//! The engine driver as a component the [`Supervisor`](super::supervisor::Supervisor)
+//! supervises: a thread running the driver over the node's inbox. If it stops (a
+//! storage error, a bug), recovery starts a new one rebuilt from the `redb` store,
+//! which resumes where the old one left off and fetches what it missed from peers.
 //!
 //! It depends on the `storage` component (it writes through that component's open
 //! handle) and on the `transport` component (it sends through it).
 
-use crate::driver::{DriverInput, Transport};
+use crate::driver::inbox::{DriverInput, Transport};
 use crate::engines::{run_driver, DriverParts, EngineConfig};
-use crate::manager::{Component, Health};
 use crate::metrics::DriverMetrics;
-use crate::storage_component::{SharedStore, StorageComponent};
-use crate::transport_component::TransportComponent;
+use crate::supervision::storage::{SharedStore, StorageComponent};
+use crate::supervision::supervisor::{Component, Health};
+use crate::supervision::transport::TransportComponent;
 use dwcp_core::storage::Storage;
 use dwcp_core::{Committed, Committee, EngineStatus, NodeKeys};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,8 +126,8 @@ impl Component for EngineComponent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::LocalNetwork;
-    use crate::manager::{Manager, ManagerConfig};
+    use crate::driver::local::LocalNetwork;
+    use crate::supervision::supervisor::{Supervisor, SupervisorConfig};
     use bytes::Bytes;
     use dwcp_consensus::registry::{BullsharkProtocol, PbftProtocol};
     use dwcp_core::crypto::SignatureScheme;
@@ -194,12 +194,12 @@ mod tests {
             &net,
             ctx,
         ));
-        let cfg = ManagerConfig {
+        let cfg = SupervisorConfig {
             interval: Duration::from_millis(50),
-            ..ManagerConfig::default()
+            ..SupervisorConfig::default()
         };
         let parts: Vec<Arc<dyn Component>> = vec![engine.clone(), storage, Arc::new(InProcess)];
-        let m = Arc::new(Manager::new(parts, cfg).unwrap());
+        let m = Arc::new(Supervisor::new(parts, cfg).unwrap());
         assert_eq!(m.order(), ["storage", "transport", "engine"]);
         m.start_all().unwrap();
         tx.send(DriverInput::Submit(vec![Bytes::from_static(b"first")]))
@@ -207,7 +207,7 @@ mod tests {
         let c1 = crx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(c1.seq, 1);
 
-        // Fault: the driver thread stops. The manager notices and rebuilds it.
+        // Fault: the driver thread stops. The supervisor notices and rebuilds it.
         tx.send(DriverInput::Shutdown).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while engine.alive.load(Ordering::SeqCst) {

@@ -1,16 +1,17 @@
-//! The Noise transport as a component the [`crate::manager::Manager`] supervises.
+//! The Noise transport as a component the
+//! [`Supervisor`](super::supervisor::Supervisor) supervises.
 //!
 //! Start binds the listener and starts one dialler per peer; stop ends them and
 //! every open connection. Health comes from the transport itself: `Failed` when it
 //! is stopped or one of its tasks (listener or dialler) has ended, which only a panic
 //! does; `Degraded` while fewer outgoing links are up than a quorum needs (this node
-//! plus its connected peers), which the manager reports but does not try to
+//! plus its connected peers), which the supervisor reports but does not try to
 //! recover, since reconnecting is the diallers' job. Recovery stops the tasks and
 //! starts them again on the same address, keeping the per-peer queues, breakers and
 //! counters, so the engine never sees a new transport.
 
-use crate::manager::{Component, Health};
-use crate::transport::Network;
+use crate::net::transport::Network;
+use crate::supervision::supervisor::{Component, Health};
 use std::sync::Arc;
 
 /// The node's transport.
@@ -73,8 +74,9 @@ impl Component for TransportComponent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::{DriverInput, Transport};
-    use crate::transport::{PeerAddr, TransportConfig};
+    use crate::driver::inbox::{DriverInput, Transport};
+    use crate::net::peer_addr::PeerAddr;
+    use crate::net::transport::TransportConfig;
     use bytes::Bytes;
     use dwcp_core::crypto::SignatureScheme;
     use dwcp_core::{Committee, NodeId};

@@ -1,7 +1,7 @@
-//! The DWCP Manager: starts components in dependency order and stops them in
-//! reverse, checks their health on an interval (10 s by default), and recovers a
-//! failed component with retries and capped exponential backoff, never running two
-//! recoveries of one component at once.
+//! The supervisor (the DWCP Manager of the design): starts components in
+//! dependency order and stops them in reverse, checks their health on an interval
+//! (10 s by default), and recovers a failed component with retries and capped
+//! exponential backoff, never running two recoveries of one component at once.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -17,11 +17,11 @@ pub enum Health {
     Healthy,
     /// Working, but something is off (reported, not recovered).
     Degraded(String),
-    /// Not working: the manager will recover it.
+    /// Not working: the supervisor will recover it.
     Failed(String),
 }
 
-/// Something the manager supervises.
+/// Something the supervisor supervises.
 pub trait Component: Send + Sync {
     /// Unique name.
     fn name(&self) -> &str;
@@ -42,9 +42,9 @@ pub trait Component: Send + Sync {
     }
 }
 
-/// Manager settings.
+/// Supervisor settings.
 #[derive(Clone, Debug)]
-pub struct ManagerConfig {
+pub struct SupervisorConfig {
     /// Time between health checks.
     pub interval: Duration,
     /// Recovery attempts per failure before giving up until the next check.
@@ -55,9 +55,9 @@ pub struct ManagerConfig {
     pub backoff_max: Duration,
 }
 
-impl Default for ManagerConfig {
+impl Default for SupervisorConfig {
     fn default() -> Self {
-        ManagerConfig {
+        SupervisorConfig {
             interval: Duration::from_secs(10),
             max_retries: 3,
             backoff_min: Duration::from_millis(200),
@@ -67,10 +67,10 @@ impl Default for ManagerConfig {
 }
 
 #[cfg(test)]
-impl ManagerConfig {
+impl SupervisorConfig {
     /// Checks every 20 ms and retries within 5–20 ms: for tests.
-    pub(crate) fn fast() -> ManagerConfig {
-        ManagerConfig {
+    pub(crate) fn fast() -> SupervisorConfig {
+        SupervisorConfig {
             interval: Duration::from_millis(20),
             max_retries: 3,
             backoff_min: Duration::from_millis(5),
@@ -79,9 +79,9 @@ impl ManagerConfig {
     }
 }
 
-/// Why the manager could not be built or started.
+/// Why the supervisor could not be built or started.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ManagerError {
+pub enum SupervisorError {
     /// Two components share a name.
     #[error("two components are named {0:?}")]
     Duplicate(String),
@@ -96,7 +96,7 @@ pub enum ManagerError {
     Start(String, String),
 }
 
-/// What the manager knows of one component, for `/health` and metrics.
+/// What the supervisor knows of one component, for `/health` and metrics.
 #[derive(Clone, Debug, Serialize)]
 pub struct ComponentReport {
     /// Its name.
@@ -119,28 +119,28 @@ struct Entry {
     recovering: AtomicBool,
 }
 
-/// The supervisor.
-pub struct Manager {
+/// The supervisor of a node's components.
+pub struct Supervisor {
     entries: Vec<Entry>,
-    cfg: ManagerConfig,
+    cfg: SupervisorConfig,
 }
 
-impl Manager {
+impl Supervisor {
     /// Orders `components` so that each comes after its dependencies.
     pub fn new(
         components: Vec<Arc<dyn Component>>,
-        cfg: ManagerConfig,
-    ) -> Result<Manager, ManagerError> {
+        cfg: SupervisorConfig,
+    ) -> Result<Supervisor, SupervisorError> {
         let mut by_name: BTreeMap<String, Arc<dyn Component>> = BTreeMap::new();
         for c in components {
             if by_name.insert(c.name().to_string(), c.clone()).is_some() {
-                return Err(ManagerError::Duplicate(c.name().to_string()));
+                return Err(SupervisorError::Duplicate(c.name().to_string()));
             }
         }
         for c in by_name.values() {
             for d in c.depends_on() {
                 if !by_name.contains_key(&d) {
-                    return Err(ManagerError::UnknownDependency(c.name().to_string(), d));
+                    return Err(SupervisorError::UnknownDependency(c.name().to_string(), d));
                 }
             }
         }
@@ -152,10 +152,10 @@ impl Manager {
             by_name: &BTreeMap<String, Arc<dyn Component>>,
             mark: &mut HashMap<String, u8>,
             order: &mut Vec<String>,
-        ) -> Result<(), ManagerError> {
+        ) -> Result<(), SupervisorError> {
             match mark.get(n) {
                 Some(2) => return Ok(()),
-                Some(_) => return Err(ManagerError::Cycle(n.to_string())),
+                Some(_) => return Err(SupervisorError::Cycle(n.to_string())),
                 None => {}
             }
             mark.insert(n.to_string(), 1);
@@ -189,7 +189,7 @@ impl Manager {
                 recovering: AtomicBool::new(false),
             })
             .collect();
-        Ok(Manager { entries, cfg })
+        Ok(Supervisor { entries, cfg })
     }
 
     /// Component names in start order.
@@ -202,13 +202,13 @@ impl Manager {
 
     /// Starts every component in dependency order and records its health right
     /// after; on a failure to start stops the ones already started, in reverse.
-    pub fn start_all(&self) -> Result<(), ManagerError> {
+    pub fn start_all(&self) -> Result<(), SupervisorError> {
         for (i, e) in self.entries.iter().enumerate() {
             if let Err(why) = e.component.start() {
                 for started in self.entries[..i].iter().rev() {
                     started.component.stop();
                 }
-                return Err(ManagerError::Start(e.component.name().to_string(), why));
+                return Err(SupervisorError::Start(e.component.name().to_string(), why));
             }
             self.set_health(e, e.component.health());
         }
@@ -388,7 +388,7 @@ mod tests {
             Fake::new("storage", &[], &log),
             Fake::new("transport", &[], &log),
         ];
-        let m = Manager::new(as_components(&fakes), ManagerConfig::fast()).unwrap();
+        let m = Supervisor::new(as_components(&fakes), SupervisorConfig::fast()).unwrap();
         assert_eq!(m.order(), ["storage", "transport", "driver", "http"]);
         m.start_all().unwrap();
         m.stop_all();
@@ -412,18 +412,18 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let cyc = vec![Fake::new("a", &["b"], &log), Fake::new("b", &["a"], &log)];
         assert!(matches!(
-            Manager::new(as_components(&cyc), ManagerConfig::fast()),
-            Err(ManagerError::Cycle(_))
+            Supervisor::new(as_components(&cyc), SupervisorConfig::fast()),
+            Err(SupervisorError::Cycle(_))
         ));
         let unknown = vec![Fake::new("a", &["zzz"], &log)];
         assert_eq!(
-            Manager::new(as_components(&unknown), ManagerConfig::fast()).err(),
-            Some(ManagerError::UnknownDependency("a".into(), "zzz".into()))
+            Supervisor::new(as_components(&unknown), SupervisorConfig::fast()).err(),
+            Some(SupervisorError::UnknownDependency("a".into(), "zzz".into()))
         );
         let dup = vec![Fake::new("a", &[], &log), Fake::new("a", &[], &log)];
         assert_eq!(
-            Manager::new(as_components(&dup), ManagerConfig::fast()).err(),
-            Some(ManagerError::Duplicate("a".into()))
+            Supervisor::new(as_components(&dup), SupervisorConfig::fast()).err(),
+            Some(SupervisorError::Duplicate("a".into()))
         );
     }
 
@@ -431,7 +431,7 @@ mod tests {
     fn a_failed_component_is_recovered_once_at_a_time_with_retries() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let fakes = vec![Fake::new("selector", &[], &log)];
-        let m = Arc::new(Manager::new(as_components(&fakes), ManagerConfig::fast()).unwrap());
+        let m = Arc::new(Supervisor::new(as_components(&fakes), SupervisorConfig::fast()).unwrap());
         m.start_all().unwrap();
         fakes[0].broken.store(true, Ordering::SeqCst);
         fakes[0].refuse_recoveries.store(2, Ordering::SeqCst);
@@ -461,7 +461,8 @@ mod tests {
         // after a check; the next check (≤ 10 s later) must find and fix it.
         let log = Arc::new(Mutex::new(Vec::new()));
         let fakes = vec![Fake::new("allocator", &[], &log)];
-        let m = Arc::new(Manager::new(as_components(&fakes), ManagerConfig::default()).unwrap());
+        let m =
+            Arc::new(Supervisor::new(as_components(&fakes), SupervisorConfig::default()).unwrap());
         m.start_all().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let runner = {

@@ -1,6 +1,7 @@
-//! The node's `redb` store as a component the [`crate::manager::Manager`]
-//! supervises. It owns the one open handle of the database; the engine driver
-//! writes through a [`SharedStore`] onto that same handle.
+//! The node's `redb` store as a component the
+//! [`Supervisor`](super::supervisor::Supervisor) supervises. It owns the one open
+//! handle of the database; the engine driver writes through a [`SharedStore`] onto
+//! that same handle.
 //!
 //! Health is a real read: the file must still be the one that was opened (same
 //! device and inode, so a deleted or swapped file is caught, which redb itself would
@@ -10,7 +11,7 @@
 //! whose votes were lost could contradict them, so that stays `Failed` until an
 //! operator puts the file back.
 
-use crate::manager::{Component, Health};
+use crate::supervision::supervisor::{Component, Health};
 use dwcp_core::storage::{RedbStore, Storage, StorageError};
 use dwcp_core::{Committed, Record, Recovered, Seq};
 use std::path::{Path, PathBuf};
@@ -126,7 +127,7 @@ impl Component for StorageComponent {
 
 /// The engine's view of the node's store: every operation goes to the handle the
 /// [`StorageComponent`] holds, and fails with [`StorageError::Backend`] while it is
-/// closed (which stops the driver; the manager rebuilds it once the store is back).
+/// closed (which stops the driver; the supervisor rebuilds it once the store is back).
 #[derive(Clone)]
 pub struct SharedStore {
     store: Arc<Mutex<Option<RedbStore>>>,

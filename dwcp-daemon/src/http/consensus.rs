@@ -1,165 +1,32 @@
-//! The HTTP API: health, status, committed batches, and transaction submission.
+//! The consensus routes: `GET /health`, `GET /metrics`, `GET /v1/status`,
+//! `GET /v1/committed/{seq}` and `POST /v1/transactions`.
 
-use crate::driver::DriverInput;
-use crate::transport::Network;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use super::state::{authorised, error, NodeState, RecentCommit};
+use crate::driver::inbox::DriverInput;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
-use dwcp_core::{Committed, Digest, EngineStatus, NodeId, Seq};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use dwcp_core::{Digest, NodeId, Seq};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
-
-/// Committed batches kept in memory for `GET /v1/committed/{seq}`.
-pub const RECENT_COMMITS: usize = 100_000;
-
-/// What the HTTP handlers read and write.
-pub struct NodeState {
-    /// This node.
-    pub id: NodeId,
-    /// The engine's latest status.
-    pub status: Arc<Mutex<EngineStatus>>,
-    /// Recent committed batches by sequence number.
-    pub recent: Mutex<BTreeMap<Seq, RecentCommit>>,
-    /// The driver's inbox.
-    pub inbox: SyncSender<DriverInput>,
-    /// Caps the client bytes waiting in the inbox.
-    pub submit_gate: Arc<crate::admission::SubmitGate>,
-    /// The transport.
-    pub network: Arc<Network>,
-    /// Members in the committee.
-    pub committee_size: usize,
-    /// False while the engine driver thread is not running.
-    pub driver_alive: Arc<AtomicBool>,
-    /// Expected `Authorization: Bearer` token of write endpoints.
-    pub token: String,
-    /// The compression selector and allocator models.
-    pub ml: crate::http_ml::MlServices,
-    /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
-    /// The supervisor of the node's components.
-    pub manager: Arc<crate::manager::Manager>,
-}
-
-/// A committed batch as the HTTP API serves it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecentCommit {
-    /// The batch.
-    pub batch: Committed,
-    /// When this process learnt of it, in microseconds since the Unix epoch; `None`
-    /// for batches restored from the store at start.
-    pub committed_unix_us: Option<u64>,
-}
-
-/// Microseconds since the Unix epoch on this machine's clock.
-pub fn unix_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-impl NodeState {
-    /// Records a committed batch, stamped with the time it arrived here.
-    pub fn on_commit(&self, c: Committed) {
-        let at = unix_us();
-        self.metrics.on_commit(&c);
-        if let Ok(mut r) = self.recent.lock() {
-            r.insert(
-                c.seq,
-                RecentCommit {
-                    batch: c,
-                    committed_unix_us: Some(at),
-                },
-            );
-            while r.len() > RECENT_COMMITS {
-                r.pop_first();
-            }
-        }
-    }
-}
-
-/// A JSON error response.
-pub(crate) fn error(code: StatusCode, message: &str) -> Response {
-    (code, Json(json!({ "error": message }))).into_response()
-}
-
-/// Per-client request budget of the `/v1` API, keyed by client IP address.
-pub struct RateLimit {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-impl RateLimit {
-    /// `per_second` sustained, `burst` at once (both at least 1).
-    pub fn new(per_second: u32, burst: u32) -> RateLimit {
-        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-        RateLimit {
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-        }
-    }
-
-    /// Forgets clients whose budget is full again, bounding memory.
-    pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
-    }
-}
-
-async fn rate_limit(
-    State(limit): State<Arc<RateLimit>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if limit.limiter.check_key(&peer.ip()).is_err() {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded; slow down",
-        );
-    }
-    next.run(request).await
-}
-
-/// The API router over `state`, with a request body limit of `body_limit` bytes and a
-/// per-client budget on `/v1`. Serve it with `into_make_service_with_connect_info`.
-pub fn router(state: Arc<NodeState>, body_limit: usize, limit: Arc<RateLimit>) -> Router {
-    let v1 = Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/committed/{seq}", get(committed))
-        .route("/v1/transactions", post(submit))
-        .route("/v1/compression/select", post(crate::http_ml::select))
-        .route("/v1/compression/batch", post(crate::http_ml::batch))
-        .route("/v1/compression/model", get(crate::http_ml::model))
-        .route("/v1/allocate", post(crate::http_ml::allocate))
-        .layer(middleware::from_fn_with_state(limit, rate_limit));
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .merge(v1)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
-}
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TrySendError;
+use std::sync::Arc;
 
 /// Components without which the node cannot take part in consensus: `/health`
 /// answers 503 when one of them failed its last check.
 const CONSENSUS_COMPONENTS: [&str; 3] = [
-    crate::storage_component::StorageComponent::NAME,
-    crate::transport_component::TransportComponent::NAME,
-    crate::engine_component::EngineComponent::NAME,
+    crate::supervision::storage::StorageComponent::NAME,
+    crate::supervision::transport::TransportComponent::NAME,
+    crate::supervision::engine::EngineComponent::NAME,
 ];
 
-async fn health(State(s): State<Arc<NodeState>>) -> Response {
-    use crate::manager::Health;
+/// `GET /health`: each component as the supervisor last saw it, with live
+/// details; 503 when the node cannot take part in consensus.
+pub(super) async fn health(State(s): State<Arc<NodeState>>) -> Response {
+    use crate::supervision::supervisor::Health;
     let driver = s.driver_alive.load(Ordering::Relaxed);
     let peers = s.network.connected_peers();
     let breakers: Vec<serde_json::Value> = (0..s.committee_size)
@@ -169,8 +36,8 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
         .collect();
     let model_loaded = s.ml.selector.model().is_ok();
     let allocator_loaded = s.ml.maddpg.model().is_ok();
-    let reports = s.manager.reports();
-    // Each managed component as the manager last saw it, with live details.
+    let reports = s.supervisor.reports();
+    // Each managed component as the supervisor last saw it, with live details.
     let mut components = serde_json::Map::new();
     for r in &reports {
         let mut entry = json!({
@@ -217,16 +84,17 @@ async fn health(State(s): State<Arc<NodeState>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
+/// `GET /metrics`: the node's metrics, in the OpenMetrics text format.
+pub(super) async fn metrics(State(s): State<Arc<NodeState>>) -> Response {
     let status = s.status.lock().map(|g| g.clone()).unwrap_or_default();
-    let peers: Vec<(NodeId, bool, crate::breaker::BreakerState)> = (0..s.committee_size)
+    let peers: Vec<(NodeId, bool, crate::net::breaker::BreakerState)> = (0..s.committee_size)
         .map(|i| NodeId(i as u16))
         .filter(|p| *p != s.id)
         .map(|p| (p, s.network.is_connected(p), s.network.breaker_state(p)))
         .collect();
     // Every component is managed; the driver thread's liveness is read directly.
     let components = [("driver", s.driver_alive.load(Ordering::Relaxed))];
-    let managed = s.manager.reports();
+    let managed = s.supervisor.reports();
     let body = s
         .metrics
         .render(&status, s.network.stats(), &peers, &components, &managed);
@@ -246,7 +114,8 @@ struct PeerView {
     connected: bool,
 }
 
-async fn status(State(s): State<Arc<NodeState>>) -> Response {
+/// `GET /v1/status`: the engine's progress and this node's links to its peers.
+pub(super) async fn status(State(s): State<Arc<NodeState>>) -> Response {
     let st = s.status.lock().map(|g| g.clone()).unwrap_or_default();
     let last_digest = s
         .recent
@@ -278,12 +147,14 @@ async fn status(State(s): State<Arc<NodeState>>) -> Response {
 /// Query of `GET /v1/committed/{seq}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CommittedQuery {
+pub(super) struct CommittedQuery {
     /// Hex bytes: list only the transactions that start with them.
     prefix: Option<String>,
 }
 
-async fn committed(
+/// `GET /v1/committed/{seq}`: a committed batch still in memory, its transactions
+/// filtered by `prefix`.
+pub(super) async fn committed(
     State(s): State<Arc<NodeState>>,
     Path(seq): Path<String>,
     query: Result<Query<CommittedQuery>, axum::extract::rejection::QueryRejection>,
@@ -355,19 +226,13 @@ fn transactions_from_json(body: &[u8]) -> Result<Vec<Bytes>, String> {
         .collect()
 }
 
-/// Whether the request carries the node's bearer token.
-pub(crate) fn authorised(s: &NodeState, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return false;
-    };
-    // Compare digests so the time taken does not reveal how much of the token matched.
-    Digest::of(token.as_bytes()) == Digest::of(s.token.as_bytes())
-}
-
-async fn submit(State(s): State<Arc<NodeState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /v1/transactions`: client transactions (JSON hex or the binary encoding)
+/// for the engine, behind the bearer token and the admission gate.
+pub(super) async fn submit(
+    State(s): State<Arc<NodeState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !authorised(&s, &headers) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }

@@ -1,5 +1,5 @@
 //! The compression selector and the resource allocator as components the
-//! [`crate::manager::Manager`] supervises.
+//! [`Supervisor`](super::supervisor::Supervisor) supervises.
 //!
 //! Each loads its model at start (the embedded one in `dwcpd`) and serves it to the
 //! HTTP API through [`ModelComponent::model`]. Health is a tiny real request
@@ -7,9 +7,9 @@
 //! model again and swaps it in only if it passes the same check. A model that
 //! cannot be loaded does not stop the node (consensus does not need it): start
 //! succeeds, the component reports `Failed` with the reason, its endpoints answer
-//! 503, and the manager keeps retrying the load.
+//! 503, and the supervisor keeps retrying the load.
 
-use crate::manager::{Component, Health};
+use crate::supervision::supervisor::{Component, Health};
 use dwcp_ml::allocator::features::Round;
 use dwcp_ml::allocator::policy::MaddpgAllocator;
 use dwcp_ml::allocator::{Allocator, ClusterState, NodeState, Resources, Workload};
@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 /// Loads a model, or says why it cannot.
 pub type Loader<M> = Box<dyn Fn() -> Result<M, String> + Send + Sync>;
 
-/// A model the node serves, supervised by the manager.
+/// A model the node serves, as a supervised component.
 pub struct ModelComponent<M> {
     name: &'static str,
     load: Loader<M>,
@@ -205,12 +205,12 @@ impl ModelComponent<MaddpgAllocator> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manager::{Manager, ManagerConfig};
+    use crate::supervision::supervisor::{Supervisor, SupervisorConfig};
     use dwcp_ml::compression::model::CompressionModel;
     use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
-    fn recovered(m: &Arc<Manager>) {
+    fn recovered(m: &Arc<Supervisor>) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             m.check_once();
@@ -244,7 +244,11 @@ mod tests {
     fn a_corrupted_allocator_fails_its_check_and_recovery_reloads_it() {
         let a = Arc::new(AllocatorComponent::embedded());
         let m = Arc::new(
-            Manager::new(vec![a.clone() as Arc<dyn Component>], ManagerConfig::fast()).unwrap(),
+            Supervisor::new(
+                vec![a.clone() as Arc<dyn Component>],
+                SupervisorConfig::fast(),
+            )
+            .unwrap(),
         );
         m.start_all().unwrap();
         m.check_once();
@@ -288,7 +292,11 @@ mod tests {
             probe_selector,
         ));
         let m = Arc::new(
-            Manager::new(vec![c.clone() as Arc<dyn Component>], ManagerConfig::fast()).unwrap(),
+            Supervisor::new(
+                vec![c.clone() as Arc<dyn Component>],
+                SupervisorConfig::fast(),
+            )
+            .unwrap(),
         );
         // A model that does not load leaves the node running, reported as Failed.
         m.start_all().unwrap();

@@ -1,7 +1,6 @@
 //! HTTP endpoints of the compression selector and the resource allocator.
 
-use crate::http::{authorised, error, NodeState};
-use crate::ml_components::{AllocatorComponent, CompressionComponent};
+use super::state::{authorised, error, NodeState};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,25 +22,6 @@ pub const MAX_BATCH_CHUNKS: usize = 1024;
 pub const MAX_ALLOCATE_NODES: usize = 10_000;
 /// Most pending workloads in one `POST /v1/allocate`.
 pub const MAX_ALLOCATE_PENDING: usize = 100_000;
-
-/// The models the node serves, each a component the manager loads, checks and
-/// reloads.
-pub struct MlServices {
-    /// The compression selector.
-    pub selector: Arc<CompressionComponent>,
-    /// The MADDPG policy.
-    pub maddpg: Arc<AllocatorComponent>,
-}
-
-impl MlServices {
-    /// The embedded default models (loaded when the components start).
-    pub fn embedded() -> MlServices {
-        MlServices {
-            selector: Arc::new(CompressionComponent::embedded()),
-            maddpg: Arc::new(AllocatorComponent::embedded()),
-        }
-    }
-}
 
 /// A failed request: its status and message, answered as a JSON error.
 pub struct ApiError(StatusCode, String);
