@@ -88,7 +88,7 @@ fn multi_process_bench_prints_the_four_figures() {
     let out = bench(&["--batch-size", "51200"]);
     assert!(out.contains("dwcpd processes on loopback"), "{out}");
     assert!(
-        out.contains(" Batch size: 100 transactions per pre-prepare (51,200 B / tx size)"),
+        out.contains(" Batch size: 100 transactions per pre-prepare"),
         "{out}"
     );
     assert!(out.contains(" Consensus latency source: "), "{out}");
