@@ -10,11 +10,20 @@
 //! documented where it is decided.
 //!
 //! This module holds the foundation so far: deterministic fixed-point EigenTrust
-//! ([`eigentrust`]), a pure function every node evaluates to the same result.
-//! Committee selection and the engine follow.
+//! ([`eigentrust`]) and the per-epoch choice of committee and primary group
+//! ([`selection`]), both pure functions every node evaluates to the same result.
+//! The engine follows.
 
 pub mod eigentrust;
+pub mod selection;
 
 pub use eigentrust::{
     reference_global_trust, Interactions, LocalTrust, Normalised, Trust, TrustError, TrustParams,
 };
+pub use selection::{
+    committee, committee_digest, committee_size_for, primary_group, DEFAULT_COMMITTEE_SIZE,
+    DEFAULT_PRIMARY_GROUP_SIZE,
+};
+
+#[cfg(test)]
+mod tests;

@@ -237,6 +237,7 @@ fn an_excluded_node_gets_zero_trust() {
         .iter()
         .enumerate()
         .all(|(i, x)| i == 0 || i == 4 || x.0 > 0));
+    assert!(!super::super::committee(&t, 12, 3, &lt.excluded()).contains(&NodeId(4)));
     // Everyone pre-trusted excluded: no trust can be computed.
     assert_eq!(
         lt.global_trust(&ids(&[0, 4]), &TrustParams::default()),
