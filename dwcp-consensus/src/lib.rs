@@ -8,3 +8,4 @@ pub mod pbft;
 pub mod registry;
 pub mod sim;
 pub mod statement;
+pub mod tpbft;
