@@ -12,7 +12,39 @@
 //! This module holds the foundation so far: deterministic fixed-point EigenTrust
 //! ([`eigentrust`]) and the per-epoch choice of committee and primary group
 //! ([`selection`]), both pure functions every node evaluates to the same result.
-//! The engine follows.
+//! The engine follows, on the design below.
+//!
+//! # Design of the engine (decided here; the paper's body is not available)
+//!
+//! - **Safety is PBFT's, trust only chooses who serves.** Each epoch of `E`
+//!   sequence numbers (a multiple of the checkpoint interval) is one PBFT instance
+//!   among that epoch's committee of `c = 3f_c + 1`: the existing [`crate::pbft`]
+//!   replica, given the committee as its voting membership (quorum `2f_c + 1`,
+//!   leaders, catch-up peers), the epoch's first sequence number and chain as its
+//!   starting point, and its last sequence number as a limit. Signatures stay under
+//!   global node ids, so every statement is its author's across epochs and the
+//!   simulator's checker needs no mapping.
+//! - **Evidence is committed, so trust is identical everywhere.** A proposal
+//!   carries the commit certificates (signer sets) of earlier sequence numbers and
+//!   the view-change certificates that replaced failed proposers, both checked by
+//!   backups before they prepare; committed, they update the local-trust counts
+//!   (`sat(i, L)` and `sat(L, i)` for each signer `i` of a batch proposed by `L`,
+//!   `unsat(i, F)` for each signer of the view change that replaced `F`). Proofs of
+//!   equivocation or of an invalid proposal exclude their author from the next
+//!   committee outright.
+//! - **Reconfiguration is agreed.** The last batch of epoch `e` carries the digest
+//!   of epoch `e + 1`'s committee, computed from the evidence committed before it;
+//!   a backup that computes another digest does not prepare it.
+//! - **Observers** are the nodes outside the committee. Each committed batch goes to
+//!   each observer from `f_c + 1` members with its `2f_c + 1` commit signatures, so
+//!   silent members cannot starve it, and an observer checks the certificate against
+//!   the epoch's committee before applying it. Observers forward client transactions
+//!   to the committee.
+//! - **The primary group** (`m` members by lottery, not by rank: see
+//!   [`selection::primary_group`]) proposes in turn; a proposal needs `k` of `m`
+//!   co-signatures. Co-signing limits a faulty designated proposer; PBFT's prepare
+//!   quorums, not co-signing, keep two proposals of one view and sequence number
+//!   from both committing.
 
 pub mod eigentrust;
 pub mod selection;
