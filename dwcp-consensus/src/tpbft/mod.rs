@@ -10,8 +10,10 @@
 //! documented where it is decided.
 //!
 //! This module holds the foundation so far: deterministic fixed-point EigenTrust
-//! ([`eigentrust`]) and the per-epoch choice of committee and primary group
-//! ([`selection`]), both pure functions every node evaluates to the same result.
+//! ([`eigentrust`]), the ledger that turns committed evidence into trust and the
+//! next committee ([`ledger`]), and the per-epoch choice of committee and primary
+//! group ([`selection`]), all pure functions every node evaluates to the same
+//! result.
 //! The engine follows, on the design below.
 //!
 //! # Design of the engine (decided here; the paper's body is not available)
@@ -47,11 +49,13 @@
 //!   from both committing.
 
 pub mod eigentrust;
+pub mod ledger;
 pub mod selection;
 
 pub use eigentrust::{
     reference_global_trust, Interactions, LocalTrust, Normalised, Trust, TrustError, TrustParams,
 };
+pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
 pub use selection::{
     committee, committee_digest, committee_size_for, primary_group, DEFAULT_COMMITTEE_SIZE,
     DEFAULT_PRIMARY_GROUP_SIZE,
