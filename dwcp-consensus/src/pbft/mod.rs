@@ -31,4 +31,4 @@ pub use messages::{
     batch_digest, chain_next, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase,
     PrePrepare, PreparedCert, ViewChange, Vote,
 };
-pub use replica::{Pbft, PbftError};
+pub use replica::{Instance, Pbft, PbftError};

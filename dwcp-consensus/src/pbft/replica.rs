@@ -63,6 +63,9 @@ pub enum PbftError {
     /// The keys do not belong to a committee member.
     #[error("{0} is not a member of the committee")]
     NotAMember(NodeId),
+    /// The instance's members or bounds do not fit the committee or the config.
+    #[error("bad instance: {0}")]
+    BadInstance(String),
 }
 
 /// Votes and the proposal for one sequence number.
@@ -106,6 +109,12 @@ pub struct Pbft {
     committee: Committee,
     cfg: PbftConfig,
     quorum: usize,
+    /// This instance's members, in id order (see [`Instance`]).
+    members: Vec<NodeId>,
+    /// The sequence number the instance starts after.
+    base: Seq,
+    /// The last sequence number it orders, if any.
+    last: Option<Seq>,
 
     view: View,
     changing: Option<ViewChanging>,
@@ -163,6 +172,30 @@ pub struct Pbft {
     refused_transactions: u64,
 }
 
+/// Which members of a committee one PBFT instance runs among and which part of the
+/// log it orders. The default is plain PBFT: the whole committee, from the start of
+/// the log, without end. An engine that runs PBFT by epochs among changing
+/// committees (T-PBFT) gives each epoch its own instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Instance {
+    /// The members that propose, vote and serve catch-up (empty: the whole
+    /// committee). Quorums are `2f+1` of them; the leader of view `v` is the
+    /// `v mod n`-th in id order. Statements by anyone else do not count.
+    pub members: Vec<NodeId>,
+    /// The sequence number and chain digest the instance starts after: its first
+    /// stable checkpoint, which needs no proof. A multiple of the checkpoint
+    /// interval.
+    pub base: (Seq, Digest),
+    /// The last sequence number it orders, if any: it proposes, prepares and
+    /// commits nothing above it.
+    pub last: Option<Seq>,
+}
+
+/// A quorum of `n`: `⌈(n+f+1)/2⌉` with `f = ⌊(n-1)/3⌋`, `2f+1` when `n = 3f+1`.
+fn quorum_of(n: usize) -> usize {
+    (n + n.saturating_sub(1) / 3) / 2 + 1
+}
+
 impl Pbft {
     /// A replica for `keys.id` in `committee`, rebuilt from `recovered` (empty for a
     /// fresh start).
@@ -172,15 +205,49 @@ impl Pbft {
         cfg: PbftConfig,
         recovered: Recovered,
     ) -> Result<Pbft, PbftError> {
-        if !committee.contains(keys.id) {
+        Self::with_instance(keys, committee, cfg, Instance::default(), recovered)
+    }
+
+    /// A replica for `keys.id` of `instance` within `committee` (whose keys verify
+    /// every signature), rebuilt from `recovered`.
+    pub fn with_instance(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: PbftConfig,
+        instance: Instance,
+        recovered: Recovered,
+    ) -> Result<Pbft, PbftError> {
+        let mut members: Vec<NodeId> = if instance.members.is_empty() {
+            committee.ids().collect()
+        } else {
+            instance.members.clone()
+        };
+        members.sort_unstable();
+        members.dedup();
+        if members.iter().any(|m| !committee.contains(*m)) {
+            return Err(PbftError::BadInstance(
+                "a member is not in the committee".into(),
+            ));
+        }
+        if !members.contains(&keys.id) {
             return Err(PbftError::NotAMember(keys.id));
+        }
+        let (base, base_chain) = instance.base;
+        if !base.is_multiple_of(cfg.checkpoint_interval.max(1))
+            || instance.last.is_some_and(|l| l <= base)
+        {
+            return Err(PbftError::BadInstance(format!(
+                "base {base} must be a multiple of the checkpoint interval and below the last \
+                 sequence number {:?}",
+                instance.last
+            )));
         }
         #[cfg(feature = "unsafe-test-hooks")]
         let quorum = cfg
             .unsafe_quorum_override
-            .unwrap_or_else(|| committee.quorum_threshold());
+            .unwrap_or_else(|| quorum_of(members.len()));
         #[cfg(not(feature = "unsafe-test-hooks"))]
-        let quorum = committee.quorum_threshold();
+        let quorum = quorum_of(members.len());
         let dedup_window = cfg.dedup_window;
         let mut p = Pbft {
             id: keys.id,
@@ -188,19 +255,22 @@ impl Pbft {
             committee,
             cfg,
             quorum,
+            members,
+            base,
+            last: instance.last,
             view: 0,
             changing: None,
             view_changes_seen: 0,
             slots: BTreeMap::new(),
-            stable_seq: 0,
+            stable_seq: base,
             stable_proof: Vec::new(),
             checkpoint_votes: BTreeMap::new(),
             my_checkpoints: BTreeMap::new(),
             my_pre_prepares: BTreeMap::new(),
             my_prepares: BTreeMap::new(),
             my_commits: BTreeMap::new(),
-            last_executed: 0,
-            chain: Digest::ZERO,
+            last_executed: base,
+            chain: base_chain,
             executed: DedupWindow::new(dedup_window),
             retained: BTreeMap::new(),
             log_readers: BTreeMap::new(),
@@ -209,7 +279,7 @@ impl Pbft {
             pending_index: HashMap::new(),
             next_arrival: 0,
             proposed: HashSet::new(),
-            next_seq: 1,
+            next_seq: base + 1,
             last_progress: Time::ZERO,
             watched: None,
             last_tick_executed: 0,
@@ -218,7 +288,7 @@ impl Pbft {
             own_view_change: None,
             new_view: None,
             future: VecDeque::new(),
-            highest_seen: 0,
+            highest_seen: base,
             fetch_cursor: 0,
             restored: false,
             own_proposals: BTreeMap::new(),
@@ -350,15 +420,29 @@ impl Pbft {
     }
 
     fn is_primary(&self) -> bool {
-        self.changing.is_none() && self.committee.leader(self.view) == self.id
+        self.changing.is_none() && self.leader(self.view) == self.id
+    }
+
+    /// The primary of `view`: the members in turn.
+    fn leader(&self, view: View) -> NodeId {
+        self.members[(view % self.members.len() as u64) as usize]
+    }
+
+    /// Whether `id` is a member of this instance: only members' statements count.
+    fn is_member(&self, id: NodeId) -> bool {
+        self.members.binary_search(&id).is_ok()
     }
 
     fn f(&self) -> usize {
-        self.committee.max_faulty()
+        (self.members.len() - 1) / 3
     }
 
+    /// Whether `seq` is one this replica may order now: above the stable
+    /// checkpoint, inside the watermark window, and not past the instance's end.
     fn in_window(&self, seq: Seq) -> bool {
-        seq > self.stable_seq && seq <= self.stable_seq + self.cfg.window
+        seq > self.stable_seq
+            && seq <= self.stable_seq + self.cfg.window
+            && self.last.is_none_or(|l| seq <= l)
     }
 
     fn persist(&self, key: WalKey, entry: &WalEntry, fx: &mut Effects<PbftMessage>) {
@@ -393,7 +477,7 @@ impl Pbft {
         msg: PbftMessage,
         fx: &mut Effects<PbftMessage>,
     ) {
-        if !self.committee.contains(from) || from == self.id {
+        if !self.is_member(from) || from == self.id {
             return;
         }
         match msg {
@@ -444,5 +528,7 @@ impl Engine for Pbft {
     }
 }
 
+#[cfg(test)]
+mod instance_tests;
 #[cfg(test)]
 mod tests;

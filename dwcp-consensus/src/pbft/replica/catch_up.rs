@@ -13,11 +13,11 @@ impl Pbft {
     }
 
     pub(super) fn request_fetch(&mut self, fx: &mut Effects<PbftMessage>) {
-        let n = self.committee.size();
+        let n = self.members.len();
         let mut sent = 0;
         let mut tries = 0;
         while sent < self.f() + 1 && tries < n {
-            let to = NodeId((self.fetch_cursor % n) as u16);
+            let to = self.members[self.fetch_cursor % n];
             self.fetch_cursor += 1;
             tries += 1;
             if to != self.id {
@@ -155,7 +155,11 @@ impl Pbft {
         else {
             return;
         };
-        for c in batches {
+        let end = self.last;
+        for c in batches
+            .into_iter()
+            .filter(|c| end.is_none_or(|l| c.seq <= l))
+        {
             let digests = c.transactions.iter().map(|t| Digest::of(t)).collect();
             self.append(now, c.seq, c.digest, c.transactions, digests, fx);
         }
@@ -181,9 +185,7 @@ impl Pbft {
 
     fn valid_entry(&self, e: &CommittedEntry) -> bool {
         let pp = e.pre_prepare.value();
-        if e.pre_prepare.author() != self.committee.leader(pp.view)
-            || batch_digest(&pp.batch) != pp.digest
-        {
+        if e.pre_prepare.author() != self.leader(pp.view) || batch_digest(&pp.batch) != pp.digest {
             return false;
         }
         let mut authors = HashSet::new();
@@ -197,7 +199,7 @@ impl Pbft {
             {
                 return false;
             }
-            if !authors.insert(c.author()) || !self.committee.contains(c.author()) {
+            if !authors.insert(c.author()) || !self.is_member(c.author()) {
                 return false;
             }
             items.push(c.verify_item());
@@ -215,7 +217,8 @@ impl Pbft {
         let full = entries.len() >= self.cfg.fetch_batch;
         let mut progressed = false;
         for e in entries {
-            if e.pre_prepare.value().seq != self.last_executed + 1 {
+            let seq = e.pre_prepare.value().seq;
+            if seq != self.last_executed + 1 || self.last.is_some_and(|l| seq > l) {
                 continue;
             }
             if !self.valid_entry(&e) {

@@ -23,6 +23,9 @@ impl Pbft {
         {
             return;
         }
+        if !self.is_member(vote.author()) {
+            return;
+        }
         let votes = self.checkpoint_votes.entry(v.seq).or_default();
         if votes.contains_key(&vote.author()) || vote.verify(&self.committee).is_err() {
             return;

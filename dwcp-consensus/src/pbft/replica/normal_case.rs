@@ -25,7 +25,7 @@ impl Pbft {
             self.buffer(from, PbftMessage::PrePrepare(pp));
             return;
         }
-        if v.view < self.view || pp.author() != self.committee.leader(v.view) {
+        if v.view < self.view || pp.author() != self.leader(v.view) {
             return;
         }
         if !self.in_window(v.seq) || v.seq <= self.last_executed {
@@ -75,7 +75,7 @@ impl Pbft {
             }
         }
         slot.pre_prepare = Some(pp);
-        if self.committee.leader(view) != self.id {
+        if self.leader(view) != self.id {
             let vote = Signed::new(
                 Vote {
                     phase: Phase::Prepare,
@@ -126,7 +126,7 @@ impl Pbft {
         if !self.in_window(v.seq) || v.seq <= self.last_executed {
             return;
         }
-        if v.phase == Phase::Prepare && vote.author() == self.committee.leader(v.view) {
+        if v.phase == Phase::Prepare && vote.author() == self.leader(v.view) {
             return; // the primary's pre-prepare stands for its prepare
         }
         let key = (v.view, vote.author());
@@ -135,7 +135,7 @@ impl Pbft {
             Phase::Prepare => slot.prepares.contains_key(&key),
             Phase::Commit => slot.commits.contains_key(&key),
         };
-        if known || vote.verify(&self.committee).is_err() {
+        if known || !self.is_member(vote.author()) || vote.verify(&self.committee).is_err() {
             return;
         }
         let slot = self.slots.entry(v.seq).or_default();

@@ -10,7 +10,7 @@ use dwcp_core::{Digest, Effects, Seq, Signed, Time, WalKey};
 
 impl Pbft {
     pub(super) fn on_submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<PbftMessage>) {
-        let primary = self.committee.leader(self.view);
+        let primary = self.leader(self.view);
         if self.cfg.forward_requests && primary != self.id && self.changing.is_none() {
             fx.send(primary, PbftMessage::Request(txs.clone()));
         }
@@ -53,7 +53,7 @@ impl Pbft {
     }
 
     pub(super) fn try_propose(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
-        while self.is_primary() && self.next_seq <= self.stable_seq + self.cfg.window {
+        while self.is_primary() && self.in_window(self.next_seq) {
             let unproposed = self.pending.len().saturating_sub(self.proposed.len());
             let in_flight = self.next_seq.saturating_sub(self.last_executed + 1);
             if unproposed == 0 || (unproposed < self.cfg.batch_size && in_flight > 0) {

@@ -81,7 +81,10 @@ impl Pbft {
     fn valid_view_change(&self, vc: &Signed<ViewChange>) -> bool {
         let v = vc.value();
         let mut items = vec![vc.verify_item()];
-        if v.stable_seq > 0 {
+        if v.stable_seq < self.base {
+            return false;
+        }
+        if v.stable_seq > self.base {
             let Some(first) = v.stable_proof.first() else {
                 return false;
             };
@@ -105,7 +108,8 @@ impl Pbft {
             if pp.view >= v.new_view
                 || pp.seq <= v.stable_seq
                 || pp.seq > v.stable_seq + self.cfg.window
-                || cert.pre_prepare.author() != self.committee.leader(pp.view)
+                || self.last.is_some_and(|l| pp.seq > l)
+                || cert.pre_prepare.author() != self.leader(pp.view)
                 || batch_digest(&pp.batch) != pp.digest
             {
                 return false;
@@ -129,7 +133,7 @@ impl Pbft {
                 return false;
             }
         }
-        items.iter().all(|(a, _, _)| self.committee.contains(*a))
+        items.iter().all(|(a, _, _)| self.is_member(*a))
             && self.committee.verify_batch(&items).is_ok()
     }
 
@@ -207,7 +211,7 @@ impl Pbft {
         let Some(c) = self.changing.clone() else {
             return;
         };
-        if self.committee.leader(c.target) != self.id
+        if self.leader(c.target) != self.id
             || self
                 .new_view
                 .as_ref()
@@ -280,10 +284,7 @@ impl Pbft {
             Some(c) => w >= c.target,
             None => w > self.view,
         };
-        if !acceptable
-            || nv.author() != self.committee.leader(w)
-            || nv.verify(&self.committee).is_err()
-        {
+        if !acceptable || nv.author() != self.leader(w) || nv.verify(&self.committee).is_err() {
             return;
         }
         let mut authors = HashSet::new();
@@ -363,7 +364,7 @@ impl Pbft {
             if seq <= self.last_executed || !self.in_window(seq) {
                 continue;
             }
-            if self.committee.leader(w) == self.id {
+            if self.leader(w) == self.id {
                 self.remember_own_pre_prepare(&pp, fx);
             }
             self.accept_pre_prepare(now, pp, fx);
