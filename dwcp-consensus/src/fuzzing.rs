@@ -100,6 +100,31 @@ pub fn deliver_bullshark(from: NodeId, msgs: Vec<BullsharkMessage>) {
     }
 }
 
+/// Reads `data` as a T-PBFT evidence transaction (the tag is prepended); if it
+/// decodes, checks that it re-encodes to the same record and verifies it against
+/// the fuzz committee with members 0..4, which may refuse it but must not panic.
+pub fn tpbft_evidence(data: &[u8]) {
+    use crate::tpbft::{EvidenceRecord, Verifier, EVIDENCE_TAG};
+    let mut tx = EVIDENCE_TAG.to_vec();
+    tx.extend_from_slice(data);
+    let Some(Ok(record)) = EvidenceRecord::from_transaction(&tx) else {
+        return;
+    };
+    match EvidenceRecord::from_transaction(&record.to_transaction()) {
+        Some(Ok(again)) => assert_eq!(again, record),
+        other => panic!("a decoded record must re-decode: {other:?}"),
+    }
+    let (committee, _) = fuzz_committee();
+    let members: Vec<NodeId> = committee.ids().collect();
+    let verifier = Verifier {
+        committee,
+        members: &members,
+        quorum: committee.quorum_threshold(),
+        leader: |v| committee.leader(v),
+    };
+    let _ = record.verify(&verifier);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +278,37 @@ mod tests {
                     pbft_message(&bytes[..cut % bytes.len()]);
                 }
             }
+        }
+
+        #[test]
+        fn tpbft_evidence_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            tpbft_evidence(&bytes);
+        }
+
+        #[test]
+        fn tpbft_mutated_evidence_never_panics(seq in 1u64..100, flip in any::<(usize, u8)>(), cut in any::<usize>()) {
+            use crate::pbft::{Phase, Vote};
+            use crate::tpbft::{CommitProof, EvidenceRecord, EVIDENCE_TAG};
+            let (_, keys) = fuzz_committee();
+            let votes = keys[..3]
+                .iter()
+                .map(|k| dwcp_core::Signed::new(
+                    Vote { phase: Phase::Commit, view: 0, seq, digest: dwcp_core::Digest::of(b"b") },
+                    k.id,
+                    &k.signing,
+                ))
+                .collect();
+            let record = EvidenceRecord {
+                commits: vec![CommitProof { votes }],
+                ..EvidenceRecord::default()
+            };
+            let tx = record.to_transaction();
+            let mut body = tx[EVIDENCE_TAG.len()..].to_vec();
+            tpbft_evidence(&body);
+            let i = flip.0 % body.len();
+            body[i] ^= flip.1 | 1;
+            tpbft_evidence(&body);
+            tpbft_evidence(&body[..cut % body.len()]);
         }
 
         #[test]

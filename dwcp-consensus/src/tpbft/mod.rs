@@ -49,11 +49,16 @@
 //!   from both committing.
 
 pub mod eigentrust;
+pub mod evidence;
 pub mod ledger;
 pub mod selection;
 
 pub use eigentrust::{
     reference_global_trust, Interactions, LocalTrust, Normalised, Trust, TrustError, TrustParams,
+};
+pub use evidence::{
+    CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, ViewChangeProof,
+    EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
 pub use selection::{

@@ -1,0 +1,240 @@
+//! Evidence proofs: each verifies exactly when its signatures are members' and
+//! agree, and the record survives the trip through a batch.
+
+use super::*;
+use dwcp_core::crypto::SignatureScheme;
+use dwcp_core::NodeKeys;
+use proptest::prelude::*;
+
+struct Setup {
+    committee: Committee,
+    keys: Vec<NodeKeys>,
+    members: Vec<NodeId>,
+}
+
+fn setup() -> Setup {
+    let (committee, keys) = Committee::deterministic(7, SignatureScheme::Ed25519, 3);
+    Setup {
+        committee,
+        keys,
+        members: [1, 2, 4, 6].map(NodeId).to_vec(),
+    }
+}
+
+impl Setup {
+    fn verifier(&self) -> Verifier<'_, impl Fn(View) -> NodeId + '_> {
+        Verifier {
+            committee: &self.committee,
+            members: &self.members,
+            quorum: 3,
+            leader: |v: View| self.members[(v % 4) as usize],
+        }
+    }
+
+    fn vote(&self, by: u16, phase: Phase, view: View, seq: u64, digest: Digest) -> Signed<Vote> {
+        Signed::new(
+            Vote {
+                phase,
+                view,
+                seq,
+                digest,
+            },
+            NodeId(by),
+            &self.keys[usize::from(by)].signing,
+        )
+    }
+
+    fn commits(&self, by: &[u16], digest: Digest) -> CommitProof {
+        CommitProof {
+            votes: by
+                .iter()
+                .map(|b| self.vote(*b, Phase::Commit, 5, 40, digest))
+                .collect(),
+        }
+    }
+
+    fn view_change(&self, by: u16, new_view: View) -> Signed<ViewChange> {
+        Signed::new(
+            ViewChange {
+                new_view,
+                stable_seq: 0,
+                stable_proof: Vec::new(),
+                prepared: Vec::new(),
+            },
+            NodeId(by),
+            &self.keys[usize::from(by)].signing,
+        )
+    }
+}
+
+fn d(b: &[u8]) -> Digest {
+    Digest::of(b)
+}
+
+#[test]
+fn a_quorum_of_member_commit_votes_proves_a_commit() {
+    let s = setup();
+    let e = s
+        .commits(&[2, 4, 6], d(b"x"))
+        .verify(&s.verifier())
+        .unwrap();
+    // View 5's leader is the second member in id order.
+    assert_eq!(
+        e,
+        Evidence::Committed {
+            proposer: NodeId(2),
+            signers: [2, 4, 6].map(NodeId).to_vec()
+        }
+    );
+}
+
+#[test]
+fn commit_proofs_short_of_a_quorum_or_not_members_or_mixed_or_forged_are_refused() {
+    let s = setup();
+    let v = s.verifier();
+    assert!(matches!(
+        s.commits(&[2, 4], d(b"x")).verify(&v),
+        Err(EvidenceError::TooFew { got: 2, need: 3 })
+    ));
+    assert!(matches!(
+        s.commits(&[2, 2, 4], d(b"x")).verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    // Node 3 is in the committee (its key verifies) but not an epoch member.
+    assert_eq!(
+        s.commits(&[2, 3, 4], d(b"x")).verify(&v),
+        Err(EvidenceError::Signature)
+    );
+    let mut mixed = s.commits(&[2, 4], d(b"x"));
+    mixed.votes.push(s.vote(6, Phase::Commit, 5, 40, d(b"y")));
+    assert!(matches!(
+        mixed.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let mut prepares = s.commits(&[2, 4], d(b"x"));
+    prepares
+        .votes
+        .push(s.vote(6, Phase::Prepare, 5, 40, d(b"x")));
+    assert!(matches!(
+        prepares.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let mut forged = s.commits(&[2, 4, 6], d(b"x"));
+    forged.votes[1].corrupt_signature();
+    assert_eq!(forged.verify(&v), Err(EvidenceError::Signature));
+}
+
+#[test]
+fn a_quorum_of_view_changes_proves_the_previous_leader_failed() {
+    let s = setup();
+    let v = s.verifier();
+    let proof = ViewChangeProof {
+        view_changes: [1, 2, 6].map(|b| s.view_change(b, 3)).to_vec(),
+    };
+    assert_eq!(
+        proof.verify(&v).unwrap(),
+        Evidence::Replaced {
+            proposer: NodeId(4), // leader of view 2
+            signers: [1, 2, 6].map(NodeId).to_vec()
+        }
+    );
+    let mixed = ViewChangeProof {
+        view_changes: vec![
+            s.view_change(1, 3),
+            s.view_change(2, 3),
+            s.view_change(6, 4),
+        ],
+    };
+    assert!(matches!(
+        mixed.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let zero = ViewChangeProof {
+        view_changes: [1, 2, 6].map(|b| s.view_change(b, 0)).to_vec(),
+    };
+    assert!(matches!(
+        zero.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+}
+
+#[test]
+fn conflicting_statements_prove_misbehaviour_and_nothing_else_does() {
+    let s = setup();
+    let v = s.verifier();
+    let a = s.vote(4, Phase::Prepare, 1, 9, d(b"a"));
+    let b = s.vote(4, Phase::Prepare, 1, 9, d(b"b"));
+    let proof = MisbehaviourProof::from_messages(
+        &PbftMessage::Vote(a.clone()),
+        &PbftMessage::Vote(b.clone()),
+    )
+    .expect("a conflict");
+    assert_eq!(
+        proof.verify(&v).unwrap(),
+        Evidence::Misbehaved { node: NodeId(4) }
+    );
+    // The same digest twice, another sequence number, another author: no proof.
+    let same = MisbehaviourProof::Votes(a.clone(), a.clone());
+    assert!(matches!(
+        same.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let other_seq = MisbehaviourProof::Votes(a.clone(), s.vote(4, Phase::Prepare, 1, 10, d(b"b")));
+    assert!(matches!(
+        other_seq.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let two = MisbehaviourProof::Votes(a, s.vote(2, Phase::Prepare, 1, 9, d(b"b")));
+    assert!(matches!(
+        two.verify(&v),
+        Err(EvidenceError::Inconsistent(_))
+    ));
+    let mut forged = b;
+    forged.corrupt_signature();
+    let proof = MisbehaviourProof::Votes(s.vote(4, Phase::Prepare, 1, 9, d(b"a")), forged);
+    assert_eq!(proof.verify(&v), Err(EvidenceError::Signature));
+}
+
+#[test]
+fn a_record_travels_as_a_batchs_first_transaction() {
+    let s = setup();
+    let record = EvidenceRecord {
+        commits: vec![s.commits(&[1, 2, 4], d(b"x"))],
+        view_changes: vec![ViewChangeProof {
+            view_changes: [1, 2, 6].map(|b| s.view_change(b, 3)).to_vec(),
+        }],
+        misbehaviour: Vec::new(),
+        next_committee: Some(d(b"next")),
+    };
+    let tx = record.to_transaction();
+    assert!(tx.starts_with(EVIDENCE_TAG));
+    assert_eq!(
+        EvidenceRecord::from_transaction(&tx),
+        Some(Ok(record.clone()))
+    );
+    let evidence = record.verify(&s.verifier()).unwrap();
+    assert_eq!(evidence.len(), 2);
+    assert_eq!(
+        EvidenceRecord::from_transaction(b"a client's transaction"),
+        None
+    );
+    let mut broken = tx.to_vec();
+    broken.truncate(tx.len() - 3);
+    assert!(matches!(
+        EvidenceRecord::from_transaction(&broken),
+        Some(Err(EvidenceError::Decode(_)))
+    ));
+}
+
+proptest! {
+    /// Whatever follows the tag, decoding returns (never panics), and what decodes
+    /// re-encodes to a record that decodes the same.
+    #[test]
+    fn any_bytes_after_the_tag_decode_or_are_refused(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let mut tx = EVIDENCE_TAG.to_vec();
+        tx.extend_from_slice(&body);
+        if let Some(Ok(r)) = EvidenceRecord::from_transaction(&tx) {
+            prop_assert_eq!(EvidenceRecord::from_transaction(&r.to_transaction()), Some(Ok(r)));
+        }
+    }
+}
