@@ -1,5 +1,6 @@
 //! PBFT messages (Castro & Liskov, OSDI '99, §4), each signed by its author.
 
+use crate::dedup::DedupWindow;
 use bytes::Bytes;
 use dwcp_core::{Committed, Digest, Seq, Signed, View};
 use serde::{Deserialize, Serialize};
@@ -167,6 +168,24 @@ pub fn chain_next(prev: &Digest, seq: Seq, output: &Digest) -> Digest {
         "dwcp pbft chain v2",
         &[&prev.0, &seq.to_le_bytes(), &output.0],
     )
+}
+
+/// What executing a committed pre-prepare outputs, given the repeat window of the
+/// log before it: its transactions not output within the window, their digests,
+/// and the digest the log's chain covers ([`chain_next`]): the pre-prepare's own
+/// digest when nothing was dropped, else that of what was output. Every node that
+/// applies a batch, replica or observer, computes this the same way.
+pub fn execution_output(
+    executed: &DedupWindow,
+    pp: &PrePrepare,
+) -> (Vec<Bytes>, Vec<Digest>, Digest) {
+    let fresh = executed.fresh(pp.batch.iter().cloned(), true);
+    let output = if fresh.transactions.len() == pp.batch.len() {
+        pp.digest
+    } else {
+        batch_digest(&fresh.transactions)
+    };
+    (fresh.transactions, fresh.digests, output)
 }
 
 /// The digest a pre-prepare names for its batch.

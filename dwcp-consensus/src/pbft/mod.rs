@@ -28,7 +28,9 @@ mod wal;
 
 pub use config::PbftConfig;
 pub use messages::{
-    batch_digest, chain_next, CheckpointVote, CommittedEntry, NewView, PbftMessage, Phase,
-    PrePrepare, PreparedCert, ViewChange, Vote,
+    batch_digest, chain_next, execution_output, CheckpointVote, CommittedEntry, NewView,
+    PbftMessage, Phase, PrePrepare, PreparedCert, ViewChange, Vote,
 };
+#[cfg(test)]
+pub(crate) use replica::instance_tests::Members;
 pub use replica::{Instance, Pbft, PbftError};

@@ -309,6 +309,13 @@ impl Pbft {
         self
     }
 
+    /// The batch committed at `seq` with its commit certificate, while this replica
+    /// keeps it (the newest `retain_committed` batches it executed through
+    /// agreement or certified catch-up).
+    pub fn certified(&self, seq: Seq) -> Option<&CommittedEntry> {
+        self.retained.get(&seq)
+    }
+
     fn restore(&mut self, rec: Recovered) -> Result<(), PbftError> {
         self.restored =
             !rec.wal.is_empty() || !rec.committed_tail.is_empty() || !rec.checkpoints.is_empty();
@@ -529,6 +536,6 @@ impl Engine for Pbft {
 }
 
 #[cfg(test)]
-mod instance_tests;
+pub(crate) mod instance_tests;
 #[cfg(test)]
 mod tests;

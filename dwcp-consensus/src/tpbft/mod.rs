@@ -51,6 +51,7 @@
 pub mod eigentrust;
 pub mod evidence;
 pub mod ledger;
+pub mod observer;
 pub mod selection;
 
 pub use eigentrust::{
@@ -61,6 +62,7 @@ pub use evidence::{
     EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
+pub use observer::Observer;
 pub use selection::{
     committee, committee_digest, committee_size_for, primary_group, DEFAULT_COMMITTEE_SIZE,
     DEFAULT_PRIMARY_GROUP_SIZE,

@@ -8,18 +8,19 @@ use dwcp_core::{Committed, Effect};
 use std::collections::BTreeSet;
 
 /// The members of one instance, with in-order delivery among them; messages from
-/// `silent` members are dropped.
-struct Members {
-    replicas: BTreeMap<NodeId, Pbft>,
-    keys: Vec<NodeKeys>,
+/// `silent` members are dropped. Also the harness of T-PBFT's observer tests.
+pub(crate) struct Members {
+    pub(crate) replicas: BTreeMap<NodeId, Pbft>,
+    pub(crate) committee: Committee,
+    pub(crate) keys: Vec<NodeKeys>,
     wire: VecDeque<(NodeId, NodeId, PbftMessage)>,
     clock: Time,
-    committed: BTreeMap<NodeId, Vec<Committed>>,
+    pub(crate) committed: BTreeMap<NodeId, Vec<Committed>>,
     silent: BTreeSet<NodeId>,
 }
 
 impl Members {
-    fn new(n: usize, instance: Instance) -> Members {
+    pub(crate) fn new(n: usize, instance: Instance) -> Members {
         let (committee, keys) = Committee::deterministic(n, SignatureScheme::Ed25519, 11);
         let cfg = PbftConfig {
             batch_size: 10,
@@ -42,6 +43,7 @@ impl Members {
             .collect();
         Members {
             replicas,
+            committee,
             keys,
             wire: VecDeque::new(),
             clock: Time::ZERO,
@@ -50,7 +52,7 @@ impl Members {
         }
     }
 
-    fn step(&mut self, at: NodeId, input: Input<PbftMessage>) {
+    pub(crate) fn step(&mut self, at: NodeId, input: Input<PbftMessage>) {
         let mut fx = Effects::new();
         let Some(r) = self.replicas.get_mut(&at) else {
             return;
@@ -72,7 +74,7 @@ impl Members {
         }
     }
 
-    fn deliver_all(&mut self) {
+    pub(crate) fn deliver_all(&mut self) {
         while let Some((from, to, msg)) = self.wire.pop_front() {
             if self.silent.contains(&from) {
                 continue;

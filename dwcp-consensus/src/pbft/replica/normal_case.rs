@@ -4,8 +4,8 @@
 
 use super::{Pbft, MAX_UNDRAINED_SAMPLES};
 use crate::pbft::messages::{
-    batch_digest, chain_next, CheckpointVote, CommittedEntry, PbftMessage, Phase, PrePrepare,
-    PreparedCert, Vote,
+    batch_digest, chain_next, execution_output, CheckpointVote, CommittedEntry, PbftMessage, Phase,
+    PrePrepare, PreparedCert, Vote,
 };
 use crate::pbft::wal::{WalEntry, TAG_COMMIT, TAG_PREPARE};
 use bytes::Bytes;
@@ -277,15 +277,8 @@ impl Pbft {
         let pp = entry.pre_prepare.value();
         let seq = pp.seq;
         debug_assert_eq!(seq, self.last_executed + 1);
-        let fresh = self.executed.fresh(pp.batch.iter().cloned(), true);
-        let (txs, digests) = (fresh.transactions, fresh.digests);
-        // The chain covers what is output, so that a stored log proves itself; with
-        // nothing dropped that is the batch whose digest the pre-prepare names.
-        let output = if txs.len() == pp.batch.len() {
-            pp.digest
-        } else {
-            batch_digest(&txs)
-        };
+        // The chain covers what is output, so that a stored log proves itself.
+        let (txs, digests, output) = execution_output(&self.executed, pp);
         let proposal = pp.digest;
         self.append(
             now,
