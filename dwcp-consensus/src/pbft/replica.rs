@@ -319,12 +319,13 @@ impl Pbft {
     fn restore(&mut self, rec: Recovered) -> Result<(), PbftError> {
         self.restored =
             !rec.wal.is_empty() || !rec.committed_tail.is_empty() || !rec.checkpoints.is_empty();
-        if let Some(c) = rec.committed_tail.last() {
+        if let Some(c) = rec.committed_tail.last().filter(|c| c.seq > self.base) {
             self.last_executed = c.seq;
             self.chain = c.digest;
         }
         self.executed.restore(&rec.committed_tail);
-        if let Some(cp) = rec.checkpoints.last() {
+        // Checkpoints at or below the base are earlier instances'.
+        if let Some(cp) = rec.checkpoints.iter().rev().find(|c| c.seq > self.base) {
             let proof: Vec<Signed<CheckpointVote>> =
                 decode(&cp.data, MAX_DECODE).map_err(|_| PbftError::CorruptCheckpoint(cp.seq))?;
             self.stable_seq = cp.seq;
@@ -333,6 +334,15 @@ impl Pbft {
         }
         let mut entries = Vec::with_capacity(rec.wal.len());
         for (key, value) in &rec.wal {
+            // Another instance's records: its view, or slots outside this one's range.
+            let ours = if key.slot > self.last.unwrap_or(u64::MAX - 1) {
+                key.slot == self.view_slot()
+            } else {
+                key.slot > self.base
+            };
+            if !ours {
+                continue;
+            }
             let e: WalEntry = decode(value, MAX_DECODE).map_err(|e| PbftError::CorruptRecord {
                 key: *key,
                 reason: e.to_string(),
@@ -444,6 +454,13 @@ impl Pbft {
         (self.members.len() - 1) / 3
     }
 
+    /// The write-ahead slot of this instance's view and NEW-VIEW records: above
+    /// every sequence number, and one per instance (by its base), so that an
+    /// instance never restores another's view.
+    fn view_slot(&self) -> u64 {
+        u64::MAX - self.base
+    }
+
     /// Whether `seq` is one this replica may order now: above the stable
     /// checkpoint, inside the watermark window, and not past the instance's end.
     fn in_window(&self, seq: Seq) -> bool {
@@ -469,7 +486,7 @@ impl Pbft {
         };
         self.persist(
             WalKey {
-                slot: u64::MAX,
+                slot: self.view_slot(),
                 tag: TAG_VIEW,
             },
             &entry,

@@ -5,9 +5,9 @@ use super::messages::{NewView, PrePrepare, PreparedCert, ViewChange, Vote};
 use dwcp_core::{Signed, View};
 use serde::{Deserialize, Serialize};
 
-/// Tag of the record holding the view (slot `u64::MAX`).
+/// Tag of the record holding the view (slot `u64::MAX` less the instance's base).
 pub(crate) const TAG_VIEW: u32 = 0;
-/// Tag of the new-view message this replica issued (slot `u64::MAX`).
+/// Tag of the new-view message this replica issued (the view's slot).
 pub(crate) const TAG_NEW_VIEW: u32 = 1;
 /// Tag of a pre-prepare this replica issued as primary (slot = seq).
 pub(crate) const TAG_PRE_PREPARE: u32 = 2;

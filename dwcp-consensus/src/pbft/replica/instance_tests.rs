@@ -222,3 +222,45 @@ fn votes_from_outside_the_instance_do_not_count() {
         );
     }
 }
+
+/// One store holds every instance a node ran: a restarted instance takes its own
+/// view and slots, never an earlier instance's.
+#[test]
+fn an_instance_restores_its_own_records_only() {
+    use crate::pbft::wal::{WalEntry, TAG_VIEW};
+    let (committee, keys) = Committee::deterministic(7, SignatureScheme::Ed25519, 11);
+    let view_record = |slot: u64, view: View| {
+        (
+            WalKey {
+                slot,
+                tag: TAG_VIEW,
+            },
+            Bytes::from(encode(&WalEntry::View {
+                view,
+                view_change: None,
+            })),
+        )
+    };
+    let instance = |base: Seq| Instance {
+        members: ids(&[1, 2, 4, 6]),
+        base: (base, Digest::ZERO),
+        last: Some(base + 16),
+    };
+    let earlier = view_record(u64::MAX, 3); // the instance based at 0
+    let own = view_record(u64::MAX - 16, 2);
+    let restart = |wal: Vec<(WalKey, Bytes)>| {
+        Pbft::with_instance(
+            keys[2].clone(),
+            committee.clone(),
+            PbftConfig::default(),
+            instance(16),
+            Recovered {
+                wal,
+                ..Recovered::default()
+            },
+        )
+        .expect("restores")
+    };
+    assert_eq!(restart(vec![earlier.clone()]).view, 0);
+    assert_eq!(restart(vec![earlier, own]).view, 2);
+}

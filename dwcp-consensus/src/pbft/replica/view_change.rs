@@ -262,7 +262,7 @@ impl Pbft {
         );
         self.persist(
             WalKey {
-                slot: u64::MAX,
+                slot: self.view_slot(),
                 tag: TAG_NEW_VIEW,
             },
             &WalEntry::NewView(nv.clone()),
