@@ -166,6 +166,8 @@ pub struct Pbft {
     proposal_commits: VecDeque<ProposalCommitted>,
     /// The application's admission rules; `None` accepts everything.
     validator: Option<SharedValidator>,
+    /// What goes first in each batch this replica proposes, if anything.
+    prefix: Option<ProposalPrefix>,
     /// Pre-prepares refused: too large, or refused by the application.
     invalid_proposals: u64,
     /// Client transactions the application refused.
@@ -190,6 +192,9 @@ pub struct Instance {
     /// commits nothing above it.
     pub last: Option<Seq>,
 }
+
+/// What a primary puts first in the batch it proposes for a sequence number.
+pub type ProposalPrefix = std::sync::Arc<dyn Fn(Seq) -> Option<Bytes> + Send + Sync>;
 
 /// A quorum of `n`: `⌈(n+f+1)/2⌉` with `f = ⌊(n-1)/3⌋`, `2f+1` when `n = 3f+1`.
 fn quorum_of(n: usize) -> usize {
@@ -294,6 +299,7 @@ impl Pbft {
             own_proposals: BTreeMap::new(),
             proposal_commits: VecDeque::new(),
             validator: None,
+            prefix: None,
             invalid_proposals: 0,
             refused_transactions: 0,
         };
@@ -306,6 +312,14 @@ impl Pbft {
     /// this replica does not prepare a fresh proposal its application refuses.
     pub fn with_validator(mut self, validator: SharedValidator) -> Pbft {
         self.validator = Some(validator);
+        self
+    }
+
+    /// Puts `prefix(seq)`, when it returns one, first in each batch this replica
+    /// proposes for `seq` (an engine's own record, such as T-PBFT's evidence). It
+    /// counts toward the batch bounds; backups check it with their validator.
+    pub fn with_proposal_prefix(mut self, prefix: ProposalPrefix) -> Pbft {
+        self.prefix = Some(prefix);
         self
     }
 

@@ -264,3 +264,37 @@ fn an_instance_restores_its_own_records_only() {
     assert_eq!(restart(vec![earlier.clone()]).view, 0);
     assert_eq!(restart(vec![earlier, own]).view, 2);
 }
+
+/// A primary's proposal prefix goes first in every batch it proposes, within the
+/// batch bounds, and commits with it.
+#[test]
+fn a_proposal_prefix_goes_first_in_every_batch() {
+    let mut c = Members::new(
+        7,
+        Instance {
+            members: ids(&[1, 2, 4, 6]),
+            ..Instance::default()
+        },
+    );
+    let leader = c.replicas.remove(&NodeId(1)).expect("member");
+    let prefix: ProposalPrefix =
+        std::sync::Arc::new(|seq| Some(Bytes::from(format!("record for {seq}"))));
+    c.replicas
+        .insert(NodeId(1), leader.with_proposal_prefix(prefix));
+    for m in ids(&[1, 2, 4, 6]) {
+        c.step(m, Input::Start);
+    }
+    c.step(NodeId(1), Input::Submit(txs(45)));
+    c.deliver_all();
+    let log = &c.committed[&NodeId(4)];
+    assert_eq!(log.len(), 5, "9 transactions and the record per batch");
+    for b in log {
+        assert_eq!(
+            b.transactions[0],
+            Bytes::from(format!("record for {}", b.seq))
+        );
+        assert!(b.transactions.len() <= 10);
+    }
+    let clients: usize = log.iter().map(|b| b.transactions.len() - 1).sum();
+    assert_eq!(clients, 45);
+}

@@ -59,8 +59,16 @@ impl Pbft {
             if unproposed == 0 || (unproposed < self.cfg.batch_size && in_flight > 0) {
                 return;
             }
-            let mut batch = Vec::with_capacity(self.cfg.batch_size.min(unproposed));
+            let mut batch = Vec::with_capacity(self.cfg.batch_size.min(unproposed + 1));
             let mut bytes = 0;
+            // An engine built on PBFT may put a record of its own first (T-PBFT's
+            // evidence); it counts toward the batch's bounds like a transaction.
+            let prefix = self.prefix.as_ref().and_then(|p| p(self.next_seq));
+            if let Some(tx) = prefix.filter(|tx| tx.len() <= self.cfg.max_batch_bytes) {
+                bytes += tx.len();
+                batch.push(tx);
+            }
+            let fixed = batch.len();
             for (d, tx) in self.pending.values() {
                 if batch.len() >= self.cfg.batch_size
                     || (!batch.is_empty() && bytes + tx.len() > self.cfg.max_batch_bytes)
@@ -72,7 +80,7 @@ impl Pbft {
                     batch.push(tx.clone());
                 }
             }
-            if batch.is_empty() {
+            if batch.len() == fixed {
                 return;
             }
             let seq = self.next_seq;
