@@ -33,4 +33,4 @@ pub use messages::{
 };
 #[cfg(test)]
 pub(crate) use replica::instance_tests::Members;
-pub use replica::{Instance, Pbft, PbftError, ProposalPrefix};
+pub use replica::{Instance, Pbft, PbftError, ProposalRecord};

@@ -166,8 +166,8 @@ pub struct Pbft {
     proposal_commits: VecDeque<ProposalCommitted>,
     /// The application's admission rules; `None` accepts everything.
     validator: Option<SharedValidator>,
-    /// What goes first in each batch this replica proposes, if anything.
-    prefix: Option<ProposalPrefix>,
+    /// The engine's record in each batch, if any.
+    record: Option<std::sync::Arc<dyn ProposalRecord>>,
     /// Pre-prepares refused: too large, or refused by the application.
     invalid_proposals: u64,
     /// Client transactions the application refused.
@@ -193,8 +193,15 @@ pub struct Instance {
     pub last: Option<Seq>,
 }
 
-/// What a primary puts first in the batch it proposes for a sequence number.
-pub type ProposalPrefix = std::sync::Arc<dyn Fn(Seq) -> Option<Bytes> + Send + Sync>;
+/// A record an engine built on PBFT puts first in each batch (T-PBFT's evidence):
+/// what the primary adds, and what a backup requires before it prepares.
+pub trait ProposalRecord: Send + Sync {
+    /// The record to put first in the batch proposed at `seq`, if any.
+    fn make(&self, seq: Seq) -> Option<Bytes>;
+    /// Whether a backup may prepare `batch` at `seq` (called for fresh proposals,
+    /// not for batches a NEW-VIEW re-issues, which a quorum prepared already).
+    fn check(&self, seq: Seq, batch: &[Bytes]) -> bool;
+}
 
 /// A quorum of `n`: `⌈(n+f+1)/2⌉` with `f = ⌊(n-1)/3⌋`, `2f+1` when `n = 3f+1`.
 fn quorum_of(n: usize) -> usize {
@@ -299,7 +306,7 @@ impl Pbft {
             own_proposals: BTreeMap::new(),
             proposal_commits: VecDeque::new(),
             validator: None,
-            prefix: None,
+            record: None,
             invalid_proposals: 0,
             refused_transactions: 0,
         };
@@ -315,11 +322,12 @@ impl Pbft {
         self
     }
 
-    /// Puts `prefix(seq)`, when it returns one, first in each batch this replica
-    /// proposes for `seq` (an engine's own record, such as T-PBFT's evidence). It
-    /// counts toward the batch bounds; backups check it with their validator.
-    pub fn with_proposal_prefix(mut self, prefix: ProposalPrefix) -> Pbft {
-        self.prefix = Some(prefix);
+    /// Puts `record.make(seq)`, when there is one, first in each batch this replica
+    /// proposes at `seq` (an engine's own record, such as T-PBFT's evidence; it
+    /// counts toward the batch bounds), and prepares a fresh proposal only if
+    /// `record.check` accepts it.
+    pub fn with_proposal_record(mut self, record: std::sync::Arc<dyn ProposalRecord>) -> Pbft {
+        self.record = Some(record);
         self
     }
 

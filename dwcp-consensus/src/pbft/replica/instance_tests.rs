@@ -265,10 +265,30 @@ fn an_instance_restores_its_own_records_only() {
     assert_eq!(restart(vec![earlier, own]).view, 2);
 }
 
-/// A primary's proposal prefix goes first in every batch it proposes, within the
-/// batch bounds, and commits with it.
+/// A record naming its sequence number, which backups insist on.
+struct SeqRecord;
+
+impl ProposalRecord for SeqRecord {
+    fn make(&self, seq: Seq) -> Option<Bytes> {
+        Some(Bytes::from(format!("record for {seq}")))
+    }
+    fn check(&self, seq: Seq, batch: &[Bytes]) -> bool {
+        batch.first() == self.make(seq).as_ref()
+    }
+}
+
+fn with_record(c: &mut Members, who: &[u16]) {
+    for id in ids(who) {
+        let r = c.replicas.remove(&id).expect("member");
+        c.replicas
+            .insert(id, r.with_proposal_record(std::sync::Arc::new(SeqRecord)));
+    }
+}
+
+/// A primary's record goes first in every batch it proposes, within the batch
+/// bounds, and commits with it.
 #[test]
-fn a_proposal_prefix_goes_first_in_every_batch() {
+fn a_proposal_record_goes_first_in_every_batch() {
     let mut c = Members::new(
         7,
         Instance {
@@ -276,11 +296,7 @@ fn a_proposal_prefix_goes_first_in_every_batch() {
             ..Instance::default()
         },
     );
-    let leader = c.replicas.remove(&NodeId(1)).expect("member");
-    let prefix: ProposalPrefix =
-        std::sync::Arc::new(|seq| Some(Bytes::from(format!("record for {seq}"))));
-    c.replicas
-        .insert(NodeId(1), leader.with_proposal_prefix(prefix));
+    with_record(&mut c, &[1, 2, 4, 6]);
     for m in ids(&[1, 2, 4, 6]) {
         c.step(m, Input::Start);
     }
@@ -297,4 +313,33 @@ fn a_proposal_prefix_goes_first_in_every_batch() {
     }
     let clients: usize = log.iter().map(|b| b.transactions.len() - 1).sum();
     assert_eq!(clients, 45);
+}
+
+/// Backups that check the record do not prepare a batch without it: a primary
+/// that leaves it out commits nothing (control: with the record, it commits).
+#[test]
+fn backups_refuse_a_batch_without_the_record() {
+    for primary_makes_it in [false, true] {
+        let mut c = Members::new(
+            7,
+            Instance {
+                members: ids(&[1, 2, 4, 6]),
+                ..Instance::default()
+            },
+        );
+        with_record(&mut c, &[2, 4, 6]);
+        if primary_makes_it {
+            with_record(&mut c, &[1]);
+        }
+        for m in ids(&[1, 2, 4, 6]) {
+            c.step(m, Input::Start);
+        }
+        c.step(NodeId(1), Input::Submit(txs(9)));
+        c.deliver_all();
+        assert_eq!(
+            c.seqs(NodeId(2)).is_empty(),
+            !primary_makes_it,
+            "primary makes the record: {primary_makes_it}"
+        );
+    }
 }

@@ -34,7 +34,7 @@ impl Pbft {
         if batch_digest(&v.batch) != v.digest || pp.verify(&self.committee).is_err() {
             return;
         }
-        if !self.acceptable_batch(&v.batch) {
+        if !self.acceptable_batch(v.seq, &v.batch) {
             // Not prepared here: if no quorum prepares it, the request timers
             // replace the primary.
             self.invalid_proposals += 1;
@@ -46,13 +46,14 @@ impl Pbft {
     /// Whether a fresh proposal is within the size bounds and the application
     /// accepts it. Batches a NEW-VIEW re-issues are not checked: a quorum prepared
     /// them already, and refusing them could lose a committed batch.
-    fn acceptable_batch(&self, batch: &[Bytes]) -> bool {
+    fn acceptable_batch(&self, seq: Seq, batch: &[Bytes]) -> bool {
         batch.len() <= self.cfg.batch_size
             && batch.iter().map(Bytes::len).sum::<usize>() <= self.cfg.max_batch_bytes
             && self
                 .validator
                 .as_ref()
                 .is_none_or(|v| v.process_proposal(batch).is_ok())
+            && self.record.as_ref().is_none_or(|r| r.check(seq, batch))
     }
 
     /// Accepts a verified pre-prepare of the current view and sends our prepare.

@@ -63,7 +63,7 @@ impl Pbft {
             let mut bytes = 0;
             // An engine built on PBFT may put a record of its own first (T-PBFT's
             // evidence); it counts toward the batch's bounds like a transaction.
-            let prefix = self.prefix.as_ref().and_then(|p| p(self.next_seq));
+            let prefix = self.record.as_ref().and_then(|r| r.make(self.next_seq));
             if let Some(tx) = prefix.filter(|tx| tx.len() <= self.cfg.max_batch_bytes) {
                 bytes += tx.len();
                 batch.push(tx);
