@@ -14,6 +14,7 @@ mod bullshark;
 mod pbft;
 pub mod pbft_actors;
 mod simulate;
+mod tpbft;
 
 pub use bullshark::BullsharkProtocol;
 pub use pbft::PbftProtocol;
@@ -21,6 +22,7 @@ pub use simulate::{
     check_seeds, run_simulation, run_twins, simulate, simulation, simulation_with,
     twins_random_sweep, twins_sweep,
 };
+pub use tpbft::TpbftProtocol;
 
 use crate::statement::Adversarial;
 use dwcp_core::{Committee, Engine, MessageKind, NodeKeys, Recovered, Time};
@@ -72,6 +74,12 @@ pub trait Protocol: 'static {
 
     /// The parameters a benchmark summary lists, one per line.
     fn describe(cfg: &Self::Config) -> Vec<String>;
+
+    /// Whether a committed transaction is the engine's own record rather than a
+    /// client's (T-PBFT's evidence); none by default.
+    fn is_engine_record(_tx: &[u8]) -> bool {
+        false
+    }
 }
 
 /// Node parameters of a benchmark, named as in Narwhal's benchmark harness, each
@@ -135,7 +143,7 @@ macro_rules! registry {
     };
 }
 
-registry!(PbftProtocol, BullsharkProtocol);
+registry!(PbftProtocol, BullsharkProtocol, TpbftProtocol);
 
 /// The engine called `name`, if there is one (for arguments checked early).
 pub fn check_name(name: &str) -> Result<&'static str, UnknownEngine> {

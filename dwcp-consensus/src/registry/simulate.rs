@@ -34,6 +34,7 @@ pub fn simulation_with<P: Protocol>(
         P::build(keys, committee, &pcfg, recovered)
             .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
     })
+    .with_engine_records(P::is_engine_record)
 }
 
 /// Runs one configured simulation of engine `P` on its simulator parameters.

@@ -189,6 +189,14 @@ where
         self
     }
 
+    /// Treats committed transactions for which `is_record` holds as the engine's own
+    /// records (T-PBFT's evidence), not client transactions: validity and liveness
+    /// skip them; agreement and order still cover them through the log's digests.
+    pub fn with_engine_records(mut self, is_record: fn(&[u8]) -> bool) -> Self {
+        self.checker.engine_record = Some(is_record);
+        self
+    }
+
     /// Wakes the script at `at` (as if it had asked with [`ScriptCtx::wake_at`]).
     pub fn wake_script_at(mut self, at: Time) -> Self {
         self.schedule(at, Event::Wake);

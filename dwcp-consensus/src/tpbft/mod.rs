@@ -61,20 +61,26 @@
 //!   quorums, not co-signing, keep two proposals of one view and sequence number
 //!   from both committing.
 
+mod config;
 pub mod eigentrust;
+mod engine;
 pub mod evidence;
 pub mod ledger;
+mod messages;
 pub mod observer;
 pub mod selection;
 
+pub use config::TpbftConfig;
 pub use eigentrust::{
     reference_global_trust, Interactions, LocalTrust, Normalised, Trust, TrustError, TrustParams,
 };
+pub use engine::{Tpbft, TpbftError};
 pub use evidence::{
     CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, ViewChangeProof,
     EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
+pub use messages::TpbftMessage;
 pub use observer::Observer;
 pub use selection::{
     committee, committee_digest, committee_size_for, primary_group, DEFAULT_COMMITTEE_SIZE,

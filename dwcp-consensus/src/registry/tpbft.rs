@@ -1,0 +1,81 @@
+//! T-PBFT in the registry.
+
+use super::{thousands, BenchParams, Protocol};
+use crate::pbft::PbftConfig;
+use crate::tpbft::{Tpbft, TpbftConfig};
+use dwcp_core::{Committee, NodeKeys, Recovered};
+
+/// T-PBFT (Gao, Yu, Zhu and Cai, 2019): [`crate::tpbft`].
+pub struct TpbftProtocol;
+
+impl Protocol for TpbftProtocol {
+    const NAME: &'static str = "tpbft";
+    const SUMMARY: &'static str =
+        "T-PBFT: PBFT among a committee that EigenTrust elects each epoch, observers outside it";
+    const BENCH_USES: &'static [&'static str] = &["batch_size", "timeout_delay"];
+
+    type Config = TpbftConfig;
+    type Engine = Tpbft;
+
+    fn validate(cfg: &TpbftConfig) -> Result<(), String> {
+        cfg.validate()
+    }
+
+    fn build(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: &TpbftConfig,
+        recovered: Recovered,
+    ) -> Result<Tpbft, String> {
+        Tpbft::new(keys, committee, cfg.clone(), recovered).map_err(|e| e.to_string())
+    }
+
+    fn restore_tail(cfg: &TpbftConfig) -> usize {
+        usize::try_from(cfg.pbft.dedup_window)
+            .unwrap_or(usize::MAX)
+            .max(4096)
+    }
+
+    /// The simulated client sends every transaction to every node, and epochs are
+    /// short so that runs cross several.
+    fn sim_config() -> TpbftConfig {
+        TpbftConfig {
+            pbft: PbftConfig {
+                forward_requests: false,
+                window: 32,
+                ..PbftConfig::default()
+            },
+            epoch_length: 48,
+            ..TpbftConfig::default()
+        }
+    }
+
+    fn bench_config(p: &BenchParams) -> Result<TpbftConfig, String> {
+        let mut c = TpbftConfig::default();
+        if let Some(bytes) = p.batch_size {
+            c.pbft.batch_size = (bytes / p.tx_size.max(1)).max(1);
+        }
+        if let Some(t) = p.timeout_delay {
+            c.pbft.view_change_timeout = t;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn is_engine_record(tx: &[u8]) -> bool {
+        tx.starts_with(crate::tpbft::EVIDENCE_TAG)
+    }
+
+    fn describe(c: &TpbftConfig) -> Vec<String> {
+        vec![
+            format!(
+                "Batch size: {} transactions per pre-prepare",
+                thousands(c.pbft.batch_size as u64)
+            ),
+            format!(
+                "Committee: up to {} members, epochs of {} batches",
+                c.committee_size, c.epoch_length
+            ),
+        ]
+    }
+}

@@ -1,0 +1,45 @@
+//! T-PBFT parameters.
+
+use crate::pbft::PbftConfig;
+
+/// Parameters of a T-PBFT node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TpbftConfig {
+    /// The PBFT the committee runs.
+    pub pbft: PbftConfig,
+    /// Committee size wanted: the largest `3f_c + 1` at most this and the node count.
+    pub committee_size: usize,
+    /// Sequence numbers per epoch: a multiple of the checkpoint interval, above the
+    /// watermark window.
+    pub epoch_length: u64,
+}
+
+impl Default for TpbftConfig {
+    fn default() -> Self {
+        TpbftConfig {
+            pbft: PbftConfig::default(),
+            committee_size: super::DEFAULT_COMMITTEE_SIZE,
+            epoch_length: 256,
+        }
+    }
+}
+
+impl TpbftConfig {
+    /// Why these parameters cannot run, if they cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        self.pbft.validate()?;
+        if self.committee_size == 0 {
+            return Err("tpbft: committee_size must be positive".into());
+        }
+        let k = self.pbft.checkpoint_interval;
+        if !self.epoch_length.is_multiple_of(k) || self.epoch_length <= self.pbft.window {
+            return Err(format!(
+                "tpbft: epoch_length ({}) must be a multiple of checkpoint_interval ({k}) \
+                 and above the window ({})",
+                self.epoch_length, self.pbft.window
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,570 @@
+//! The T-PBFT node: PBFT instances per epoch among trust-elected committees, and
+//! observers outside them (see the module docs of [`super`] for the design).
+
+use super::config::TpbftConfig;
+use super::evidence::{CommitProof, EvidenceRecord, Verifier, EVIDENCE_TAG};
+use super::ledger::TrustLedger;
+use super::messages::TpbftMessage;
+use super::observer::Observer;
+use super::{committee_size_for, TrustParams};
+use crate::pbft::{Instance, Pbft, ProposalRecord};
+use bytes::Bytes;
+use dwcp_core::{
+    Committed, Committee, Digest, Effect, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys,
+    ProposalCommitted, Recovered, Seq, Time, TimerId, View,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The observer's tick: asks for batches when none arrived for a while.
+const OBSERVER_TICK: TimerId = TimerId(2);
+const OBSERVER_PERIOD: Duration = Duration::from_millis(200);
+/// Messages of the next epoch held until this node gets there.
+const MAX_FUTURE: usize = 4096;
+/// Certified batches per fetch answer.
+const FETCH_BATCH: u64 = 64;
+
+/// Why a T-PBFT node cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum TpbftError {
+    /// The parameters do not run.
+    #[error("{0}")]
+    Config(String),
+    /// The epoch's PBFT instance refused.
+    #[error(transparent)]
+    Pbft(#[from] crate::pbft::PbftError),
+    /// Trust could not be computed.
+    #[error(transparent)]
+    Trust(#[from] super::TrustError),
+}
+
+/// What the proposal record reads and the commit path writes.
+struct Shared {
+    committee: Committee,
+    /// Each epoch's members, while proofs of it may still arrive.
+    epochs: BTreeMap<u64, Vec<NodeId>>,
+    epoch_length: u64,
+    window: u64,
+    /// Commit proofs of batches this node committed as a member.
+    certs: BTreeMap<Seq, CommitProof>,
+    /// The next committee's digest, once computed.
+    next_digest: Option<Digest>,
+}
+
+impl Shared {
+    fn epoch_of(&self, seq: Seq) -> u64 {
+        seq.saturating_sub(1) / self.epoch_length
+    }
+
+    fn last_of(&self, epoch: u64) -> Seq {
+        (epoch + 1) * self.epoch_length
+    }
+
+    fn verify(&self, proof: &CommitProof) -> Option<super::Evidence> {
+        let seq = proof.votes.first()?.value().seq;
+        let members = self.epochs.get(&self.epoch_of(seq))?;
+        let quorum = quorum_of(members.len());
+        let v = Verifier {
+            committee: &self.committee,
+            members,
+            quorum,
+            leader: |view: View| members[(view % members.len() as u64) as usize],
+        };
+        proof.verify(&v).ok()
+    }
+}
+
+fn quorum_of(n: usize) -> usize {
+    (n + n.saturating_sub(1) / 3) / 2 + 1
+}
+
+/// The evidence record of each batch (see [`ProposalRecord`]): the commit proof of
+/// the batch a window back, and on an epoch's last batch the next committee.
+struct Record(Arc<Mutex<Shared>>);
+
+impl Record {
+    fn expected(&self, s: &Shared, seq: Seq) -> Option<Option<Digest>> {
+        if seq == s.last_of(s.epoch_of(seq)) {
+            s.next_digest.map(Some)
+        } else {
+            Some(None)
+        }
+    }
+}
+
+impl ProposalRecord for Record {
+    fn make(&self, seq: Seq) -> Option<Bytes> {
+        let s = self.0.lock().ok()?;
+        let next_committee = self.expected(&s, seq)?;
+        let commits = seq
+            .checked_sub(s.window)
+            .and_then(|back| s.certs.get(&back).cloned())
+            .into_iter()
+            .collect();
+        Some(
+            EvidenceRecord {
+                commits,
+                next_committee,
+                ..EvidenceRecord::default()
+            }
+            .to_transaction(),
+        )
+    }
+
+    fn check(&self, seq: Seq, batch: &[Bytes]) -> bool {
+        let Ok(s) = self.0.lock() else {
+            return false;
+        };
+        let Some(Some(Ok(record))) = batch.first().map(|tx| EvidenceRecord::from_transaction(tx))
+        else {
+            return false;
+        };
+        if batch[1..].iter().any(|tx| tx.starts_with(EVIDENCE_TAG))
+            || record.commits.len() > 1
+            || !record.view_changes.is_empty()
+            || !record.misbehaviour.is_empty()
+            || self.expected(&s, seq) != Some(record.next_committee)
+        {
+            return false;
+        }
+        record.commits.iter().all(|p| {
+            p.votes.first().map(|v| v.value().seq) == seq.checked_sub(s.window)
+                && s.verify(p).is_some()
+        })
+    }
+}
+
+/// A T-PBFT node.
+pub struct Tpbft {
+    id: NodeId,
+    keys: NodeKeys,
+    committee: Committee,
+    cfg: TpbftConfig,
+    size: usize,
+    genesis: Vec<NodeId>,
+    epoch: u64,
+    members: Vec<NodeId>,
+    ledger: TrustLedger,
+    next: Option<Vec<NodeId>>,
+    inner: Option<Pbft>,
+    observer: Observer,
+    tail: VecDeque<Committed>,
+    last: Seq,
+    chain: Digest,
+    shared: Arc<Mutex<Shared>>,
+    future: VecDeque<(NodeId, TpbftMessage)>,
+    observer_progress: (Seq, u32),
+    view_changes: u64,
+}
+
+impl Tpbft {
+    /// A node `keys.id` of the registered nodes `committee` (every node's keys),
+    /// starting at genesis: the first `committee_size` nodes form epoch 0's
+    /// committee.
+    pub fn new(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: TpbftConfig,
+        recovered: Recovered,
+    ) -> Result<Tpbft, TpbftError> {
+        cfg.validate().map_err(TpbftError::Config)?;
+        if !recovered.committed_tail.is_empty() || !recovered.wal.is_empty() {
+            return Err(TpbftError::Config(
+                "tpbft cannot yet restart from a store".into(),
+            ));
+        }
+        let size = committee_size_for(committee.size(), cfg.committee_size);
+        let genesis: Vec<NodeId> = committee.ids().take(size).collect();
+        let ledger = TrustLedger::new(committee.size(), &genesis, TrustParams::default())?;
+        let shared = Arc::new(Mutex::new(Shared {
+            committee: committee.clone(),
+            epochs: BTreeMap::from([(0, genesis.clone())]),
+            epoch_length: cfg.epoch_length,
+            window: cfg.pbft.window,
+            certs: BTreeMap::new(),
+            next_digest: None,
+        }));
+        let mut node = Tpbft {
+            id: keys.id,
+            keys,
+            committee,
+            size,
+            genesis: genesis.clone(),
+            epoch: 0,
+            members: genesis,
+            ledger,
+            next: None,
+            inner: None,
+            observer: Observer::new(0, Digest::ZERO, cfg.pbft.dedup_window),
+            tail: VecDeque::new(),
+            last: 0,
+            chain: Digest::ZERO,
+            shared,
+            future: VecDeque::new(),
+            observer_progress: (0, 0),
+            view_changes: 0,
+            cfg,
+        };
+        node.inner = node.instance()?;
+        Ok(node)
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The current epoch's committee.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// The genesis committee (the pre-trusted set).
+    pub fn genesis(&self) -> &[NodeId] {
+        &self.genesis
+    }
+
+    fn is_member(&self) -> bool {
+        self.members.contains(&self.id)
+    }
+
+    fn epoch_last(&self) -> Seq {
+        (self.epoch + 1) * self.cfg.epoch_length
+    }
+
+    /// This node's PBFT instance for the current epoch, if it is a member.
+    fn instance(&self) -> Result<Option<Pbft>, TpbftError> {
+        if !self.is_member() {
+            return Ok(None);
+        }
+        let tail: Vec<Committed> = self.tail.iter().cloned().collect();
+        let p = Pbft::with_instance(
+            self.keys.clone(),
+            self.committee.clone(),
+            self.cfg.pbft.clone(),
+            Instance {
+                members: self.members.clone(),
+                base: (self.last, self.chain),
+                last: Some(self.epoch_last()),
+            },
+            Recovered {
+                committed_tail: tail,
+                ..Recovered::default()
+            },
+        )?
+        .with_proposal_record(Arc::new(Record(self.shared.clone())));
+        Ok(Some(p))
+    }
+
+    /// Runs the instance on `input` and carries out its effects as this epoch's.
+    fn run_inner(
+        &mut self,
+        now: Time,
+        input: Input<crate::pbft::PbftMessage>,
+        fx: &mut Effects<TpbftMessage>,
+    ) {
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
+        let mut inner_fx = Effects::new();
+        inner.handle(now, input, &mut inner_fx);
+        let epoch = self.epoch;
+        let members = self.members.clone();
+        for e in inner_fx.drain() {
+            match e {
+                Effect::Send { to, msg } => fx.send(to, TpbftMessage::Pbft { epoch, msg }),
+                Effect::Broadcast { msg } => {
+                    for m in members.iter().filter(|m| **m != self.id) {
+                        fx.send(
+                            *m,
+                            TpbftMessage::Pbft {
+                                epoch,
+                                msg: msg.clone(),
+                            },
+                        );
+                    }
+                }
+                Effect::Commit(c) => self.on_commit(now, c, fx),
+                Effect::SetTimer { id, after } => fx.set_timer(id, after),
+                Effect::CancelTimer(id) => fx.cancel_timer(id),
+                Effect::Persist(r) => fx.persist(r),
+                Effect::ReadCommitted { from, limit } => fx.read_committed(from, limit),
+            }
+        }
+    }
+
+    /// Everything a committed batch means here: the log, its evidence, the
+    /// observers' copies, and the epoch's end.
+    fn on_commit(&mut self, now: Time, c: Committed, fx: &mut Effects<TpbftMessage>) {
+        let seq = c.seq;
+        self.last = seq;
+        self.chain = c.digest;
+        if let Some(Some(Ok(record))) = c
+            .transactions
+            .first()
+            .map(|tx| EvidenceRecord::from_transaction(tx))
+        {
+            let shared = self.shared.lock().ok();
+            if let Some(s) = shared {
+                for proof in &record.commits {
+                    let Some(e) = s.verify(proof) else { continue };
+                    let Some(seq_of) = proof.votes.first().map(|v| v.value().seq) else {
+                        continue;
+                    };
+                    if let Some(members) = s.epochs.get(&s.epoch_of(seq_of)) {
+                        let _ = self.ledger.record(members, &e);
+                    }
+                }
+            }
+        }
+        if self.is_member() {
+            if let Some(entry) = self.inner.as_ref().and_then(|p| p.certified(seq)).cloned() {
+                if let Ok(mut s) = self.shared.lock() {
+                    s.certs.insert(
+                        seq,
+                        CommitProof {
+                            votes: entry.commits.clone(),
+                        },
+                    );
+                    let keep = seq.saturating_sub(2 * s.window);
+                    s.certs = s.certs.split_off(&keep);
+                }
+                for o in self.my_observers() {
+                    fx.send(
+                        o,
+                        TpbftMessage::Certified {
+                            epoch: self.epoch,
+                            entry: entry.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        self.tail.push_back(c.clone());
+        while self.tail.len() as u64 > self.cfg.pbft.dedup_window.max(1) {
+            self.tail.pop_front();
+        }
+        fx.commit(c);
+        let last = self.epoch_last();
+        if seq == last.saturating_sub(self.cfg.pbft.window) {
+            self.compute_next();
+        }
+        if seq == last {
+            self.next_epoch(now, fx);
+        }
+    }
+
+    fn compute_next(&mut self) {
+        if let Ok((members, digest)) =
+            self.ledger
+                .next_committee(&self.members, self.size, self.epoch + 1)
+        {
+            if let Ok(mut s) = self.shared.lock() {
+                s.next_digest = Some(digest);
+            }
+            self.next = Some(members);
+        }
+    }
+
+    fn next_epoch(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
+        if self.next.is_none() {
+            self.compute_next();
+        }
+        let Some(members) = self.next.take() else {
+            return;
+        };
+        self.epoch += 1;
+        self.members = members;
+        if let Ok(mut s) = self.shared.lock() {
+            s.epochs.insert(self.epoch, self.members.clone());
+            let keep = self.epoch.saturating_sub(2);
+            s.epochs = s.epochs.split_off(&keep);
+            s.next_digest = None;
+        }
+        self.inner = self.instance().unwrap_or(None);
+        if self.inner.is_some() {
+            self.run_inner(now, Input::Start, fx);
+        } else {
+            self.observer = Observer::new(self.last, self.chain, self.cfg.pbft.dedup_window);
+            let tail: Vec<Committed> = self.tail.iter().cloned().collect();
+            self.observer.restore_window(&tail);
+        }
+        let held: Vec<_> = self.future.drain(..).collect();
+        for (from, msg) in held {
+            self.on_message(now, from, msg, fx);
+        }
+    }
+
+    /// The observers this member sends each batch to: observer `k` (in id order)
+    /// gets it from the members at positions `k .. k + f_c` modulo `c`.
+    fn my_observers(&self) -> Vec<NodeId> {
+        let c = self.members.len();
+        let Some(p) = self.members.iter().position(|m| *m == self.id) else {
+            return Vec::new();
+        };
+        let f = (c - 1) / 3;
+        self.committee
+            .ids()
+            .filter(|id| !self.members.contains(id))
+            .enumerate()
+            .filter(|(k, _)| (p + c - k % c) % c <= f)
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// The `f_c + 1` members an observer deals with.
+    fn my_members(&self) -> Vec<NodeId> {
+        let c = self.members.len();
+        let f = (c - 1) / 3;
+        let k = self
+            .committee
+            .ids()
+            .filter(|id| !self.members.contains(id))
+            .position(|id| id == self.id)
+            .unwrap_or(0);
+        (0..=f).map(|j| self.members[(k + j) % c]).collect()
+    }
+
+    fn on_message(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        msg: TpbftMessage,
+        fx: &mut Effects<TpbftMessage>,
+    ) {
+        match msg {
+            TpbftMessage::Pbft { epoch, msg } => {
+                if epoch == self.epoch {
+                    self.run_inner(now, Input::Message { from, msg }, fx);
+                } else if epoch == self.epoch + 1 && self.future.len() < MAX_FUTURE {
+                    self.future
+                        .push_back((from, TpbftMessage::Pbft { epoch, msg }));
+                }
+            }
+            TpbftMessage::Certified { epoch, entry } => {
+                if self.inner.is_some() {
+                    return;
+                }
+                if epoch == self.epoch + 1 && self.future.len() < MAX_FUTURE {
+                    self.future
+                        .push_back((from, TpbftMessage::Certified { epoch, entry }));
+                    return;
+                }
+                if epoch != self.epoch {
+                    return;
+                }
+                let members = self.members.clone();
+                let v = Verifier {
+                    committee: &self.committee,
+                    members: &members,
+                    quorum: quorum_of(members.len()),
+                    leader: |view: View| members[(view % members.len() as u64) as usize],
+                };
+                let Ok(batches) = self.observer.accept(entry, &v) else {
+                    return;
+                };
+                for c in batches {
+                    let epoch_before = self.epoch;
+                    self.on_commit(now, c, fx);
+                    if self.epoch != epoch_before {
+                        break;
+                    }
+                }
+            }
+            TpbftMessage::Forward(txs) => self.run_inner(now, Input::Submit(txs), fx),
+            TpbftMessage::FetchCertified { from: first } => {
+                let Some(inner) = self.inner.as_ref() else {
+                    return;
+                };
+                for seq in first..first + FETCH_BATCH {
+                    let Some(entry) = inner.certified(seq) else {
+                        continue;
+                    };
+                    fx.send(
+                        from,
+                        TpbftMessage::Certified {
+                            epoch: self.epoch,
+                            entry: entry.clone(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn observer_tick(&mut self, fx: &mut Effects<TpbftMessage>) {
+        fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
+        if self.inner.is_some() {
+            return;
+        }
+        let (seen, idle) = self.observer_progress;
+        if seen == self.last {
+            self.observer_progress = (seen, idle + 1);
+            if idle >= 1 {
+                for m in self.my_members() {
+                    fx.send(
+                        m,
+                        TpbftMessage::FetchCertified {
+                            from: self.last + 1,
+                        },
+                    );
+                }
+            }
+        } else {
+            self.observer_progress = (self.last, 0);
+        }
+    }
+}
+
+impl Engine for Tpbft {
+    type Message = TpbftMessage;
+
+    fn handle(&mut self, now: Time, input: Input<TpbftMessage>, fx: &mut Effects<TpbftMessage>) {
+        match input {
+            Input::Start => {
+                fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
+                self.run_inner(now, Input::Start, fx);
+            }
+            Input::Message { from, msg } => self.on_message(now, from, msg, fx),
+            Input::Timeout(OBSERVER_TICK) => self.observer_tick(fx),
+            Input::Timeout(id) => self.run_inner(now, Input::Timeout(id), fx),
+            Input::Submit(txs) => {
+                let txs: Vec<Bytes> = txs
+                    .into_iter()
+                    .filter(|t| !t.starts_with(EVIDENCE_TAG))
+                    .collect();
+                if self.inner.is_some() {
+                    self.run_inner(now, Input::Submit(txs), fx);
+                } else if !txs.is_empty() {
+                    for m in self.my_members() {
+                        fx.send(m, TpbftMessage::Forward(txs.clone()));
+                    }
+                }
+            }
+            Input::StoredCommitted { from, batches } => {
+                self.run_inner(now, Input::StoredCommitted { from, batches }, fx)
+            }
+        }
+    }
+
+    fn status(&self) -> EngineStatus {
+        let inner = self.inner.as_ref().map(|p| p.status());
+        EngineStatus {
+            engine: "tpbft".into(),
+            view: inner.as_ref().map_or(0, |s| s.view),
+            last_committed: self.last,
+            view_changes: self.view_changes + inner.as_ref().map_or(0, |s| s.view_changes),
+            counters: vec![
+                ("epoch".into(), self.epoch),
+                ("member".into(), u64::from(self.is_member())),
+            ],
+        }
+    }
+
+    fn drain_proposal_commits(&mut self, out: &mut Vec<ProposalCommitted>) {
+        if let Some(p) = self.inner.as_mut() {
+            p.drain_proposal_commits(out);
+        }
+    }
+}
