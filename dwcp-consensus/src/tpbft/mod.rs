@@ -9,12 +9,12 @@
 //! the primary group is drawn, which evidence feeds trust) is decided here and
 //! documented where it is decided.
 //!
-//! This module holds the foundation so far: deterministic fixed-point EigenTrust
+//! The node is [`Tpbft`]. Its parts: deterministic fixed-point EigenTrust
 //! ([`eigentrust`]), the ledger that turns committed evidence into trust and the
-//! next committee ([`ledger`]), and the per-epoch choice of committee and primary
-//! group ([`selection`]), all pure functions every node evaluates to the same
-//! result.
-//! The engine follows, on the design below.
+//! next committee ([`ledger`]), the per-epoch choice of committee and primary group
+//! ([`selection`]), the proofs a batch carries ([`evidence`]), and an observer's
+//! log ([`observer`]). Not built yet: the primary group's co-signing (members
+//! propose in turn, as in PBFT), and restarting a node from its store.
 //!
 //! # Design of the engine (decided here; the paper's body is not available)
 //!
