@@ -191,6 +191,10 @@ pub struct Instance {
     /// The last sequence number it orders, if any: it proposes, prepares and
     /// commits nothing above it.
     pub last: Option<Seq>,
+    /// The view it starts in. Instances that share signing keys take disjoint view
+    /// ranges, so that no two of them sign view changes or NEW-VIEWs for the same
+    /// view.
+    pub first_view: View,
 }
 
 /// A record an engine built on PBFT puts first in each batch (T-PBFT's evidence):
@@ -270,7 +274,7 @@ impl Pbft {
             members,
             base,
             last: instance.last,
-            view: 0,
+            view: instance.first_view,
             changing: None,
             view_changes_seen: 0,
             slots: BTreeMap::new(),

@@ -247,6 +247,8 @@ impl Tpbft {
                 members: self.members.clone(),
                 base: (self.last, self.chain),
                 last: Some(self.epoch_last()),
+                // Each epoch's views are its own: epoch e starts at view e·2³².
+                first_view: self.epoch << 32,
             },
             Recovered {
                 committed_tail: tail,

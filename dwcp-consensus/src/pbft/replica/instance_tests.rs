@@ -107,6 +107,7 @@ fn an_instance_orders_among_its_members_from_its_base_to_its_last() {
         members: ids(&[1, 2, 4, 6]),
         base: (16, base_chain),
         last: Some(20),
+        first_view: 0,
     };
     let mut c = Members::new(7, instance);
     for m in ids(&[1, 2, 4, 6]) {
@@ -147,6 +148,7 @@ fn an_instance_refuses_a_base_off_the_checkpoint_grid_and_strangers() {
                 members: ids(members),
                 base: (base, Digest::ZERO),
                 last: None,
+                first_view: 0,
             },
             Recovered::default(),
         )
@@ -245,6 +247,7 @@ fn an_instance_restores_its_own_records_only() {
         members: ids(&[1, 2, 4, 6]),
         base: (base, Digest::ZERO),
         last: Some(base + 16),
+        first_view: 0,
     };
     let earlier = view_record(u64::MAX, 3); // the instance based at 0
     let own = view_record(u64::MAX - 16, 2);
