@@ -55,3 +55,15 @@ fn view_changes_of_different_epochs_never_collide() {
     check_seeds::<TpbftProtocol>(4, 1, "equivocate", 6).unwrap_or_else(|e| panic!("{e}"));
     check_seeds::<TpbftProtocol>(7, 2, "equivocate", 3).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Partitions leave some members behind in an epoch the others have left; they
+/// fetch what they missed as certified batches, which PBFT's catch-up checks, and
+/// cross into the next epoch. Seeds 1 and 12 stalled for good before.
+#[test]
+fn members_left_behind_in_an_epoch_catch_up() {
+    for seed in [1u64, 12] {
+        let r = simulate::<TpbftProtocol>(scenario(16, 3, "partition", seed).unwrap());
+        assert!(r.violations.is_empty(), "seed {seed}: {:?}", r.violations);
+        assert!(r.live, "seed {seed}: {:?}", r.node_status);
+    }
+}

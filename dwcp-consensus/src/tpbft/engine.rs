@@ -154,6 +154,9 @@ pub struct Tpbft {
     chain: Digest,
     shared: Arc<Mutex<Shared>>,
     future: VecDeque<(NodeId, TpbftMessage)>,
+    /// Batches this node committed as a member, with their certificates and
+    /// epochs, for nodes that fetch what they missed (across an epoch's end too).
+    recent: BTreeMap<Seq, (u64, crate::pbft::CommittedEntry)>,
     observer_progress: (Seq, u32),
     view_changes: u64,
 }
@@ -202,6 +205,7 @@ impl Tpbft {
             chain: Digest::ZERO,
             shared,
             future: VecDeque::new(),
+            recent: BTreeMap::new(),
             observer_progress: (0, 0),
             view_changes: 0,
             cfg,
@@ -332,6 +336,9 @@ impl Tpbft {
                     let keep = seq.saturating_sub(2 * s.window);
                     s.certs = s.certs.split_off(&keep);
                 }
+                self.recent.insert(seq, (self.epoch, entry.clone()));
+                let keep = seq.saturating_sub(2 * self.cfg.epoch_length);
+                self.recent = self.recent.split_off(&keep);
                 for o in self.my_observers() {
                     fx.send(
                         o,
@@ -437,7 +444,13 @@ impl Tpbft {
     ) {
         match msg {
             TpbftMessage::Pbft { epoch, msg } => {
-                if epoch == self.epoch {
+                if epoch < self.epoch {
+                    // A member still in an epoch this node has left asks for what it
+                    // missed: certified batches answer it.
+                    if let crate::pbft::PbftMessage::Fetch { from: first } = msg {
+                        self.send_certified(from, first, fx);
+                    }
+                } else if epoch == self.epoch {
                     self.run_inner(now, Input::Message { from, msg }, fx);
                 } else if epoch == self.epoch + 1 && self.future.len() < MAX_FUTURE {
                     self.future
@@ -446,6 +459,12 @@ impl Tpbft {
             }
             TpbftMessage::Certified { epoch, entry } => {
                 if self.inner.is_some() {
+                    // A member behind in its own epoch takes certified batches
+                    // through PBFT's catch-up, which checks them again.
+                    if epoch == self.epoch {
+                        let msg = crate::pbft::PbftMessage::Entries(vec![entry]);
+                        self.run_inner(now, Input::Message { from, msg }, fx);
+                    }
                     return;
                 }
                 if epoch == self.epoch + 1 && self.future.len() < MAX_FUTURE {
@@ -475,23 +494,24 @@ impl Tpbft {
                 }
             }
             TpbftMessage::Forward(txs) => self.run_inner(now, Input::Submit(txs), fx),
-            TpbftMessage::FetchCertified { from: first } => {
-                let Some(inner) = self.inner.as_ref() else {
-                    return;
-                };
-                for seq in first..first + FETCH_BATCH {
-                    let Some(entry) = inner.certified(seq) else {
-                        continue;
-                    };
-                    fx.send(
-                        from,
-                        TpbftMessage::Certified {
-                            epoch: self.epoch,
-                            entry: entry.clone(),
-                        },
-                    );
-                }
-            }
+            TpbftMessage::FetchCertified { from: first } => self.send_certified(from, first, fx),
+        }
+    }
+
+    /// Sends `to` the certified batches this node keeps from `first` on.
+    fn send_certified(&self, to: NodeId, first: Seq, fx: &mut Effects<TpbftMessage>) {
+        for (epoch, entry) in self
+            .recent
+            .range(first..first.saturating_add(FETCH_BATCH))
+            .map(|(_, v)| v)
+        {
+            fx.send(
+                to,
+                TpbftMessage::Certified {
+                    epoch: *epoch,
+                    entry: entry.clone(),
+                },
+            );
         }
     }
 
