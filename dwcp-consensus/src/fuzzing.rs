@@ -100,11 +100,50 @@ pub fn deliver_bullshark(from: NodeId, msgs: Vec<BullsharkMessage>) {
     }
 }
 
+/// Largest input the T-PBFT target decodes.
+pub const TPBFT_MAX_FRAME: usize = 1 << 20;
+
+/// Decodes `data` as a T-PBFT message; if it decodes, checks that it re-encodes to
+/// the same value, then hands it to a fresh node 1 of the fuzz committee (all four
+/// on epoch 0's committee; as if from the member named by the first byte) and fires
+/// its timers, none of which may panic.
+pub fn tpbft_message(data: &[u8]) {
+    use crate::tpbft::{Tpbft, TpbftConfig, TpbftMessage};
+    let Ok(msg) = decode::<TpbftMessage>(data, TPBFT_MAX_FRAME) else {
+        return;
+    };
+    let again: TpbftMessage = match decode(&encode(&msg), TPBFT_MAX_FRAME) {
+        Ok(m) => m,
+        Err(e) => panic!("a decoded message must re-decode: {e}"),
+    };
+    assert_eq!(again, msg);
+    let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
+    let (committee, keys) = fuzz_committee();
+    let Ok(mut node) = Tpbft::new(
+        keys[1].clone(),
+        committee.clone(),
+        TpbftConfig::default(),
+        Recovered::default(),
+    ) else {
+        return;
+    };
+    let mut fx = Effects::new();
+    node.handle(Time(0), Input::Start, &mut fx);
+    node.handle(Time(1), Input::Message { from, msg }, &mut fx);
+    for t in [1, 2] {
+        node.handle(
+            Time(10_000_000),
+            Input::Timeout(dwcp_core::TimerId(t)),
+            &mut fx,
+        );
+    }
+}
+
 /// Reads `data` as a T-PBFT evidence transaction (the tag is prepended); if it
 /// decodes, checks that it re-encodes to the same record and verifies it against
 /// the fuzz committee with members 0..4, which may refuse it but must not panic.
 pub fn tpbft_evidence(data: &[u8]) {
-    use crate::tpbft::{EvidenceRecord, Verifier, EVIDENCE_TAG};
+    use crate::tpbft::{round_robin, EvidenceRecord, EVIDENCE_TAG};
     let mut tx = EVIDENCE_TAG.to_vec();
     tx.extend_from_slice(data);
     let Some(Ok(record)) = EvidenceRecord::from_transaction(&tx) else {
@@ -116,13 +155,7 @@ pub fn tpbft_evidence(data: &[u8]) {
     }
     let (committee, _) = fuzz_committee();
     let members: Vec<NodeId> = committee.ids().collect();
-    let verifier = Verifier {
-        committee,
-        members: &members,
-        quorum: committee.quorum_threshold(),
-        leader: |v| committee.leader(v),
-    };
-    let _ = record.verify(&verifier);
+    let _ = record.verify(&round_robin(committee, &members));
 }
 
 #[cfg(test)]
@@ -277,6 +310,24 @@ mod tests {
                     pbft_message(&bytes);
                     pbft_message(&bytes[..cut % bytes.len()]);
                 }
+            }
+        }
+
+        #[test]
+        fn tpbft_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            tpbft_message(&bytes);
+        }
+
+        #[test]
+        fn tpbft_mutated_valid_messages_never_panic(msgs in signed_messages(), flip in any::<(usize, u8)>(), cut in any::<usize>()) {
+            use crate::tpbft::TpbftMessage;
+            for (_, m) in &msgs {
+                let mut bytes = encode(&TpbftMessage::Pbft { epoch: 0, msg: m.clone() });
+                tpbft_message(&bytes);
+                let i = flip.0 % bytes.len();
+                bytes[i] ^= flip.1 | 1;
+                tpbft_message(&bytes);
+                tpbft_message(&bytes[..cut % bytes.len()]);
             }
         }
 

@@ -50,6 +50,13 @@ struct CommitteeSpec {
     members: Vec<Member>,
 }
 
+/// Votes that make a quorum of `n` voters: `⌈(n+f+1)/2⌉` with `f = ⌊(n-1)/3⌋`,
+/// which is `2f+1` when `n = 3f+1` ([`Committee::quorum_threshold`] for a whole
+/// committee; engines that vote among a subset use it directly).
+pub fn quorum_of(n: usize) -> usize {
+    (n + n.saturating_sub(1) / 3) / 2 + 1
+}
+
 /// The set of members running one engine instance, with their keys prepared for
 /// fast verification, and the fault thresholds derived from its size.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -180,7 +187,7 @@ impl Committee {
     /// Votes that make a quorum: `⌈(n+f+1)/2⌉`, which is `2f+1` when `n = 3f+1`.
     /// Any two quorums share at least `f+1` members, so at least one honest one.
     pub fn quorum_threshold(&self) -> usize {
-        (self.size() + self.max_faulty()) / 2 + 1
+        quorum_of(self.size())
     }
 
     /// Votes that guarantee at least one honest voter: `f+1`.

@@ -28,6 +28,7 @@ use crate::dedup::DedupWindow;
 use bytes::Bytes;
 use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
+use dwcp_core::committee::quorum_of;
 use dwcp_core::{
     Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys,
     ProposalCommitted, Record, Recovered, Seq, Signed, Time, TimerId, View, WalKey,
@@ -205,11 +206,6 @@ pub trait ProposalRecord: Send + Sync {
     /// Whether a backup may prepare `batch` at `seq` (called for fresh proposals,
     /// not for batches a NEW-VIEW re-issues, which a quorum prepared already).
     fn check(&self, seq: Seq, batch: &[Bytes]) -> bool;
-}
-
-/// A quorum of `n`: `⌈(n+f+1)/2⌉` with `f = ⌊(n-1)/3⌋`, `2f+1` when `n = 3f+1`.
-fn quorum_of(n: usize) -> usize {
-    (n + n.saturating_sub(1) / 3) / 2 + 1
 }
 
 impl Pbft {

@@ -1,7 +1,6 @@
 //! T-PBFT in the registry.
 
-use super::{thousands, BenchParams, Protocol};
-use crate::pbft::PbftConfig;
+use super::{thousands, BenchParams, PbftProtocol, Protocol};
 use crate::tpbft::{Tpbft, TpbftConfig};
 use dwcp_core::{Committee, NodeKeys, Recovered};
 
@@ -31,19 +30,16 @@ impl Protocol for TpbftProtocol {
     }
 
     fn restore_tail(cfg: &TpbftConfig) -> usize {
-        usize::try_from(cfg.pbft.dedup_window)
-            .unwrap_or(usize::MAX)
-            .max(4096)
+        PbftProtocol::restore_tail(&cfg.pbft)
     }
 
     /// The simulated client sends every transaction to every node, and epochs are
     /// short so that runs cross several.
     fn sim_config() -> TpbftConfig {
         TpbftConfig {
-            pbft: PbftConfig {
-                forward_requests: false,
+            pbft: crate::pbft::PbftConfig {
                 window: 32,
-                ..PbftConfig::default()
+                ..PbftProtocol::sim_config()
             },
             epoch_length: 48,
             ..TpbftConfig::default()
@@ -51,13 +47,10 @@ impl Protocol for TpbftProtocol {
     }
 
     fn bench_config(p: &BenchParams) -> Result<TpbftConfig, String> {
-        let mut c = TpbftConfig::default();
-        if let Some(bytes) = p.batch_size {
-            c.pbft.batch_size = (bytes / p.tx_size.max(1)).max(1);
-        }
-        if let Some(t) = p.timeout_delay {
-            c.pbft.view_change_timeout = t;
-        }
+        let c = TpbftConfig {
+            pbft: PbftProtocol::bench_config(p)?,
+            ..TpbftConfig::default()
+        };
         c.validate()?;
         Ok(c)
     }

@@ -2,7 +2,7 @@
 //! observers outside them (see the module docs of [`super`] for the design).
 
 use super::config::TpbftConfig;
-use super::evidence::{CommitProof, EvidenceRecord, Verifier, EVIDENCE_TAG};
+use super::evidence::{round_robin, CommitProof, EvidenceRecord, EVIDENCE_TAG};
 use super::ledger::TrustLedger;
 use super::messages::TpbftMessage;
 use super::observer::Observer;
@@ -11,7 +11,7 @@ use crate::pbft::{Instance, Pbft, ProposalRecord};
 use bytes::Bytes;
 use dwcp_core::{
     Committed, Committee, Digest, Effect, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys,
-    ProposalCommitted, Recovered, Seq, Time, TimerId, View,
+    ProposalCommitted, Recovered, Seq, Time, TimerId,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -61,22 +61,13 @@ impl Shared {
         (epoch + 1) * self.epoch_length
     }
 
-    fn verify(&self, proof: &CommitProof) -> Option<super::Evidence> {
+    /// The evidence `proof` establishes, and the committee of the epoch it is from.
+    fn verify(&self, proof: &CommitProof) -> Option<(super::Evidence, &[NodeId])> {
         let seq = proof.votes.first()?.value().seq;
         let members = self.epochs.get(&self.epoch_of(seq))?;
-        let quorum = quorum_of(members.len());
-        let v = Verifier {
-            committee: &self.committee,
-            members,
-            quorum,
-            leader: |view: View| members[(view % members.len() as u64) as usize],
-        };
-        proof.verify(&v).ok()
+        let e = proof.verify(&round_robin(&self.committee, members)).ok()?;
+        Some((e, members))
     }
-}
-
-fn quorum_of(n: usize) -> usize {
-    (n + n.saturating_sub(1) / 3) / 2 + 1
 }
 
 /// The evidence record of each batch (see [`ProposalRecord`]): the commit proof of
@@ -158,7 +149,6 @@ pub struct Tpbft {
     /// epochs, for nodes that fetch what they missed (across an epoch's end too).
     recent: BTreeMap<Seq, (u64, crate::pbft::CommittedEntry)>,
     observer_progress: (Seq, u32),
-    view_changes: u64,
 }
 
 impl Tpbft {
@@ -207,7 +197,6 @@ impl Tpbft {
             future: VecDeque::new(),
             recent: BTreeMap::new(),
             observer_progress: (0, 0),
-            view_changes: 0,
             cfg,
         };
         node.inner = node.instance()?;
@@ -311,16 +300,9 @@ impl Tpbft {
             .first()
             .map(|tx| EvidenceRecord::from_transaction(tx))
         {
-            let shared = self.shared.lock().ok();
-            if let Some(s) = shared {
-                for proof in &record.commits {
-                    let Some(e) = s.verify(proof) else { continue };
-                    let Some(seq_of) = proof.votes.first().map(|v| v.value().seq) else {
-                        continue;
-                    };
-                    if let Some(members) = s.epochs.get(&s.epoch_of(seq_of)) {
-                        let _ = self.ledger.record(members, &e);
-                    }
+            if let Ok(s) = self.shared.lock() {
+                for (e, members) in record.commits.iter().filter_map(|p| s.verify(p)) {
+                    let _ = self.ledger.record(members, &e);
                 }
             }
         }
@@ -476,13 +458,10 @@ impl Tpbft {
                     return;
                 }
                 let members = self.members.clone();
-                let v = Verifier {
-                    committee: &self.committee,
-                    members: &members,
-                    quorum: quorum_of(members.len()),
-                    leader: |view: View| members[(view % members.len() as u64) as usize],
-                };
-                let Ok(batches) = self.observer.accept(entry, &v) else {
+                let accepted = self
+                    .observer
+                    .accept(entry, &round_robin(&self.committee, &members));
+                let Ok(batches) = accepted else {
                     return;
                 };
                 for c in batches {
@@ -576,7 +555,7 @@ impl Engine for Tpbft {
             engine: "tpbft".into(),
             view: inner.as_ref().map_or(0, |s| s.view),
             last_committed: self.last,
-            view_changes: self.view_changes + inner.as_ref().map_or(0, |s| s.view_changes),
+            view_changes: inner.as_ref().map_or(0, |s| s.view_changes),
             counters: vec![
                 ("epoch".into(), self.epoch),
                 ("member".into(), u64::from(self.is_member())),

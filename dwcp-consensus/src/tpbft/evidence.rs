@@ -99,6 +99,20 @@ pub struct Verifier<'a, L: Fn(View) -> NodeId> {
     pub leader: L,
 }
 
+/// The verifier of an epoch whose `members` vote with quorums of `2f+1` and lead
+/// views in turn (`members[v mod n]`), as a PBFT instance among them does.
+pub fn round_robin<'a>(
+    committee: &'a Committee,
+    members: &'a [NodeId],
+) -> Verifier<'a, impl Fn(View) -> NodeId + 'a> {
+    Verifier {
+        committee,
+        members,
+        quorum: dwcp_core::committee::quorum_of(members.len()),
+        leader: move |view: View| members[(view % members.len().max(1) as u64) as usize],
+    }
+}
+
 impl EvidenceRecord {
     /// The record as a batch's first transaction.
     pub fn to_transaction(&self) -> Bytes {

@@ -76,8 +76,8 @@ pub use eigentrust::{
 };
 pub use engine::{Tpbft, TpbftError};
 pub use evidence::{
-    CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, ViewChangeProof,
-    EVIDENCE_TAG,
+    round_robin, CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier,
+    ViewChangeProof, EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
 pub use messages::TpbftMessage;

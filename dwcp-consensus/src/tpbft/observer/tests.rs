@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::pbft::{Instance, Members};
+use crate::tpbft::round_robin;
 use bytes::Bytes;
 use dwcp_core::Input;
 
@@ -35,12 +36,7 @@ fn an_observer_holds_the_members_log_digest_for_digest_in_any_arrival_order() {
         let (c, ids) = members_log(repeat);
         let member_log = &c.committed[&NodeId(2)];
         assert!(!member_log.is_empty());
-        let verifier = Verifier {
-            committee: &c.committee,
-            members: &ids,
-            quorum: 3,
-            leader: |v: View| ids[(v % 4) as usize],
-        };
+        let verifier = round_robin(&c.committee, &ids);
         let mut observer = Observer::new(
             0,
             Digest::ZERO,
@@ -63,12 +59,7 @@ fn an_observer_holds_the_members_log_digest_for_digest_in_any_arrival_order() {
 fn forged_or_foreign_batches_are_refused_and_change_nothing() {
     let (c, ids) = members_log(false);
     let entry = c.replicas[&NodeId(2)].certified(1).expect("kept").clone();
-    let v = Verifier {
-        committee: &c.committee,
-        members: &ids,
-        quorum: 3,
-        leader: |w: View| ids[(w % 4) as usize],
-    };
+    let v = round_robin(&c.committee, &ids);
     let mut o = Observer::new(0, Digest::ZERO, 64);
     // Too few commit votes.
     let mut short = entry.clone();
@@ -82,12 +73,7 @@ fn forged_or_foreign_batches_are_refused_and_change_nothing() {
     assert!(o.accept(tampered, &v).is_err(), "digest mismatch");
     // Another epoch's committee: the same votes are not its members'.
     let other: Vec<NodeId> = [0, 3, 5, 6].map(NodeId).to_vec();
-    let v2 = Verifier {
-        committee: &c.committee,
-        members: &other,
-        quorum: 3,
-        leader: |w: View| other[(w % 4) as usize],
-    };
+    let v2 = round_robin(&c.committee, &other);
     assert!(o.accept(entry.clone(), &v2).is_err());
     assert_eq!((o.last(), o.chain()), (0, Digest::ZERO));
     // The genuine one applies.
