@@ -143,7 +143,7 @@ pub fn tpbft_message(data: &[u8]) {
 /// decodes, checks that it re-encodes to the same record and verifies it against
 /// the fuzz committee with members 0..4, which may refuse it but must not panic.
 pub fn tpbft_evidence(data: &[u8]) {
-    use crate::tpbft::{round_robin, EvidenceRecord, EVIDENCE_TAG};
+    use crate::tpbft::{EvidenceRecord, Verifier, EVIDENCE_TAG};
     let mut tx = EVIDENCE_TAG.to_vec();
     tx.extend_from_slice(data);
     let Some(Ok(record)) = EvidenceRecord::from_transaction(&tx) else {
@@ -155,7 +155,13 @@ pub fn tpbft_evidence(data: &[u8]) {
     }
     let (committee, _) = fuzz_committee();
     let members: Vec<NodeId> = committee.ids().collect();
-    let _ = record.verify(&round_robin(committee, &members));
+    let _ = record.verify(&Verifier::new(
+        committee,
+        &crate::pbft::Instance {
+            members,
+            ..Default::default()
+        },
+    ));
 }
 
 #[cfg(test)]

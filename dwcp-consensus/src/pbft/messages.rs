@@ -105,6 +105,23 @@ impl dwcp_core::Signable for NewView {
     const DOMAIN: &'static str = "dwcp pbft new-view v1";
 }
 
+/// A primary-group member's co-signature on a proposal (T-PBFT's mutual
+/// supervision): it checked the batch and will co-sign no other for this view and
+/// sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CoSignature {
+    /// The proposal's view.
+    pub view: View,
+    /// Its sequence number.
+    pub seq: Seq,
+    /// Its batch digest.
+    pub digest: Digest,
+}
+
+impl dwcp_core::Signable for CoSignature {
+    const DOMAIN: &'static str = "dwcp pbft co-signature v1";
+}
+
 /// A committed batch with its proof, sent to a replica that fell behind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommittedEntry {
@@ -140,6 +157,20 @@ pub enum PbftMessage {
     Log(Vec<Committed>),
     /// Client transactions a backup relays to the primary.
     Request(Vec<Bytes>),
+    /// A primary-group member asks the others of its group to co-sign its
+    /// proposal (only in instances with a primary group, see
+    /// [`crate::pbft::PrimaryGroup`]).
+    CoSignRequest(Signed<PrePrepare>),
+    /// A group member's co-signature, sent back to the proposer.
+    CoSign(Signed<CoSignature>),
+    /// A proposal with the co-signatures that let backups accept it.
+    CoSigned {
+        /// The proposal.
+        pre_prepare: Signed<PrePrepare>,
+        /// Co-signatures of other group members on its view, sequence number and
+        /// digest.
+        cosigns: Vec<Signed<CoSignature>>,
+    },
 }
 
 impl dwcp_core::MessageKind for PbftMessage {
@@ -157,6 +188,9 @@ impl dwcp_core::MessageKind for PbftMessage {
             PbftMessage::Entries(_) => "entries",
             PbftMessage::Log(_) => "log",
             PbftMessage::Request(_) => "request",
+            PbftMessage::CoSignRequest(_) => "cosign_request",
+            PbftMessage::CoSign(_) => "cosign",
+            PbftMessage::CoSigned { .. } => "pre_prepare",
         }
     }
 }
@@ -221,6 +255,15 @@ impl crate::statement::Adversarial for PbftMessage {
                     e.commits.iter().for_each(|c| vote(c, out));
                 }
             }
+            PbftMessage::CoSignRequest(s) => pre_prepare(s, out),
+            PbftMessage::CoSign(s) => cosign(s, out),
+            PbftMessage::CoSigned {
+                pre_prepare: pp,
+                cosigns,
+            } => {
+                pre_prepare(pp, out);
+                cosigns.iter().for_each(|c| cosign(c, out));
+            }
             PbftMessage::Fetch { .. } | PbftMessage::Request(_) | PbftMessage::Log(_) => {}
         }
     }
@@ -231,6 +274,9 @@ impl crate::statement::Adversarial for PbftMessage {
             PbftMessage::Vote(s) => Some(s.value().view),
             PbftMessage::ViewChange(s) => Some(s.value().new_view),
             PbftMessage::NewView(s) => Some(s.value().view),
+            PbftMessage::CoSignRequest(s) => Some(s.value().view),
+            PbftMessage::CoSign(s) => Some(s.value().view),
+            PbftMessage::CoSigned { pre_prepare, .. } => Some(pre_prepare.value().view),
             PbftMessage::Checkpoint(_)
             | PbftMessage::Fetch { .. }
             | PbftMessage::Entries(_)
@@ -243,6 +289,9 @@ impl crate::statement::Adversarial for PbftMessage {
         match self {
             PbftMessage::PrePrepare(s) => Some(s.value().seq),
             PbftMessage::Vote(s) => Some(s.value().seq),
+            PbftMessage::CoSignRequest(s) => Some(s.value().seq),
+            PbftMessage::CoSign(s) => Some(s.value().seq),
+            PbftMessage::CoSigned { pre_prepare, .. } => Some(pre_prepare.value().seq),
             _ => None,
         }
     }
@@ -254,6 +303,13 @@ impl crate::statement::Adversarial for PbftMessage {
             PbftMessage::Checkpoint(s) => s.corrupt_signature(),
             PbftMessage::ViewChange(s) => s.corrupt_signature(),
             PbftMessage::NewView(s) => s.corrupt_signature(),
+            PbftMessage::CoSignRequest(s) => s.corrupt_signature(),
+            PbftMessage::CoSign(s) => s.corrupt_signature(),
+            PbftMessage::CoSigned { cosigns, .. } => {
+                if let Some(c) = cosigns.first_mut() {
+                    c.corrupt_signature();
+                }
+            }
             PbftMessage::Fetch { .. } | PbftMessage::Request(_) | PbftMessage::Log(_) => {}
             PbftMessage::Entries(es) => {
                 if let Some(e) = es.first_mut() {
@@ -300,6 +356,15 @@ mod statements {
         out.push(Statement {
             author: s.author(),
             key: key(kind, v.view, v.seq),
+            digest: v.digest,
+        });
+    }
+
+    pub(super) fn cosign(s: &Signed<CoSignature>, out: &mut Vec<Statement>) {
+        let v = s.value();
+        out.push(Statement {
+            author: s.author(),
+            key: key("co-sign", v.view, v.seq),
             digest: v.digest,
         });
     }

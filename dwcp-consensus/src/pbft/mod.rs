@@ -22,15 +22,17 @@
 //! the peers keep in memory.
 
 mod config;
+mod instance;
 mod messages;
 mod replica;
 mod wal;
 
 pub use config::PbftConfig;
+pub use instance::{Instance, PrimaryGroup};
 pub use messages::{
-    batch_digest, chain_next, execution_output, CheckpointVote, CommittedEntry, NewView,
-    PbftMessage, Phase, PrePrepare, PreparedCert, ViewChange, Vote,
+    batch_digest, chain_next, execution_output, CheckpointVote, CoSignature, CommittedEntry,
+    NewView, PbftMessage, Phase, PrePrepare, PreparedCert, ViewChange, Vote,
 };
 #[cfg(test)]
 pub(crate) use replica::instance_tests::Members;
-pub use replica::{Instance, Pbft, PbftError, ProposalRecord};
+pub use replica::{Pbft, PbftError, ProposalRecord};

@@ -19,9 +19,10 @@
 //! - `replica/tests.rs`: unit tests.
 
 use super::config::PbftConfig;
+use super::instance::{leader_of, Instance, PrimaryGroup};
 use super::messages::{
-    CheckpointVote, CommittedEntry, NewView, PbftMessage, PrePrepare, PreparedCert, ViewChange,
-    Vote,
+    CheckpointVote, CoSignature, CommittedEntry, NewView, PbftMessage, PrePrepare, PreparedCert,
+    ViewChange, Vote,
 };
 use super::wal::{WalEntry, TAG_VIEW};
 use crate::dedup::DedupWindow;
@@ -39,6 +40,7 @@ mod catch_up;
 mod checkpoint;
 mod housekeeping;
 mod normal_case;
+mod primary_group;
 mod requests;
 mod view_change;
 
@@ -76,9 +78,13 @@ struct Slot {
     pre_prepare: Option<Signed<PrePrepare>>,
     prepares: BTreeMap<(View, NodeId), Signed<Vote>>,
     commits: BTreeMap<(View, NodeId), Signed<Vote>>,
+    /// The primary-group co-signatures that came with `pre_prepare`, if any.
+    cosigns: Vec<Signed<CoSignature>>,
     /// Latest prepared certificate held (any view).
     prepared: Option<PreparedCert>,
     committed: bool,
+    /// The pre-prepare and quorum of commits that committed it here.
+    certificate: Option<CommittedEntry>,
 }
 
 impl Slot {
@@ -93,6 +99,13 @@ struct OwnProposal {
     digest: Digest,
     at: Time,
     transactions: u64,
+}
+
+/// A proposal of this replica waiting for its primary group's co-signatures.
+#[derive(Debug, Clone)]
+struct CoSigning {
+    pre_prepare: Signed<PrePrepare>,
+    cosigns: BTreeMap<NodeId, Signed<CoSignature>>,
 }
 
 /// Progress of a view change this replica started or joined.
@@ -116,6 +129,10 @@ pub struct Pbft {
     base: Seq,
     /// The last sequence number it orders, if any.
     last: Option<Seq>,
+    /// The instance's first view (views below it are other instances').
+    first_view: View,
+    /// The primary group, if proposals need co-signing (see [`PrimaryGroup`]).
+    group: Option<PrimaryGroup>,
 
     view: View,
     changing: Option<ViewChanging>,
@@ -131,6 +148,15 @@ pub struct Pbft {
     my_pre_prepares: BTreeMap<Seq, (View, Digest)>,
     my_prepares: BTreeMap<Seq, (View, Digest)>,
     my_commits: BTreeMap<Seq, (View, Digest)>,
+    /// Co-signatures this replica gave as a primary-group member.
+    my_cosigns: BTreeMap<Seq, Signed<CoSignature>>,
+    /// Own proposals waiting for co-signatures.
+    cosigning: BTreeMap<Seq, CoSigning>,
+    /// The view in which this group member took over proposing from a silent
+    /// designated proposer.
+    took_over: Option<View>,
+    /// Times this replica took over proposing from a silent designated proposer.
+    takeovers: u64,
 
     last_executed: Seq,
     chain: Digest,
@@ -173,29 +199,6 @@ pub struct Pbft {
     invalid_proposals: u64,
     /// Client transactions the application refused.
     refused_transactions: u64,
-}
-
-/// Which members of a committee one PBFT instance runs among and which part of the
-/// log it orders. The default is plain PBFT: the whole committee, from the start of
-/// the log, without end. An engine that runs PBFT by epochs among changing
-/// committees (T-PBFT) gives each epoch its own instance.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Instance {
-    /// The members that propose, vote and serve catch-up (empty: the whole
-    /// committee). Quorums are `2f+1` of them; the leader of view `v` is the
-    /// `v mod n`-th in id order. Statements by anyone else do not count.
-    pub members: Vec<NodeId>,
-    /// The sequence number and chain digest the instance starts after: its first
-    /// stable checkpoint, which needs no proof. A multiple of the checkpoint
-    /// interval.
-    pub base: (Seq, Digest),
-    /// The last sequence number it orders, if any: it proposes, prepares and
-    /// commits nothing above it.
-    pub last: Option<Seq>,
-    /// The view it starts in. Instances that share signing keys take disjoint view
-    /// ranges, so that no two of them sign view changes or NEW-VIEWs for the same
-    /// view.
-    pub first_view: View,
 }
 
 /// A record an engine built on PBFT puts first in each batch (T-PBFT's evidence):
@@ -244,6 +247,23 @@ impl Pbft {
         if !members.contains(&keys.id) {
             return Err(PbftError::NotAMember(keys.id));
         }
+        if let Some(g) = &instance.group {
+            let mut sorted = g.members.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if g.members.is_empty()
+                || sorted.len() != g.members.len()
+                || g.members.iter().any(|m| !members.contains(m))
+                || g.threshold == 0
+                || g.threshold > g.members.len()
+            {
+                return Err(PbftError::BadInstance(
+                    "the primary group must be distinct members of the instance, with a \
+                     threshold between 1 and its size"
+                        .into(),
+                ));
+            }
+        }
         let (base, base_chain) = instance.base;
         if !base.is_multiple_of(cfg.checkpoint_interval.max(1))
             || instance.last.is_some_and(|l| l <= base)
@@ -270,6 +290,8 @@ impl Pbft {
             members,
             base,
             last: instance.last,
+            first_view: instance.first_view,
+            group: instance.group,
             view: instance.first_view,
             changing: None,
             view_changes_seen: 0,
@@ -281,6 +303,10 @@ impl Pbft {
             my_pre_prepares: BTreeMap::new(),
             my_prepares: BTreeMap::new(),
             my_commits: BTreeMap::new(),
+            my_cosigns: BTreeMap::new(),
+            cosigning: BTreeMap::new(),
+            took_over: None,
+            takeovers: 0,
             last_executed: base,
             chain: base_chain,
             executed: DedupWindow::new(dedup_window),
@@ -418,6 +444,9 @@ impl Pbft {
                         slot.prepared = Some(cert);
                     }
                 }
+                WalEntry::CoSign(c) => {
+                    self.my_cosigns.insert(c.value().seq, c);
+                }
             }
         }
         self.restore_own_new_view();
@@ -459,12 +488,13 @@ impl Pbft {
     }
 
     fn is_primary(&self) -> bool {
-        self.changing.is_none() && self.leader(self.view) == self.id
+        self.changing.is_none()
+            && (self.leader(self.view) == self.id || self.took_over == Some(self.view))
     }
 
-    /// The primary of `view`: the members in turn.
+    /// The primary of `view` (see [`Instance::leader`]).
     fn leader(&self, view: View) -> NodeId {
-        self.members[(view % self.members.len() as u64) as usize]
+        leader_of(&self.members, self.group.as_ref(), self.first_view, view)
     }
 
     /// Whether `id` is a member of this instance: only members' statements count.
@@ -527,7 +557,13 @@ impl Pbft {
             return;
         }
         match msg {
-            PbftMessage::PrePrepare(pp) => self.on_pre_prepare(now, from, pp, fx),
+            PbftMessage::PrePrepare(pp) => self.on_pre_prepare(now, from, pp, Vec::new(), fx),
+            PbftMessage::CoSigned {
+                pre_prepare,
+                cosigns,
+            } => self.on_pre_prepare(now, from, pre_prepare, cosigns, fx),
+            PbftMessage::CoSignRequest(pp) => self.on_cosign_request(now, from, pp, fx),
+            PbftMessage::CoSign(c) => self.on_cosign(now, from, c, fx),
             PbftMessage::Vote(v) => self.on_vote(now, from, v, fx),
             PbftMessage::Checkpoint(c) => self.on_checkpoint(now, c, fx),
             PbftMessage::ViewChange(vc) => self.on_view_change(now, from, vc, fx),
@@ -563,6 +599,7 @@ impl Engine for Pbft {
             counters: vec![
                 ("invalid_proposals".into(), self.invalid_proposals),
                 ("refused_transactions".into(), self.refused_transactions),
+                ("takeovers".into(), self.takeovers),
             ],
         }
     }
@@ -574,6 +611,8 @@ impl Engine for Pbft {
     }
 }
 
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 pub(crate) mod instance_tests;
 #[cfg(test)]

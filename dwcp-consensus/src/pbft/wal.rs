@@ -1,7 +1,7 @@
 //! What a replica writes ahead to storage before the messages it signs leave,
 //! so that after a crash it never signs anything contradicting them.
 
-use super::messages::{NewView, PrePrepare, PreparedCert, ViewChange, Vote};
+use super::messages::{CoSignature, NewView, PrePrepare, PreparedCert, ViewChange, Vote};
 use dwcp_core::{Signed, View};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,8 @@ pub(crate) const TAG_PRE_PREPARE: u32 = 2;
 pub(crate) const TAG_PREPARE: u32 = 3;
 /// Tag of this replica's commit and the certificate that justified it (slot = seq).
 pub(crate) const TAG_COMMIT: u32 = 4;
+/// Tag of this replica's co-signature as a primary-group member (slot = seq).
+pub(crate) const TAG_COSIGN: u32 = 5;
 
 /// One write-ahead record of a PBFT replica.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -36,4 +38,6 @@ pub(crate) enum WalEntry {
         vote: Signed<Vote>,
         cert: PreparedCert,
     },
+    /// A co-signature we gave as a primary-group member.
+    CoSign(Signed<CoSignature>),
 }

@@ -1,6 +1,7 @@
 //! T-PBFT parameters.
 
-use crate::pbft::PbftConfig;
+use crate::pbft::{Instance, PbftConfig, PrimaryGroup};
+use dwcp_core::NodeId;
 
 /// Parameters of a T-PBFT node.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -13,6 +14,14 @@ pub struct TpbftConfig {
     /// Sequence numbers per epoch: a multiple of the checkpoint interval, above the
     /// watermark window.
     pub epoch_length: u64,
+    /// Members of each epoch's primary group (`m`); each proposal needs
+    /// `m − ⌊(m − 1)/3⌋` of their signatures. 0 turns the group off: a single
+    /// primary per view, as in PBFT.
+    pub primary_group_size: usize,
+    /// How long a request may wait for the designated group member before another
+    /// group member proposes it; below the view-change timeout.
+    #[serde(rename = "takeover_after_ms", with = "dwcp_core::millis")]
+    pub takeover_after: std::time::Duration,
 }
 
 impl Default for TpbftConfig {
@@ -21,6 +30,8 @@ impl Default for TpbftConfig {
             pbft: PbftConfig::default(),
             committee_size: super::DEFAULT_COMMITTEE_SIZE,
             epoch_length: 256,
+            primary_group_size: super::DEFAULT_PRIMARY_GROUP_SIZE,
+            takeover_after: std::time::Duration::from_millis(400),
         }
     }
 }
@@ -40,6 +51,40 @@ impl TpbftConfig {
                 self.epoch_length, self.pbft.window
             ));
         }
+        if self.primary_group_size > 0 && self.takeover_after >= self.pbft.view_change_timeout {
+            return Err(format!(
+                "tpbft: takeover_after_ms ({}) must be below view_change_timeout_ms ({}), or \
+                 a silent group member causes a view change before anyone takes over",
+                self.takeover_after.as_millis(),
+                self.pbft.view_change_timeout.as_millis()
+            ));
+        }
         Ok(())
+    }
+
+    /// Epoch `epoch`'s PBFT instance among `members` (in id order), without its
+    /// bounds: its first view `epoch · 2³²` (each epoch's views are its own, so
+    /// that no two epochs sign view changes for one view) and its primary group.
+    pub fn schedule(&self, members: &[NodeId], epoch: u64) -> Instance {
+        Instance {
+            members: members.to_vec(),
+            first_view: epoch << 32,
+            group: self.primary_group(members, epoch),
+            ..Instance::default()
+        }
+    }
+
+    /// The primary group of `epoch`'s committee `members`, if the group is on.
+    pub fn primary_group(&self, members: &[NodeId], epoch: u64) -> Option<PrimaryGroup> {
+        if self.primary_group_size == 0 {
+            return None;
+        }
+        let group = super::primary_group(members, self.primary_group_size, epoch);
+        let m = group.len();
+        Some(PrimaryGroup {
+            members: group,
+            threshold: m - (m - 1) / 3,
+            takeover_after: self.takeover_after,
+        })
     }
 }

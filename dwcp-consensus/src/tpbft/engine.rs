@@ -2,7 +2,7 @@
 //! observers outside them (see the module docs of [`super`] for the design).
 
 use super::config::TpbftConfig;
-use super::evidence::{round_robin, CommitProof, EvidenceRecord, EVIDENCE_TAG};
+use super::evidence::{CommitProof, EvidenceRecord, Verifier, EVIDENCE_TAG};
 use super::ledger::TrustLedger;
 use super::messages::TpbftMessage;
 use super::observer::Observer;
@@ -42,8 +42,9 @@ pub enum TpbftError {
 /// What the proposal record reads and the commit path writes.
 struct Shared {
     committee: Committee,
-    /// Each epoch's members, while proofs of it may still arrive.
-    epochs: BTreeMap<u64, Vec<NodeId>>,
+    /// Each epoch's instance (members, views, primary group), while proofs of it
+    /// may still arrive.
+    epochs: BTreeMap<u64, Instance>,
     epoch_length: u64,
     window: u64,
     /// Commit proofs of batches this node committed as a member.
@@ -64,9 +65,9 @@ impl Shared {
     /// The evidence `proof` establishes, and the committee of the epoch it is from.
     fn verify(&self, proof: &CommitProof) -> Option<(super::Evidence, &[NodeId])> {
         let seq = proof.votes.first()?.value().seq;
-        let members = self.epochs.get(&self.epoch_of(seq))?;
-        let e = proof.verify(&round_robin(&self.committee, members)).ok()?;
-        Some((e, members))
+        let epoch = self.epochs.get(&self.epoch_of(seq))?;
+        let e = proof.verify(&Verifier::new(&self.committee, epoch)).ok()?;
+        Some((e, &epoch.members))
     }
 }
 
@@ -172,7 +173,7 @@ impl Tpbft {
         let ledger = TrustLedger::new(committee.size(), &genesis, TrustParams::default())?;
         let shared = Arc::new(Mutex::new(Shared {
             committee: committee.clone(),
-            epochs: BTreeMap::from([(0, genesis.clone())]),
+            epochs: BTreeMap::from([(0, cfg.schedule(&genesis, 0))]),
             epoch_length: cfg.epoch_length,
             window: cfg.pbft.window,
             certs: BTreeMap::new(),
@@ -237,11 +238,9 @@ impl Tpbft {
             self.committee.clone(),
             self.cfg.pbft.clone(),
             Instance {
-                members: self.members.clone(),
                 base: (self.last, self.chain),
                 last: Some(self.epoch_last()),
-                // Each epoch's views are its own: epoch e starts at view e·2³².
-                first_view: self.epoch << 32,
+                ..self.cfg.schedule(&self.members, self.epoch)
             },
             Recovered {
                 committed_tail: tail,
@@ -368,7 +367,8 @@ impl Tpbft {
         self.epoch += 1;
         self.members = members;
         if let Ok(mut s) = self.shared.lock() {
-            s.epochs.insert(self.epoch, self.members.clone());
+            s.epochs
+                .insert(self.epoch, self.cfg.schedule(&self.members, self.epoch));
             let keep = self.epoch.saturating_sub(2);
             s.epochs = s.epochs.split_off(&keep);
             s.next_digest = None;
@@ -457,10 +457,17 @@ impl Tpbft {
                 if epoch != self.epoch {
                     return;
                 }
-                let members = self.members.clone();
+                let Some(epoch) = self
+                    .shared
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.epochs.get(&self.epoch).cloned())
+                else {
+                    return;
+                };
                 let accepted = self
                     .observer
-                    .accept(entry, &round_robin(&self.committee, &members));
+                    .accept(entry, &Verifier::new(&self.committee, &epoch));
                 let Ok(batches) = accepted else {
                     return;
                 };

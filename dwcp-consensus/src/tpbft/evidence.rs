@@ -14,10 +14,10 @@
 //! that restarts or catches up rebuilds its trust from its own log.
 
 use super::ledger::Evidence;
-use crate::pbft::{PbftMessage, Phase, PrePrepare, ViewChange, Vote};
+use crate::pbft::{Instance, PbftMessage, Phase, PrePrepare, ViewChange, Vote};
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, CodecError};
-use dwcp_core::{Committee, Digest, NodeId, Signed, View};
+use dwcp_core::{Committee, Digest, NodeId, Signed};
 use std::collections::BTreeSet;
 
 /// The first bytes of a batch's evidence transaction.
@@ -86,30 +86,26 @@ pub enum EvidenceError {
     Inconsistent(&'static str),
 }
 
-/// What a verifier needs: the keys, the epoch's members and quorum, and who led
-/// each view.
-pub struct Verifier<'a, L: Fn(View) -> NodeId> {
+/// What a verifier needs: the keys, and the epoch's PBFT instance (its members,
+/// and who proposes in each view: [`Instance::leader`], [`Instance::may_propose`]).
+pub struct Verifier<'a> {
     /// Every node's keys.
     pub committee: &'a Committee,
-    /// The epoch's committee members.
-    pub members: &'a [NodeId],
-    /// Votes that make a quorum among them.
+    /// The epoch's instance: its members (in id order), first view and primary group.
+    pub epoch: &'a Instance,
+    /// Votes that make a quorum among the members.
     pub quorum: usize,
-    /// The proposer of a view.
-    pub leader: L,
 }
 
-/// The verifier of an epoch whose `members` vote with quorums of `2f+1` and lead
-/// views in turn (`members[v mod n]`), as a PBFT instance among them does.
-pub fn round_robin<'a>(
-    committee: &'a Committee,
-    members: &'a [NodeId],
-) -> Verifier<'a, impl Fn(View) -> NodeId + 'a> {
-    Verifier {
-        committee,
-        members,
-        quorum: dwcp_core::committee::quorum_of(members.len()),
-        leader: move |view: View| members[(view % members.len().max(1) as u64) as usize],
+impl<'a> Verifier<'a> {
+    /// The verifier of an epoch whose members vote with quorums of `2f+1`, as a PBFT
+    /// instance among them does.
+    pub fn new(committee: &'a Committee, epoch: &'a Instance) -> Verifier<'a> {
+        Verifier {
+            committee,
+            epoch,
+            quorum: dwcp_core::committee::quorum_of(epoch.members.len()),
+        }
     }
 }
 
@@ -132,10 +128,7 @@ impl EvidenceRecord {
 
     /// Checks every proof and returns the evidence it establishes, in the record's
     /// order: commits, view changes, misbehaviour.
-    pub fn verify<L: Fn(View) -> NodeId>(
-        &self,
-        v: &Verifier<'_, L>,
-    ) -> Result<Vec<Evidence>, EvidenceError> {
+    pub fn verify(&self, v: &Verifier<'_>) -> Result<Vec<Evidence>, EvidenceError> {
         let mut out = Vec::new();
         for p in &self.commits {
             out.push(p.verify(v)?);
@@ -151,11 +144,11 @@ impl EvidenceRecord {
 }
 
 /// Checks that `items` are members' and verify, in one batch.
-fn check_signatures<L: Fn(View) -> NodeId>(
-    v: &Verifier<'_, L>,
+fn check_signatures(
+    v: &Verifier<'_>,
     items: &[(NodeId, Digest, dwcp_core::crypto::Signature)],
 ) -> Result<(), EvidenceError> {
-    if items.iter().any(|(a, _, _)| !v.members.contains(a)) {
+    if items.iter().any(|(a, _, _)| !v.epoch.members.contains(a)) {
         return Err(EvidenceError::Signature);
     }
     v.committee
@@ -165,10 +158,7 @@ fn check_signatures<L: Fn(View) -> NodeId>(
 
 impl CommitProof {
     /// The batch's proposer and signers, if a quorum of members signed one commit.
-    pub fn verify<L: Fn(View) -> NodeId>(
-        &self,
-        v: &Verifier<'_, L>,
-    ) -> Result<Evidence, EvidenceError> {
+    pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
         let Some(first) = self.votes.first() else {
             return Err(EvidenceError::TooFew {
                 got: 0,
@@ -201,7 +191,7 @@ impl CommitProof {
         let items: Vec<_> = self.votes.iter().map(|s| s.verify_item()).collect();
         check_signatures(v, &items)?;
         Ok(Evidence::Committed {
-            proposer: (v.leader)(f.view),
+            proposer: v.epoch.leader(f.view),
             signers: signers.into_iter().collect(),
         })
     }
@@ -210,10 +200,7 @@ impl CommitProof {
 impl ViewChangeProof {
     /// The replaced proposer (the leader of the view before the new one) and the
     /// members who asked to replace it.
-    pub fn verify<L: Fn(View) -> NodeId>(
-        &self,
-        v: &Verifier<'_, L>,
-    ) -> Result<Evidence, EvidenceError> {
+    pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
         let Some(first) = self.view_changes.first() else {
             return Err(EvidenceError::TooFew {
                 got: 0,
@@ -246,7 +233,7 @@ impl ViewChangeProof {
         let items: Vec<_> = self.view_changes.iter().map(|s| s.verify_item()).collect();
         check_signatures(v, &items)?;
         Ok(Evidence::Replaced {
-            proposer: (v.leader)(w - 1),
+            proposer: v.epoch.leader(w - 1),
             signers: signers.into_iter().collect(),
         })
     }
@@ -254,10 +241,7 @@ impl ViewChangeProof {
 
 impl MisbehaviourProof {
     /// The offender, if the two statements are its own and conflict.
-    pub fn verify<L: Fn(View) -> NodeId>(
-        &self,
-        v: &Verifier<'_, L>,
-    ) -> Result<Evidence, EvidenceError> {
+    pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
         let (author, items) = match self {
             MisbehaviourProof::Votes(a, b) => {
                 let (x, y) = (a.value(), b.value());

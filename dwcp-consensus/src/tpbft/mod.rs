@@ -13,8 +13,8 @@
 //! ([`eigentrust`]), the ledger that turns committed evidence into trust and the
 //! next committee ([`ledger`]), the per-epoch choice of committee and primary group
 //! ([`selection`]), the proofs a batch carries ([`evidence`]), and an observer's
-//! log ([`observer`]). Not built yet: the primary group's co-signing (members
-//! propose in turn, as in PBFT), and restarting a node from its store.
+//! log ([`observer`]). The primary group's co-signing and takeover live in PBFT
+//! ([`crate::pbft::PrimaryGroup`]), which runs each epoch.
 //!
 //! # Design of the engine (decided here; the paper's body is not available)
 //!
@@ -56,10 +56,22 @@
 //!   besides the committee's own `2c² ≈ 200`. Observers forward client
 //!   transactions to the committee.
 //! - **The primary group** (`m` members by lottery, not by rank: see
-//!   [`selection::primary_group`]) proposes in turn; a proposal needs `k` of `m`
-//!   co-signatures. Co-signing limits a faulty designated proposer; PBFT's prepare
-//!   quorums, not co-signing, keep two proposals of one view and sequence number
-//!   from both committing.
+//!   [`selection::primary_group`]) leads the epoch's first `m` views in turn; a
+//!   proposal reaches backups only with `k = m − ⌊(m−1)/3⌋` of the group's
+//!   signatures (3 of 4), each member co-signing one digest per view and sequence
+//!   number after checking the batch and its evidence as a backup would. If the
+//!   designated member leaves a request waiting, the next group member takes over
+//!   after a sub-timeout (`takeover_after`, staggered by rank) in the same view; if
+//!   `m` views fail, the epoch's members lead in turn without co-signing. See
+//!   [`crate::pbft::PrimaryGroup`]. Co-signing limits a faulty designated
+//!   proposer; PBFT's prepare quorums, not co-signing, keep two proposals of one
+//!   view and sequence number from both committing.
+//! - **Who is rated for a batch.** A commit proof names its view, not the member
+//!   whose pre-prepare it was (that is not in the commit votes, and trust must come
+//!   from committed data only), so [`evidence::CommitProof::verify`] attributes
+//!   the batch to the view's designated proposer. After a takeover the designated
+//!   (silent) member's ledger row rates the signers; that only reshapes one row,
+//!   as a faulty proposer's own choices do.
 
 mod config;
 pub mod eigentrust;
@@ -76,8 +88,8 @@ pub use eigentrust::{
 };
 pub use engine::{Tpbft, TpbftError};
 pub use evidence::{
-    round_robin, CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier,
-    ViewChangeProof, EVIDENCE_TAG,
+    CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, ViewChangeProof,
+    EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
 pub use messages::TpbftMessage;

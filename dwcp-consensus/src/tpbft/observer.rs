@@ -7,7 +7,7 @@
 use super::evidence::{CommitProof, EvidenceError, Verifier};
 use crate::dedup::DedupWindow;
 use crate::pbft::{batch_digest, chain_next, execution_output, CommittedEntry};
-use dwcp_core::{Committed, Digest, NodeId, Seq, View};
+use dwcp_core::{Committed, Digest, Seq};
 use std::collections::BTreeMap;
 
 /// Batches held ahead of a gap, at most.
@@ -54,10 +54,10 @@ impl Observer {
     /// lets this log apply, in order: none if it fills no gap yet (it waits) or was
     /// applied already. An entry that does not check out is refused and changes
     /// nothing.
-    pub fn accept<L: Fn(View) -> NodeId>(
+    pub fn accept(
         &mut self,
         entry: CommittedEntry,
-        v: &Verifier<'_, L>,
+        v: &Verifier<'_>,
     ) -> Result<Vec<Committed>, EvidenceError> {
         let pp = entry.pre_prepare.value();
         if pp.seq <= self.last || self.waiting.contains_key(&pp.seq) {
@@ -87,13 +87,10 @@ impl Observer {
 
 /// Whether `entry` is a batch its epoch committed: the leader's signed pre-prepare
 /// for a batch with that digest, and a quorum of members' commit votes for it.
-fn check<L: Fn(View) -> NodeId>(
-    entry: &CommittedEntry,
-    v: &Verifier<'_, L>,
-) -> Result<(), EvidenceError> {
+fn check(entry: &CommittedEntry, v: &Verifier<'_>) -> Result<(), EvidenceError> {
     let pp = entry.pre_prepare.value();
-    if entry.pre_prepare.author() != (v.leader)(pp.view) {
-        return Err(EvidenceError::Inconsistent("not the view's leader"));
+    if !v.epoch.may_propose(pp.view, entry.pre_prepare.author()) {
+        return Err(EvidenceError::Inconsistent("not a proposer of the view"));
     }
     if batch_digest(&pp.batch) != pp.digest {
         return Err(EvidenceError::Inconsistent(
@@ -108,7 +105,7 @@ fn check<L: Fn(View) -> NodeId>(
             "commit votes for another batch",
         ));
     }
-    if !v.members.contains(&entry.pre_prepare.author())
+    if !v.epoch.members.contains(&entry.pre_prepare.author())
         || v.committee
             .verify_batch(&[entry.pre_prepare.verify_item()])
             .is_err()

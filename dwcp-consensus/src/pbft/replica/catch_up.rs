@@ -185,7 +185,9 @@ impl Pbft {
 
     fn valid_entry(&self, e: &CommittedEntry) -> bool {
         let pp = e.pre_prepare.value();
-        if e.pre_prepare.author() != self.leader(pp.view) || batch_digest(&pp.batch) != pp.digest {
+        if !self.may_propose(pp.view, e.pre_prepare.author())
+            || batch_digest(&pp.batch) != pp.digest
+        {
             return false;
         }
         let mut authors = HashSet::new();

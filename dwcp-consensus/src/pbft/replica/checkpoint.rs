@@ -85,6 +85,8 @@ impl Pbft {
         self.my_pre_prepares = self.my_pre_prepares.split_off(&(seq + 1));
         self.my_prepares = self.my_prepares.split_off(&(seq + 1));
         self.my_commits = self.my_commits.split_off(&(seq + 1));
+        self.my_cosigns = self.my_cosigns.split_off(&(seq + 1));
+        self.cosigning = self.cosigning.split_off(&(seq + 1));
         self.next_seq = self.next_seq.max(seq + 1);
         self.try_propose(now, fx);
     }

@@ -22,6 +22,7 @@ impl Pbft {
                 if self.watched.is_none() {
                     self.watched = self.pending.first_key_value().map(|(_, (d, _))| (*d, now));
                 }
+                self.maybe_take_over(now, fx);
                 let overdue = self
                     .watched
                     .is_some_and(|(_, since)| now.since(since) >= self.cfg.view_change_timeout);
@@ -70,7 +71,14 @@ impl Pbft {
         for slot in self.slots.range(self.last_executed + 1..).map(|(_, s)| s) {
             if let Some(pp) = &slot.pre_prepare {
                 if pp.author() == self.id && pp.value().view == self.view {
-                    fx.broadcast(PbftMessage::PrePrepare(pp.clone()));
+                    fx.broadcast(if slot.cosigns.is_empty() {
+                        PbftMessage::PrePrepare(pp.clone())
+                    } else {
+                        PbftMessage::CoSigned {
+                            pre_prepare: pp.clone(),
+                            cosigns: slot.cosigns.clone(),
+                        }
+                    });
                 }
             }
             for phase_votes in [&slot.prepares, &slot.commits] {
@@ -79,6 +87,7 @@ impl Pbft {
                 }
             }
         }
+        self.resend_cosign_requests(fx);
         if let Some(nv) = &self.new_view {
             if nv.author() == self.id {
                 fx.broadcast(PbftMessage::NewView(nv.clone()));

@@ -14,9 +14,9 @@ pub(crate) struct Members {
     pub(crate) committee: Committee,
     pub(crate) keys: Vec<NodeKeys>,
     wire: VecDeque<(NodeId, NodeId, PbftMessage)>,
-    clock: Time,
+    pub(crate) clock: Time,
     pub(crate) committed: BTreeMap<NodeId, Vec<Committed>>,
-    silent: BTreeSet<NodeId>,
+    pub(crate) silent: BTreeSet<NodeId>,
 }
 
 impl Members {
@@ -84,7 +84,7 @@ impl Members {
         }
     }
 
-    fn seqs(&self, m: NodeId) -> Vec<Seq> {
+    pub(crate) fn seqs(&self, m: NodeId) -> Vec<Seq> {
         self.committed
             .get(&m)
             .map(|cs| cs.iter().map(|c| c.seq).collect())
@@ -92,11 +92,11 @@ impl Members {
     }
 }
 
-fn ids(v: &[u16]) -> Vec<NodeId> {
+pub(crate) fn ids(v: &[u16]) -> Vec<NodeId> {
     v.iter().map(|i| NodeId(*i)).collect()
 }
 
-fn txs(count: u32) -> Vec<Bytes> {
+pub(crate) fn txs(count: u32) -> Vec<Bytes> {
     (0..count).map(|k| Bytes::from(format!("tx {k}"))).collect()
 }
 
@@ -108,6 +108,7 @@ fn an_instance_orders_among_its_members_from_its_base_to_its_last() {
         base: (16, base_chain),
         last: Some(20),
         first_view: 0,
+        group: None,
     };
     let mut c = Members::new(7, instance);
     for m in ids(&[1, 2, 4, 6]) {
@@ -149,6 +150,7 @@ fn an_instance_refuses_a_base_off_the_checkpoint_grid_and_strangers() {
                 base: (base, Digest::ZERO),
                 last: None,
                 first_view: 0,
+                group: None,
             },
             Recovered::default(),
         )
@@ -248,6 +250,7 @@ fn an_instance_restores_its_own_records_only() {
         base: (base, Digest::ZERO),
         last: Some(base + 16),
         first_view: 0,
+        group: None,
     };
     let earlier = view_record(u64::MAX, 3); // the instance based at 0
     let own = view_record(u64::MAX - 16, 2);

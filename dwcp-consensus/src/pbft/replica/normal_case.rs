@@ -4,8 +4,8 @@
 
 use super::{Pbft, MAX_UNDRAINED_SAMPLES};
 use crate::pbft::messages::{
-    batch_digest, chain_next, execution_output, CheckpointVote, CommittedEntry, PbftMessage, Phase,
-    PrePrepare, PreparedCert, Vote,
+    batch_digest, chain_next, execution_output, CheckpointVote, CoSignature, CommittedEntry,
+    PbftMessage, Phase, PrePrepare, PreparedCert, Vote,
 };
 use crate::pbft::wal::{WalEntry, TAG_COMMIT, TAG_PREPARE};
 use bytes::Bytes;
@@ -17,21 +17,39 @@ impl Pbft {
         now: Time,
         from: NodeId,
         pp: Signed<PrePrepare>,
+        cosigns: Vec<Signed<CoSignature>>,
         fx: &mut Effects<PbftMessage>,
     ) {
         let v = pp.value();
         self.note_seen(v.seq);
         if v.view > self.view || (self.changing.is_some() && v.view == self.view) {
-            self.buffer(from, PbftMessage::PrePrepare(pp));
+            let msg = if cosigns.is_empty() {
+                PbftMessage::PrePrepare(pp)
+            } else {
+                PbftMessage::CoSigned {
+                    pre_prepare: pp,
+                    cosigns,
+                }
+            };
+            self.buffer(from, msg);
             return;
         }
-        if v.view < self.view || pp.author() != self.leader(v.view) {
+        if v.view < self.view || !self.may_propose(v.view, pp.author()) {
             return;
         }
         if !self.in_window(v.seq) || v.seq <= self.last_executed {
             return;
         }
-        if batch_digest(&v.batch) != v.digest || pp.verify(&self.committee).is_err() {
+        if self
+            .slots
+            .get(&v.seq)
+            .is_some_and(|s| s.view() == Some(v.view))
+        {
+            return; // the first pre-prepare of a view and slot stands
+        }
+        // With a primary group, the proposer's signature and the co-signatures make
+        // the group's threshold (checked together); otherwise the primary's alone.
+        if batch_digest(&v.batch) != v.digest || !self.valid_cosigned(&pp, &cosigns) {
             return;
         }
         if !self.acceptable_batch(v.seq, &v.batch) {
@@ -40,13 +58,13 @@ impl Pbft {
             self.invalid_proposals += 1;
             return;
         }
-        self.accept_pre_prepare(now, pp, fx);
+        self.accept_pre_prepare(now, pp, cosigns, fx);
     }
 
     /// Whether a fresh proposal is within the size bounds and the application
     /// accepts it. Batches a NEW-VIEW re-issues are not checked: a quorum prepared
     /// them already, and refusing them could lose a committed batch.
-    fn acceptable_batch(&self, seq: Seq, batch: &[Bytes]) -> bool {
+    pub(super) fn acceptable_batch(&self, seq: Seq, batch: &[Bytes]) -> bool {
         batch.len() <= self.cfg.batch_size
             && batch.iter().map(Bytes::len).sum::<usize>() <= self.cfg.max_batch_bytes
             && self
@@ -61,6 +79,7 @@ impl Pbft {
         &mut self,
         now: Time,
         pp: Signed<PrePrepare>,
+        cosigns: Vec<Signed<CoSignature>>,
         fx: &mut Effects<PbftMessage>,
     ) {
         let (view, seq, digest) = (pp.value().view, pp.value().seq, pp.value().digest);
@@ -75,8 +94,19 @@ impl Pbft {
                 return;
             }
         }
+        let author = pp.author();
         slot.pre_prepare = Some(pp);
-        if self.leader(view) != self.id {
+        slot.cosigns = cosigns;
+        if author != self.id {
+            self.abandon_cosigning(seq);
+        }
+        // A group member that proposed another batch for this slot counts its own
+        // pre-prepare as its vote, and does not prepare a second one.
+        let proposed_other = self
+            .my_pre_prepares
+            .get(&seq)
+            .is_some_and(|(v, d)| *v == view && *d != digest);
+        if author != self.id && !proposed_other {
             let vote = Signed::new(
                 Vote {
                     phase: Phase::Prepare,
@@ -127,7 +157,10 @@ impl Pbft {
         if !self.in_window(v.seq) || v.seq <= self.last_executed {
             return;
         }
-        if v.phase == Phase::Prepare && vote.author() == self.leader(v.view) {
+        if v.phase == Phase::Prepare
+            && self.group_view(v.view).is_none()
+            && vote.author() == self.leader(v.view)
+        {
             return; // the primary's pre-prepare stands for its prepare
         }
         let key = (v.view, vote.author());
@@ -169,7 +202,8 @@ impl Pbft {
             .prepares
             .range((view, NodeId(0))..=(view, NodeId(u16::MAX)))
             .map(|(_, s)| s)
-            .filter(|s| s.value().digest == digest)
+            // The proposer's pre-prepare stands for its prepare.
+            .filter(|s| s.value().digest == digest && s.author() != pp.author())
             .cloned()
             .collect();
         if prepares.len() + 1 < self.quorum {
@@ -222,12 +256,22 @@ impl Pbft {
             return;
         }
         let digest = pp.value().digest;
-        let matching = slot
+        let commits: Vec<Signed<Vote>> = slot
             .commits
             .range((view, NodeId(0))..=(view, NodeId(u16::MAX)))
-            .filter(|(_, s)| s.value().digest == digest)
-            .count();
-        if matching >= self.quorum {
+            .map(|(_, s)| s)
+            .filter(|s| s.value().digest == digest)
+            .take(self.quorum)
+            .cloned()
+            .collect();
+        if commits.len() >= self.quorum {
+            // The certificate is fixed here: a later view may re-issue the batch
+            // and prepare it again before it executes, but its commits in that
+            // view may never reach a quorum here.
+            slot.certificate = Some(CommittedEntry {
+                pre_prepare: pp.clone(),
+                commits,
+            });
             slot.committed = true;
             self.try_execute(now, fx);
         }
@@ -242,26 +286,10 @@ impl Pbft {
             if !slot.committed {
                 break;
             }
-            let Some(cert) = &slot.prepared else { break };
-            let pp = cert.pre_prepare.clone();
-            let view = pp.value().view;
-            let digest = pp.value().digest;
-            let commits: Vec<Signed<Vote>> = slot
-                .commits
-                .range((view, NodeId(0))..=(view, NodeId(u16::MAX)))
-                .map(|(_, s)| s)
-                .filter(|s| s.value().digest == digest)
-                .take(self.quorum)
-                .cloned()
-                .collect();
-            self.execute(
-                now,
-                CommittedEntry {
-                    pre_prepare: pp,
-                    commits,
-                },
-                fx,
-            );
+            let Some(entry) = slot.certificate.clone() else {
+                break;
+            };
+            self.execute(now, entry, fx);
         }
         self.try_propose(now, fx);
     }

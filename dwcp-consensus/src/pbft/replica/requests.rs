@@ -10,9 +10,16 @@ use dwcp_core::{Digest, Effects, Seq, Signed, Time, WalKey};
 
 impl Pbft {
     pub(super) fn on_submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<PbftMessage>) {
-        let primary = self.leader(self.view);
-        if self.cfg.forward_requests && primary != self.id && self.changing.is_none() {
-            fx.send(primary, PbftMessage::Request(txs.clone()));
+        if self.cfg.forward_requests && self.changing.is_none() {
+            // In a primary group's view every group member may propose, so each
+            // gets the transactions; otherwise only the primary.
+            let to: Vec<_> = match self.group_view(self.view) {
+                Some(g) => g.members.clone(),
+                None => vec![self.leader(self.view)],
+            };
+            for p in to.into_iter().filter(|p| *p != self.id) {
+                fx.send(p, PbftMessage::Request(txs.clone()));
+            }
         }
         self.add_requests(now, txs, fx);
     }
@@ -123,6 +130,9 @@ impl Pbft {
                 transactions,
             },
         );
+        if self.request_cosigns(&pp, fx) {
+            return; // goes to the backups once the group co-signed it
+        }
         self.slots.entry(seq).or_default().pre_prepare = Some(pp.clone());
         fx.broadcast(PbftMessage::PrePrepare(pp));
         // In a committee of one the primary's own pre-prepare is a quorum.

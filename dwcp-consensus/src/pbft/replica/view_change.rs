@@ -109,7 +109,7 @@ impl Pbft {
                 || pp.seq <= v.stable_seq
                 || pp.seq > v.stable_seq + self.cfg.window
                 || self.last.is_some_and(|l| pp.seq > l)
-                || cert.pre_prepare.author() != self.leader(pp.view)
+                || !self.may_propose(pp.view, cert.pre_prepare.author())
                 || batch_digest(&pp.batch) != pp.digest
             {
                 return false;
@@ -336,6 +336,8 @@ impl Pbft {
         self.changing = None;
         self.own_view_change = None;
         self.proposed.clear();
+        self.cosigning.clear();
+        self.took_over = None;
         self.watched = None;
         self.last_progress = now;
         self.persist_view(fx);
@@ -367,7 +369,7 @@ impl Pbft {
             if self.leader(w) == self.id {
                 self.remember_own_pre_prepare(&pp, fx);
             }
-            self.accept_pre_prepare(now, pp, fx);
+            self.accept_pre_prepare(now, pp, Vec::new(), fx);
         }
         let buffered: Vec<(NodeId, PbftMessage)> = self.future.drain(..).collect();
         for (from, m) in buffered {

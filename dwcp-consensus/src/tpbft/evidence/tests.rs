@@ -3,13 +3,13 @@
 
 use super::*;
 use dwcp_core::crypto::SignatureScheme;
-use dwcp_core::NodeKeys;
+use dwcp_core::{NodeKeys, View};
 use proptest::prelude::*;
 
 struct Setup {
     committee: Committee,
     keys: Vec<NodeKeys>,
-    members: Vec<NodeId>,
+    epoch: Instance,
 }
 
 fn setup() -> Setup {
@@ -17,18 +17,16 @@ fn setup() -> Setup {
     Setup {
         committee,
         keys,
-        members: [1, 2, 4, 6].map(NodeId).to_vec(),
+        epoch: Instance {
+            members: [1, 2, 4, 6].map(NodeId).to_vec(),
+            ..Instance::default()
+        },
     }
 }
 
 impl Setup {
-    fn verifier(&self) -> Verifier<'_, impl Fn(View) -> NodeId + '_> {
-        Verifier {
-            committee: &self.committee,
-            members: &self.members,
-            quorum: 3,
-            leader: |v: View| self.members[(v % 4) as usize],
-        }
+    fn verifier(&self) -> Verifier<'_> {
+        Verifier::new(&self.committee, &self.epoch)
     }
 
     fn vote(&self, by: u16, phase: Phase, view: View, seq: u64, digest: Digest) -> Signed<Vote> {

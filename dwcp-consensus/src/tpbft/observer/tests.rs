@@ -3,9 +3,16 @@
 
 use super::*;
 use crate::pbft::{Instance, Members};
-use crate::tpbft::round_robin;
+use crate::tpbft::Verifier;
+
+fn epoch(members: &[NodeId]) -> Instance {
+    Instance {
+        members: members.to_vec(),
+        ..Instance::default()
+    }
+}
 use bytes::Bytes;
-use dwcp_core::Input;
+use dwcp_core::{Input, NodeId};
 
 fn members_log(repeat: bool) -> (Members, Vec<NodeId>) {
     let ids: Vec<NodeId> = [1, 2, 4, 6].map(NodeId).to_vec();
@@ -36,7 +43,8 @@ fn an_observer_holds_the_members_log_digest_for_digest_in_any_arrival_order() {
         let (c, ids) = members_log(repeat);
         let member_log = &c.committed[&NodeId(2)];
         assert!(!member_log.is_empty());
-        let verifier = round_robin(&c.committee, &ids);
+        let epoch = epoch(&ids);
+        let verifier = Verifier::new(&c.committee, &epoch);
         let mut observer = Observer::new(
             0,
             Digest::ZERO,
@@ -59,7 +67,8 @@ fn an_observer_holds_the_members_log_digest_for_digest_in_any_arrival_order() {
 fn forged_or_foreign_batches_are_refused_and_change_nothing() {
     let (c, ids) = members_log(false);
     let entry = c.replicas[&NodeId(2)].certified(1).expect("kept").clone();
-    let v = round_robin(&c.committee, &ids);
+    let e = epoch(&ids);
+    let v = Verifier::new(&c.committee, &e);
     let mut o = Observer::new(0, Digest::ZERO, 64);
     // Too few commit votes.
     let mut short = entry.clone();
@@ -73,7 +82,8 @@ fn forged_or_foreign_batches_are_refused_and_change_nothing() {
     assert!(o.accept(tampered, &v).is_err(), "digest mismatch");
     // Another epoch's committee: the same votes are not its members'.
     let other: Vec<NodeId> = [0, 3, 5, 6].map(NodeId).to_vec();
-    let v2 = round_robin(&c.committee, &other);
+    let e2 = epoch(&other);
+    let v2 = Verifier::new(&c.committee, &e2);
     assert!(o.accept(entry.clone(), &v2).is_err());
     assert_eq!((o.last(), o.chain()), (0, Digest::ZERO));
     // The genuine one applies.
