@@ -1,7 +1,16 @@
 //! T-PBFT in the simulator: committees by epoch, observers, and faulty nodes.
 
-use dwcp_consensus::registry::{check_seeds, simulate, TpbftProtocol};
-use dwcp_consensus::sim::scenario;
+use dwcp_consensus::pbft::{PbftMessage, Phase, Vote};
+use dwcp_consensus::registry::{check_seeds, simulate, simulation, TpbftProtocol};
+use dwcp_consensus::sim::{scenario, Behaviour, Endpoint, Fate, ScriptCtx};
+use dwcp_consensus::tpbft::TpbftMessage;
+use dwcp_core::{Digest, EngineStatus, NodeId, Signed};
+use std::cell::Cell;
+use std::rc::Rc;
+
+fn counter(s: &EngineStatus, name: &str) -> Option<u64> {
+    s.counters.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+}
 
 #[test]
 fn honest_cluster_commits_everywhere_across_epochs() {
@@ -77,4 +86,65 @@ fn certificates_sent_to_observers_are_the_ones_that_committed() {
     let r = simulate::<TpbftProtocol>(scenario(16, 3, "equivocate", 48).unwrap());
     assert!(r.violations.is_empty(), "{:?}", r.violations);
     assert!(r.live, "{:?}", r.node_status);
+}
+
+/// Member 3 of the genesis committee signs a second prepare for a slot it already
+/// prepared and sends it to the other members. They hold both: a proof of
+/// equivocation goes into a proposal's evidence, commits, and node 3 sits on no
+/// later committee, by every node's reckoning (its own included). A positive
+/// control for the attack: without the second prepare node 3 keeps its seat.
+#[test]
+fn a_member_that_equivocates_leaves_the_committee_at_the_next_epoch() {
+    for equivocate in [true, false] {
+        let mut cfg = scenario(16, 0, "honest", 7).unwrap();
+        cfg.behaviours[3] = Behaviour::Scripted;
+        let sent = Rc::new(Cell::new(false));
+        let s = sent.clone();
+        let script = move |ctx: &mut ScriptCtx<'_, TpbftMessage>,
+                           from: Endpoint,
+                           _to: Endpoint,
+                           msg: &TpbftMessage| {
+            if let (
+                true,
+                false,
+                TpbftMessage::Pbft {
+                    epoch,
+                    msg: PbftMessage::Vote(v),
+                },
+            ) = (equivocate && from.node == NodeId(3), s.get(), msg)
+            {
+                if v.value().phase == Phase::Prepare {
+                    s.set(true);
+                    let keys = ctx.keys(NodeId(3)).expect("scripted").clone();
+                    let other = Signed::new(
+                        Vote {
+                            digest: Digest::of(b"another batch"),
+                            ..*v.value()
+                        },
+                        NodeId(3),
+                        &keys.signing,
+                    );
+                    for m in (0..10).filter(|m| *m != 3).map(NodeId) {
+                        let msg = PbftMessage::Vote(other.clone());
+                        ctx.send(NodeId(3), m, TpbftMessage::Pbft { epoch: *epoch, msg });
+                    }
+                }
+            }
+            Fate::Deliver
+        };
+        let r = simulation::<TpbftProtocol>(cfg).with_script(script).run();
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+        assert!(r.live, "{:?}", r.node_status);
+        assert_eq!(sent.get(), equivocate);
+        for (i, st) in r.node_status.iter().enumerate() {
+            let st = st.as_ref().expect("status");
+            assert!(counter(st, "epoch") >= Some(1), "node {i} reached epoch 1");
+        }
+        let seated = counter(r.node_status[3].as_ref().unwrap(), "member");
+        assert_eq!(
+            seated,
+            Some(u64::from(!equivocate)),
+            "equivocate: {equivocate}"
+        );
+    }
 }

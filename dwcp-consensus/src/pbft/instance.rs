@@ -35,7 +35,7 @@ pub struct Instance {
 ///
 /// - In the instance's view `first_view + r` with `r < m`, the designated proposer
 ///   is `members[r]`; its pre-prepare reaches backups only with the co-signatures
-///   of `threshold − 1` other group members ([`PbftMessage::CoSigned`]). Each
+///   of `threshold − 1` other group members ([`crate::pbft::PbftMessage::CoSigned`]). Each
 ///   member co-signs at most one digest per view and sequence number, and only a
 ///   batch it would prepare, durably, so two proposals for one slot need two faulty
 ///   members to both gather a threshold of 3 of 4.

@@ -199,7 +199,14 @@ pub struct Pbft {
     invalid_proposals: u64,
     /// Client transactions the application refused.
     refused_transactions: u64,
+    /// Pairs of conflicting statements by one member seen here, until drained.
+    conflicts: VecDeque<(PbftMessage, PbftMessage)>,
+    /// Such pairs seen since start.
+    equivocations_seen: u64,
 }
+
+/// Conflicting pairs kept for [`Pbft::drain_conflicts`]; older ones are dropped.
+const MAX_CONFLICTS: usize = 64;
 
 /// A record an engine built on PBFT puts first in each batch (T-PBFT's evidence):
 /// what the primary adds, and what a backup requires before it prepares.
@@ -335,6 +342,8 @@ impl Pbft {
             record: None,
             invalid_proposals: 0,
             refused_transactions: 0,
+            conflicts: VecDeque::new(),
+            equivocations_seen: 0,
         };
         p.restore(recovered)?;
         Ok(p)
@@ -355,6 +364,23 @@ impl Pbft {
     pub fn with_proposal_record(mut self, record: std::sync::Arc<dyn ProposalRecord>) -> Pbft {
         self.record = Some(record);
         self
+    }
+
+    /// Pairs of validly signed, conflicting statements by one member (two
+    /// pre-prepares, or two votes of one phase, for one view and sequence number
+    /// with different digests) this replica received since the last call: proof
+    /// of equivocation an engine built on PBFT can commit (T-PBFT excludes the
+    /// author from later committees).
+    pub fn drain_conflicts(&mut self) -> Vec<(PbftMessage, PbftMessage)> {
+        self.conflicts.drain(..).collect()
+    }
+
+    fn note_conflict(&mut self, held: PbftMessage, new: PbftMessage) {
+        self.equivocations_seen += 1;
+        if self.conflicts.len() >= MAX_CONFLICTS {
+            self.conflicts.pop_front();
+        }
+        self.conflicts.push_back((held, new));
     }
 
     /// The batch committed at `seq` with its commit certificate, while this replica
@@ -600,6 +626,7 @@ impl Engine for Pbft {
                 ("invalid_proposals".into(), self.invalid_proposals),
                 ("refused_transactions".into(), self.refused_transactions),
                 ("takeovers".into(), self.takeovers),
+                ("equivocations_seen".into(), self.equivocations_seen),
             ],
         }
     }

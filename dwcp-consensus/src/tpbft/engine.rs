@@ -2,7 +2,7 @@
 //! observers outside them (see the module docs of [`super`] for the design).
 
 use super::config::TpbftConfig;
-use super::evidence::{CommitProof, EvidenceRecord, Verifier, EVIDENCE_TAG};
+use super::evidence::{CommitProof, EvidenceRecord, MisbehaviourProof, Verifier, EVIDENCE_TAG};
 use super::ledger::TrustLedger;
 use super::messages::TpbftMessage;
 use super::observer::Observer;
@@ -24,6 +24,8 @@ const OBSERVER_PERIOD: Duration = Duration::from_millis(200);
 const MAX_FUTURE: usize = 4096;
 /// Certified batches per fetch answer.
 const FETCH_BATCH: u64 = 64;
+/// Most proofs of misbehaviour one batch carries.
+const MAX_MISBEHAVIOUR: usize = 4;
 
 /// Why a T-PBFT node cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +53,8 @@ struct Shared {
     certs: BTreeMap<Seq, CommitProof>,
     /// The next committee's digest, once computed.
     next_digest: Option<Digest>,
+    /// Proofs of misbehaviour seen here and not yet committed, by offender.
+    misbehaviour: BTreeMap<NodeId, MisbehaviourProof>,
 }
 
 impl Shared {
@@ -62,12 +66,23 @@ impl Shared {
         (epoch + 1) * self.epoch_length
     }
 
-    /// The evidence `proof` establishes, and the committee of the epoch it is from.
-    fn verify(&self, proof: &CommitProof) -> Option<(super::Evidence, &[NodeId])> {
+    /// The evidence `proof` establishes, and the epoch it is from with its
+    /// instance.
+    fn verify(&self, proof: &CommitProof) -> Option<(super::Evidence, u64, &Instance)> {
         let seq = proof.votes.first()?.value().seq;
-        let epoch = self.epochs.get(&self.epoch_of(seq))?;
+        let number = self.epoch_of(seq);
+        let epoch = self.epochs.get(&number)?;
         let e = proof.verify(&Verifier::new(&self.committee, epoch)).ok()?;
-        Some((e, &epoch.members))
+        Some((e, number, epoch))
+    }
+
+    /// The offender `proof` shows, if it verifies against the epoch of its view.
+    fn verify_misbehaviour(&self, proof: &MisbehaviourProof) -> Option<NodeId> {
+        let epoch = self.epochs.get(&(proof.view() >> 32))?;
+        match proof.verify(&Verifier::new(&self.committee, epoch)) {
+            Ok(super::Evidence::Misbehaved { node }) => Some(node),
+            _ => None,
+        }
     }
 }
 
@@ -94,10 +109,17 @@ impl ProposalRecord for Record {
             .and_then(|back| s.certs.get(&back).cloned())
             .into_iter()
             .collect();
+        let misbehaviour = s
+            .misbehaviour
+            .values()
+            .take(MAX_MISBEHAVIOUR)
+            .cloned()
+            .collect();
         Some(
             EvidenceRecord {
                 commits,
                 next_committee,
+                misbehaviour,
                 ..EvidenceRecord::default()
             }
             .to_transaction(),
@@ -115,8 +137,12 @@ impl ProposalRecord for Record {
         if batch[1..].iter().any(|tx| tx.starts_with(EVIDENCE_TAG))
             || record.commits.len() > 1
             || !record.view_changes.is_empty()
-            || !record.misbehaviour.is_empty()
+            || record.misbehaviour.len() > MAX_MISBEHAVIOUR
             || self.expected(&s, seq) != Some(record.next_committee)
+            || record
+                .misbehaviour
+                .iter()
+                .any(|p| s.verify_misbehaviour(p).is_none())
         {
             return false;
         }
@@ -178,6 +204,7 @@ impl Tpbft {
             window: cfg.pbft.window,
             certs: BTreeMap::new(),
             next_digest: None,
+            misbehaviour: BTreeMap::new(),
         }));
         let mut node = Tpbft {
             id: keys.id,
@@ -263,6 +290,10 @@ impl Tpbft {
         };
         let mut inner_fx = Effects::new();
         inner.handle(now, input, &mut inner_fx);
+        let conflicts = inner.drain_conflicts();
+        if !conflicts.is_empty() {
+            self.note_misbehaviour(conflicts);
+        }
         let epoch = self.epoch;
         let members = self.members.clone();
         for e in inner_fx.drain() {
@@ -288,6 +319,29 @@ impl Tpbft {
         }
     }
 
+    /// Keeps, for the next proposals' evidence, each new offender's proof among
+    /// `conflicts` (pairs of conflicting statements the instance received).
+    fn note_misbehaviour(
+        &mut self,
+        conflicts: Vec<(crate::pbft::PbftMessage, crate::pbft::PbftMessage)>,
+    ) {
+        let Ok(mut s) = self.shared.lock() else {
+            return;
+        };
+        for (a, b) in conflicts {
+            let Some(proof) = MisbehaviourProof::from_messages(&a, &b) else {
+                continue;
+            };
+            let offender = proof.offender();
+            if self.ledger.local().is_excluded(offender) || s.misbehaviour.contains_key(&offender) {
+                continue;
+            }
+            if s.verify_misbehaviour(&proof) == Some(offender) {
+                s.misbehaviour.insert(offender, proof);
+            }
+        }
+    }
+
     /// Everything a committed batch means here: the log, its evidence, the
     /// observers' copies, and the epoch's end.
     fn on_commit(&mut self, now: Time, c: Committed, fx: &mut Effects<TpbftMessage>) {
@@ -299,9 +353,27 @@ impl Tpbft {
             .first()
             .map(|tx| EvidenceRecord::from_transaction(tx))
         {
-            if let Ok(s) = self.shared.lock() {
-                for (e, members) in record.commits.iter().filter_map(|p| s.verify(p)) {
-                    let _ = self.ledger.record(members, &e);
+            if let Ok(mut s) = self.shared.lock() {
+                for p in &record.commits {
+                    let Some((e, epoch, schedule)) = s.verify(p) else {
+                        continue;
+                    };
+                    let _ = self.ledger.record(&schedule.members, &e);
+                    if let (Some(vote), super::Evidence::Committed { signers, .. }) =
+                        (p.votes.first(), &e)
+                    {
+                        let view = vote.value().view;
+                        let _ = self.ledger.record_views(epoch, schedule, view, signers);
+                    }
+                }
+                // Equivocation committed: its author sits on no later committee.
+                for p in &record.misbehaviour {
+                    if let Some(node) = s.verify_misbehaviour(p) {
+                        let _ = self
+                            .ledger
+                            .record(&[], &super::Evidence::Misbehaved { node });
+                        s.misbehaviour.remove(&node);
+                    }
                 }
             }
         }

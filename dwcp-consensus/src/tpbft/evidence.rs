@@ -240,6 +240,22 @@ impl ViewChangeProof {
 }
 
 impl MisbehaviourProof {
+    /// Who the proof is against (the author of the first statement).
+    pub fn offender(&self) -> NodeId {
+        match self {
+            MisbehaviourProof::Votes(a, _) => a.author(),
+            MisbehaviourProof::PrePrepares(a, _) => a.author(),
+        }
+    }
+
+    /// The view of the first statement: its epoch is `view >> 32`.
+    pub fn view(&self) -> dwcp_core::View {
+        match self {
+            MisbehaviourProof::Votes(a, _) => a.value().view,
+            MisbehaviourProof::PrePrepares(a, _) => a.value().view,
+        }
+    }
+
     /// The offender, if the two statements are its own and conflict.
     pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
         let (author, items) = match self {

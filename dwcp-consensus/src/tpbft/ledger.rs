@@ -42,7 +42,8 @@
 
 use super::eigentrust::{LocalTrust, Trust, TrustError, TrustParams};
 use super::selection;
-use dwcp_core::{Digest, NodeId};
+use crate::pbft::Instance;
+use dwcp_core::{Digest, NodeId, View};
 use std::collections::BTreeSet;
 
 /// A member whose trust is below this share of its committee's mean trust is not
@@ -81,7 +82,13 @@ pub struct TrustLedger {
     local: LocalTrust,
     genesis: Vec<NodeId>,
     params: TrustParams,
+    /// The highest view a recorded commit proof showed, and its epoch.
+    last_view: Option<(u64, View)>,
 }
+
+/// Most failed views one commit proof records (a bound on the work a proof
+/// causes; real view changes come one timeout each).
+pub const MAX_FAILED_VIEWS: u64 = 64;
 
 impl TrustLedger {
     /// A ledger for `n` nodes whose genesis committee (the pre-trusted set) is
@@ -94,6 +101,7 @@ impl TrustLedger {
             local,
             genesis: set.into_iter().collect(),
             params,
+            last_view: None,
         };
         ledger.local.pre_trust(&ledger.genesis)?;
         Ok(ledger)
@@ -124,6 +132,37 @@ impl TrustLedger {
                 }
             }
             Evidence::Misbehaved { node } => self.local.exclude(*node)?,
+        }
+        Ok(())
+    }
+
+    /// Records the views a commit proof shows were failed: a batch of epoch
+    /// `epoch` (whose instance is `schedule`) committed in `view` with commit votes
+    /// from `signers`. Views only advance by view changes, so every view from the
+    /// highest one an earlier proof of the epoch showed (or the epoch's first view)
+    /// up to `view` was left because its proposer did not get a batch committed:
+    /// each is [`Evidence::Replaced`], rated by `signers`, who took part in the
+    /// view that followed. Each view counts once however many proofs show it, and
+    /// the record depends only on committed proofs, so every node records the same.
+    pub fn record_views(
+        &mut self,
+        epoch: u64,
+        schedule: &Instance,
+        view: View,
+        signers: &[NodeId],
+    ) -> Result<(), TrustError> {
+        let from = match self.last_view {
+            Some((e, v)) if e == epoch => v,
+            Some((e, _)) if e > epoch => return Ok(()),
+            _ => schedule.first_view,
+        };
+        self.last_view = Some((epoch, view.max(from)));
+        for w in from.max(view.saturating_sub(MAX_FAILED_VIEWS))..view {
+            let e = Evidence::Replaced {
+                proposer: schedule.leader(w),
+                signers: signers.to_vec(),
+            };
+            self.record(&schedule.members, &e)?;
         }
         Ok(())
     }
@@ -370,6 +409,43 @@ mod tests {
             .unwrap();
         }
         assert!(l.trust().unwrap()[3] < before);
+    }
+
+    /// Commit proofs of views 0, 2, 1, 2 of epoch 1 (first view 2³²) show views 0
+    /// and 1 failed, once each; the next epoch starts from its own first view.
+    #[test]
+    fn failed_views_are_read_from_commit_proofs_once_each() {
+        let members = ids(&[0, 1, 2, 3]);
+        let mut l = TrustLedger::new(6, &members, TrustParams::default()).unwrap();
+        let first = 1u64 << 32;
+        let schedule = Instance {
+            members: members.clone(),
+            first_view: first,
+            ..Instance::default()
+        };
+        let signers = ids(&[1, 2, 3]);
+        for v in [0, 2, 1, 2] {
+            l.record_views(1, &schedule, first + v, &signers).unwrap();
+        }
+        let replaced =
+            |l: &TrustLedger, by: u16, of: NodeId| -l.local.interactions(NodeId(by), of).local();
+        let (a, b) = (schedule.leader(first), schedule.leader(first + 1));
+        assert_ne!(a, b);
+        for by in [1, 2, 3] {
+            let expected = |x: NodeId| i128::from(x != NodeId(by));
+            assert_eq!(replaced(&l, by, a), expected(a), "{by} rates {a}");
+            assert_eq!(replaced(&l, by, b), expected(b), "{by} rates {b}");
+        }
+        // Epoch 2's first proof in its first view: nothing failed.
+        let next = Instance {
+            first_view: 2 << 32,
+            ..schedule.clone()
+        };
+        let before = l.local.clone();
+        l.record_views(2, &next, 2 << 32, &signers).unwrap();
+        // A late proof of epoch 1 after epoch 2's changes nothing either.
+        l.record_views(1, &schedule, first + 3, &signers).unwrap();
+        assert_eq!(l.local, before);
     }
 
     proptest::proptest! {

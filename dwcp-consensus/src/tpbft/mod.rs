@@ -29,13 +29,19 @@
 //! - **Evidence is committed, so trust is identical everywhere.** The batch at
 //!   sequence number `s` carries, first, an [`evidence::EvidenceRecord`]: the commit
 //!   certificate of `s − W` (`W` the watermark window, so the proposer has it: it
-//!   proposes `s` only once `s − W` is stable), the view changes that replaced a
-//!   failed proposer, and proofs of conflicting statements. Each proof stands on its
-//!   signatures, so backups check it before they prepare whatever they have
-//!   executed, and one sequence number's certificate is recorded once. Committed,
-//!   the record feeds the [`ledger`] (see there for what each proof counts, and why
-//!   proposing earns no credit); a proof of conflicting statements excludes its
-//!   author from every later committee.
+//!   proposes `s` only once `s − W` is stable) and proofs of conflicting statements
+//!   that members received (PBFT reports two pre-prepares, or two votes of one
+//!   phase, by one member for one view and slot: [`crate::pbft::Pbft::drain_conflicts`]).
+//!   Each proof stands on its signatures, so backups check it before they prepare
+//!   whatever they have executed, and one sequence number's certificate is
+//!   recorded once. Committed, the record feeds the [`ledger`] (see there for what
+//!   each proof counts, and why proposing earns no credit): a commit certificate
+//!   rates its signers; the views it shows were left by view changes rate their
+//!   proposers as failed ([`TrustLedger::record_views`]: views only advance by view
+//!   changes, so no view-change messages need committing); a proof of conflicting
+//!   statements excludes its author from every later committee. Equivocation that
+//!   no honest member receives both sides of (a twin that speaks to each member
+//!   with one voice) leaves no proof; PBFT's quorums keep it harmless.
 //! - **Reconfiguration is agreed.** Epoch `e + 1`'s committee is computed from the
 //!   evidence committed up to `last(e) − W`, a point every member that proposes or
 //!   prepares epoch `e`'s last batch has executed; that batch carries the

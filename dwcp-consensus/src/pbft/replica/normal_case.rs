@@ -40,12 +40,21 @@ impl Pbft {
         if !self.in_window(v.seq) || v.seq <= self.last_executed {
             return;
         }
-        if self
+        if let Some(held) = self
             .slots
             .get(&v.seq)
-            .is_some_and(|s| s.view() == Some(v.view))
+            .and_then(|s| s.pre_prepare.clone())
+            .filter(|h| h.value().view == v.view)
         {
-            return; // the first pre-prepare of a view and slot stands
+            // The first pre-prepare of a view and slot stands; a second one by the
+            // same author for another batch is proof that it equivocated.
+            if held.author() == pp.author()
+                && held.value().digest != v.digest
+                && pp.verify(&self.committee).is_ok()
+            {
+                self.note_conflict(PbftMessage::PrePrepare(held), PbftMessage::PrePrepare(pp));
+            }
+            return;
         }
         // With a primary group, the proposer's signature and the co-signatures make
         // the group's threshold (checked together); otherwise the primary's alone.
@@ -165,11 +174,17 @@ impl Pbft {
         }
         let key = (v.view, vote.author());
         let slot = self.slots.entry(v.seq).or_default();
-        let known = match v.phase {
-            Phase::Prepare => slot.prepares.contains_key(&key),
-            Phase::Commit => slot.commits.contains_key(&key),
+        let held = match v.phase {
+            Phase::Prepare => slot.prepares.get(&key),
+            Phase::Commit => slot.commits.get(&key),
         };
-        if known || !self.is_member(vote.author()) || vote.verify(&self.committee).is_err() {
+        if let Some(held) = held.cloned() {
+            if held.value().digest != v.digest && vote.verify(&self.committee).is_ok() {
+                self.note_conflict(PbftMessage::Vote(held), PbftMessage::Vote(vote));
+            }
+            return;
+        }
+        if !self.is_member(vote.author()) || vote.verify(&self.committee).is_err() {
             return;
         }
         let slot = self.slots.entry(v.seq).or_default();
