@@ -19,11 +19,15 @@ use std::time::Duration;
 
 /// The observer's tick: asks for batches when none arrived for a while.
 const OBSERVER_TICK: TimerId = TimerId(2);
-const OBSERVER_PERIOD: Duration = Duration::from_millis(200);
+const OBSERVER_PERIOD: Duration = Duration::from_millis(100);
 /// Messages of the next epoch held until this node gets there.
 const MAX_FUTURE: usize = 4096;
 /// Certified batches per fetch answer.
 const FETCH_BATCH: u64 = 64;
+/// Idle observer ticks at which an observer asks for batches every tick.
+const FETCH_EAGER: u32 = 4;
+/// After those, an idle observer asks every this many ticks.
+const FETCH_IDLE: u32 = 5;
 /// Most proofs of misbehaviour one batch carries.
 const MAX_MISBEHAVIOUR: usize = 4;
 
@@ -175,7 +179,13 @@ pub struct Tpbft {
     /// Batches this node committed as a member, with their certificates and
     /// epochs, for nodes that fetch what they missed (across an epoch's end too).
     recent: BTreeMap<Seq, (u64, crate::pbft::CommittedEntry)>,
+    /// The observer's log position at its last tick, and ticks since it moved.
     observer_progress: (Seq, u32),
+    /// Fetches this observer sent (it asks one member at a time, in turn).
+    fetches: usize,
+    /// Client transactions this observer forwarded and has not seen commit: sent
+    /// when, and how many times.
+    forwarded: BTreeMap<Digest, (Bytes, Time, usize)>,
 }
 
 impl Tpbft {
@@ -225,6 +235,8 @@ impl Tpbft {
             future: VecDeque::new(),
             recent: BTreeMap::new(),
             observer_progress: (0, 0),
+            fetches: 0,
+            forwarded: BTreeMap::new(),
             cfg,
         };
         node.inner = node.instance()?;
@@ -392,7 +404,7 @@ impl Tpbft {
                 self.recent.insert(seq, (self.epoch, entry.clone()));
                 let keep = seq.saturating_sub(2 * self.cfg.epoch_length);
                 self.recent = self.recent.split_off(&keep);
-                for o in self.my_observers() {
+                for o in self.observers_fed(seq) {
                     fx.send(
                         o,
                         TpbftMessage::Certified {
@@ -401,6 +413,11 @@ impl Tpbft {
                         },
                     );
                 }
+            }
+        }
+        if !self.forwarded.is_empty() {
+            for tx in &c.transactions {
+                self.forwarded.remove(&Digest::of(tx));
             }
         }
         self.tail.push_back(c.clone());
@@ -448,6 +465,14 @@ impl Tpbft {
         self.inner = self.instance().unwrap_or(None);
         if self.inner.is_some() {
             self.run_inner(now, Input::Start, fx);
+            // An observer that joins the committee orders what it forwarded itself.
+            let txs: Vec<Bytes> = std::mem::take(&mut self.forwarded)
+                .into_values()
+                .map(|(tx, _, _)| tx)
+                .collect();
+            if !txs.is_empty() {
+                self.run_inner(now, Input::Submit(txs), fx);
+            }
         } else {
             self.observer = Observer::new(self.last, self.chain, self.cfg.pbft.dedup_window);
             let tail: Vec<Committed> = self.tail.iter().cloned().collect();
@@ -459,34 +484,36 @@ impl Tpbft {
         }
     }
 
-    /// The observers this member sends each batch to: observer `k` (in id order)
-    /// gets it from the members at positions `k .. k + f_c` modulo `c`.
-    fn my_observers(&self) -> Vec<NodeId> {
-        let c = self.members.len();
+    /// The observers this member sends batch `seq` to: observer `k` (in id order)
+    /// gets it from the member at position `(k + seq) mod c`, so each member feeds
+    /// each observer one batch in `c`, and one silent member leaves each observer
+    /// gaps it fetches (see [`Tpbft::observer_tick`]) rather than a stall.
+    fn observers_fed(&self, seq: Seq) -> Vec<NodeId> {
+        let c = self.members.len() as u64;
         let Some(p) = self.members.iter().position(|m| *m == self.id) else {
             return Vec::new();
         };
-        let f = (c - 1) / 3;
         self.committee
             .ids()
             .filter(|id| !self.members.contains(id))
             .enumerate()
-            .filter(|(k, _)| (p + c - k % c) % c <= f)
+            .filter(|(k, _)| (*k as u64 + seq) % c == p as u64)
             .map(|(_, id)| id)
             .collect()
     }
 
-    /// The `f_c + 1` members an observer deals with.
-    fn my_members(&self) -> Vec<NodeId> {
+    /// The `j`-th member this observer turns to (for fetches and forwarded
+    /// transactions): the members in turn from a position its own for each
+    /// observer, so observers spread over members.
+    fn member_for(&self, j: usize) -> NodeId {
         let c = self.members.len();
-        let f = (c - 1) / 3;
         let k = self
             .committee
             .ids()
             .filter(|id| !self.members.contains(id))
             .position(|id| id == self.id)
             .unwrap_or(0);
-        (0..=f).map(|j| self.members[(k + j) % c]).collect()
+        self.members[(k + j) % c]
     }
 
     fn on_message(
@@ -573,26 +600,72 @@ impl Tpbft {
         }
     }
 
-    fn observer_tick(&mut self, fx: &mut Effects<TpbftMessage>) {
+    /// An observer's tick. Behind a gap (a later batch came, an earlier one did
+    /// not: its feeder may be silent) it asks one member for what it misses, the
+    /// next member each time; idle without a gap it asks at each of the first
+    /// [`FETCH_EAGER`] ticks (one member each: `f_c + 1` of them reach an honest
+    /// one) and then every [`FETCH_IDLE`] ticks, in case a batch it was not sent is
+    /// the last one for a while. Transactions it
+    /// forwarded that did not commit within a view-change timeout go to the next
+    /// member.
+    fn observer_tick(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
         fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
         if self.inner.is_some() {
             return;
         }
         let (seen, idle) = self.observer_progress;
-        if seen == self.last {
-            self.observer_progress = (seen, idle + 1);
-            if idle >= 1 {
-                for m in self.my_members() {
-                    fx.send(
-                        m,
-                        TpbftMessage::FetchCertified {
-                            from: self.last + 1,
-                        },
-                    );
-                }
-            }
-        } else {
+        if seen != self.last {
             self.observer_progress = (self.last, 0);
+        } else {
+            let idle = idle + 1;
+            self.observer_progress = (seen, idle);
+            if self.observer.has_gap() || idle <= FETCH_EAGER || idle % FETCH_IDLE == 0 {
+                let m = self.member_for(self.fetches);
+                self.fetches += 1;
+                fx.send(
+                    m,
+                    TpbftMessage::FetchCertified {
+                        from: self.last + 1,
+                    },
+                );
+            }
+        }
+        self.forward_again(now, fx);
+    }
+
+    /// Forwards client transactions to the committee: to one member, and again
+    /// to the next one for those that have not committed within a view-change
+    /// timeout (a faulty member may drop them).
+    fn forward(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<TpbftMessage>) {
+        let room = self
+            .cfg
+            .pbft
+            .max_pending
+            .saturating_sub(self.forwarded.len());
+        for tx in txs.iter().take(room) {
+            self.forwarded.insert(Digest::of(tx), (tx.clone(), now, 0));
+        }
+        fx.send(self.member_for(0), TpbftMessage::Forward(txs));
+    }
+
+    fn forward_again(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
+        let patience = self.cfg.pbft.view_change_timeout;
+        let targets: Vec<NodeId> = (0..self.members.len())
+            .map(|j| self.member_for(j))
+            .collect();
+        let mut again: BTreeMap<NodeId, Vec<Bytes>> = BTreeMap::new();
+        for (tx, sent, tries) in self.forwarded.values_mut() {
+            if now.since(*sent) >= patience {
+                *tries += 1;
+                *sent = now;
+                again
+                    .entry(targets[*tries % targets.len()])
+                    .or_default()
+                    .push(tx.clone());
+            }
+        }
+        for (m, txs) in again {
+            fx.send(m, TpbftMessage::Forward(txs));
         }
     }
 }
@@ -607,7 +680,7 @@ impl Engine for Tpbft {
                 self.run_inner(now, Input::Start, fx);
             }
             Input::Message { from, msg } => self.on_message(now, from, msg, fx),
-            Input::Timeout(OBSERVER_TICK) => self.observer_tick(fx),
+            Input::Timeout(OBSERVER_TICK) => self.observer_tick(now, fx),
             Input::Timeout(id) => self.run_inner(now, Input::Timeout(id), fx),
             Input::Submit(txs) => {
                 let txs: Vec<Bytes> = txs
@@ -617,9 +690,7 @@ impl Engine for Tpbft {
                 if self.inner.is_some() {
                     self.run_inner(now, Input::Submit(txs), fx);
                 } else if !txs.is_empty() {
-                    for m in self.my_members() {
-                        fx.send(m, TpbftMessage::Forward(txs.clone()));
-                    }
+                    self.forward(now, txs, fx);
                 }
             }
             Input::StoredCommitted { from, batches } => {

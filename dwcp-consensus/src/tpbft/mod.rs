@@ -54,13 +54,16 @@
 //!   repeats); the others continue as observers. Messages carry their epoch; a
 //!   node buffers the next epoch's messages until it gets there.
 //! - **Observers** are the nodes outside the committee. Each committed batch goes to
-//!   each observer from `f_c + 1` members (observer `k` in id order from the members
-//!   at positions `k, k + 1, …, k + f_c` modulo `c`) with its `2f_c + 1` commit
-//!   signatures, so silent members cannot starve it, and an observer checks the
-//!   certificate against the epoch's committee before applying it ([`observer`]).
-//!   At `N = 100`, `c = 10` that is 90 · 4 dissemination messages per batch
-//!   besides the committee's own `2c² ≈ 200`. Observers forward client
-//!   transactions to the committee.
+//!   each observer from one member, with its `2f_c + 1` commit signatures:
+//!   observer `k` (in id order) gets batch `s` from the member at position
+//!   `(k + s) mod c`, so members share the work and one silent member leaves an
+//!   observer gaps rather than a stall. An observer checks each certificate
+//!   against the epoch's committee before applying it ([`observer`]); behind a gap,
+//!   or idle, it asks one member at a time, in turn, for what it misses. At
+//!   `N = 100`, `c = 10` that is 90 dissemination messages per batch besides the
+//!   committee's own `2c² ≈ 200`. Observers forward a client's transactions to one
+//!   member, and to the next one if they have not committed within a view-change
+//!   timeout, so a faulty member cannot censor them.
 //! - **The primary group** (`m` members by lottery, not by rank: see
 //!   [`selection::primary_group`]) leads the epoch's first `m` views in turn; a
 //!   proposal reaches backups only with `k = m − ⌊(m−1)/3⌋` of the group's

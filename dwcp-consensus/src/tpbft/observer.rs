@@ -45,6 +45,11 @@ impl Observer {
         self.last
     }
 
+    /// Whether a batch above a gap waits: the log is behind what members sent.
+    pub fn has_gap(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
     /// The chain digest at [`Observer::last`].
     pub fn chain(&self) -> Digest {
         self.chain
