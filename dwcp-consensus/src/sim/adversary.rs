@@ -22,11 +22,22 @@ pub enum Behaviour {
     /// Runs the honest engine, but a [`super::Script`] decides where its messages go
     /// and may send further validly signed messages in its name.
     Scripted,
+    /// Runs the honest engine but signs late or not at all: each message it sends
+    /// is delayed by 50–250 ms more than the link's delay, and one in four is never
+    /// sent. Its votes rarely make the first quorum, so trust (T-PBFT) should sink.
+    Slacker,
+    /// Honest until [`TURNCOAT_AFTER`] of virtual time (long enough to earn trust
+    /// and, in T-PBFT, hold a committee seat), then silent.
+    Turncoat,
     /// Twins (Bano et al., OPODIS 2021): two honest instances sharing one key and
     /// identity, each with its own state; a [`super::Script`] (usually
     /// [`super::twins::TwinsScript`]) decides which instances hear each other.
     Twin,
 }
+
+/// When a [`Behaviour::Turncoat`] turns: after T-PBFT's first epoch in the
+/// simulator's runs.
+pub const TURNCOAT_AFTER: std::time::Duration = std::time::Duration::from_millis(1_200);
 
 impl Behaviour {
     /// Whether the checkers hold this node to the protocol (crashing nodes are honest).
@@ -38,7 +49,11 @@ impl Behaviour {
     /// node that runs one instance of honest code (twins and equivocators run two
     /// on one key, which one store cannot hold apart).
     pub fn keeps_a_store(self) -> bool {
-        self.is_honest() || self == Behaviour::Scripted
+        self.is_honest()
+            || matches!(
+                self,
+                Behaviour::Scripted | Behaviour::Slacker | Behaviour::Turncoat
+            )
     }
 
     /// How many engine instances a node with this behaviour runs on its key.
@@ -63,6 +78,8 @@ impl std::str::FromStr for Behaviour {
             "crash" => Behaviour::Crash,
             "scripted" => Behaviour::Scripted,
             "twin" => Behaviour::Twin,
+            "slacker" => Behaviour::Slacker,
+            "turncoat" => Behaviour::Turncoat,
             other => return Err(format!("unknown behaviour {other:?}")),
         })
     }

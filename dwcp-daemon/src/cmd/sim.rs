@@ -22,6 +22,7 @@ pub struct SimArgs {
     #[arg(long)]
     pub faulty: Option<usize>,
     /// What the faulty nodes do: silent, equivocate, garbage, badsig, replay, crash,
+    /// slacker (signs late or not at all), turncoat (honest for 1.2 s, then silent),
     /// partition (no faulty node: the network splits and heals), or honest.
     #[arg(long, default_value = "equivocate")]
     pub behaviour: String,

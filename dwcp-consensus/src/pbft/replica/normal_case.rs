@@ -276,13 +276,14 @@ impl Pbft {
             .range((view, NodeId(0))..=(view, NodeId(u16::MAX)))
             .map(|(_, s)| s)
             .filter(|s| s.value().digest == digest)
-            .take(self.quorum)
             .cloned()
             .collect();
         if commits.len() >= self.quorum {
             // The certificate is fixed here: a later view may re-issue the batch
             // and prepare it again before it executes, but its commits in that
-            // view may never reach a quorum here.
+            // view may never reach a quorum here. It holds every matching commit
+            // received so far (the first quorum to arrive, mostly), not a quorum
+            // chosen by id: T-PBFT rates members by who signed.
             slot.certificate = Some(CommittedEntry {
                 pre_prepare: pp.clone(),
                 commits,

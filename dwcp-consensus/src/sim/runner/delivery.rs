@@ -2,12 +2,12 @@
 //! decides fates), the network's delay and loss, and delivery to an instance.
 
 use super::{Event, Simulation, MAX_HISTORY};
-use crate::sim::adversary::Behaviour;
+use crate::sim::adversary::{Behaviour, TURNCOAT_AFTER};
 use crate::sim::script::{Endpoint, Fate};
 use crate::statement::Adversarial;
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
-use dwcp_core::{Committee, Engine, Input, NodeId, NodeKeys, Recovered};
+use dwcp_core::{Committee, Engine, Input, NodeId, NodeKeys, Recovered, Time};
 use rand::Rng;
 use std::time::Duration;
 
@@ -109,6 +109,17 @@ where
             let last = &mut self.nodes[id.index()].round[inst as usize];
             *last = (*last).max((r, msg.slot().unwrap_or(0)));
         }
+        let mut extra = Duration::ZERO;
+        match behaviour {
+            Behaviour::Turncoat if self.now >= Time::ZERO.after(TURNCOAT_AFTER) => return,
+            Behaviour::Slacker => {
+                if self.rng.gen_bool(0.25) {
+                    return;
+                }
+                extra = Duration::from_millis(self.rng.gen_range(50..=250));
+            }
+            _ => {}
+        }
         if behaviour == Behaviour::BadSig && self.rng.gen_bool(0.7) {
             msg.tamper_signature();
         }
@@ -158,7 +169,7 @@ where
                 }
                 h.push_back(bytes.clone());
             }
-            self.transmit(id, r, None, bytes.clone(), Duration::ZERO);
+            self.transmit(id, r, None, bytes.clone(), extra);
         }
     }
 
