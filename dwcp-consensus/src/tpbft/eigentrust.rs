@@ -263,6 +263,17 @@ impl LocalTrust {
         Ok(())
     }
 
+    /// Halves every count (rounding down) and forgets pairs that reach zero:
+    /// older evidence weighs half as much as newer, so trust follows what nodes do
+    /// now (a turncoat's earlier good record fades) and counts stay bounded.
+    pub fn decay(&mut self) {
+        self.counts.retain(|_, e| {
+            e.sat /= 2;
+            e.unsat /= 2;
+            e.sat > 0 || e.unsat > 0
+        });
+    }
+
     /// What `i` recorded about `j` (zero if nothing).
     pub fn interactions(&self, i: NodeId, j: NodeId) -> Interactions {
         self.counts.get(&(i, j)).copied().unwrap_or_default()

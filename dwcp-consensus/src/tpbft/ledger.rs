@@ -5,27 +5,32 @@
 //! # Evidence and what it counts
 //!
 //! - [`Evidence::Committed`]: member `L` proposed a batch that committed, with commit
-//!   votes from the signer set `S` (every valid commit vote the proposal that carries
-//!   the evidence had: at least `2f_c + 1`). The proposer rates the members: for each
-//!   `i` in `S` other than `L`, `sat(L, i)`; for each member `j` of that epoch's
-//!   committee not in `S`, `unsat(L, j)`. An honest member is in nearly every `S`; one
-//!   that signs late or not at all (a *slacker*, or a silent member) collects `unsat`
-//!   from every proposer until its local trust is zero in every row.
+//!   votes from the signer set `S` (the matching commit votes the proposer held,
+//!   at least `2f_c + 1`; with honest nodes the first to arrive). Co-signers vouch
+//!   for each other: for each `i` in `S ∪ {L}` and `j` in `S`, `sat(i, j)`. The
+//!   proposer alone rates the members that did not sign: for each member `j` of
+//!   that epoch's committee not in `S`, `unsat(L, j)`. An honest member is in most
+//!   `S`; one that signs late or not at all (a *slacker*, or a silent member) earns
+//!   no credit in anyone's row while the others do, and falls below the demotion
+//!   line within an epoch.
 //!
-//!   Proposing itself earns nothing (failing to propose costs, below). The design
-//!   note also rated the proposer by each signer (`sat(i, L)`); with that credit a
-//!   member that proposes in its turn but signs one commit in four keeps a positive
-//!   rating from every other member (one credit per batch it proposes and per vote,
-//!   three debits per four batches of the others: in the test below it kept its seat
-//!   for 8 epochs), though its missing votes are what erodes the committee's margin.
+//!   Only the proposer's row records `unsat` for non-signers: a faulty proposer
+//!   chooses which valid signatures its evidence names, and if every signer's row
+//!   recorded the omission it could demote an honest member (and hand its seat to
+//!   whoever ranks next) in one epoch; this way the omission costs the member one
+//!   epoch's credit from that proposer's batches. Proposing itself earns nothing
+//!   (failing to propose costs, below). The design note also rated the proposer
+//!   by each signer (`sat(i, L)`); with that credit a member that proposes in its
+//!   turn but signs one commit in four kept its seat for 8 epochs in the test
+//!   below.
 //! - [`Evidence::Replaced`]: the proposer `F` of a view failed and members `S` signed
 //!   the view change that replaced it: `unsat(i, F)` for each `i` in `S`.
 //! - [`Evidence::Misbehaved`]: a proof that `node` signed two conflicting statements
 //!   or proposed an invalid batch. It is excluded: never again on a committee.
 //!
-//! A proposer chooses which valid signatures its evidence names, so a faulty one can
-//! leave an honest member out of `S`; that costs the member one `unsat` in the
-//! faulty proposer's own row, which normalisation confines to that row.
+//! Every count halves at each epoch's first commit proof ([`LocalTrust::decay`]),
+//! so trust follows recent behaviour: a turncoat's good record fades within a few
+//! epochs instead of shielding it for as long as it lasted.
 //!
 //! # The next committee
 //!
@@ -37,18 +42,25 @@
 //! committee's mean trust is *demoted*: not eligible for the next committee. The
 //! seats go to the highest trust among the eligible nodes, ties (all of zero trust
 //! among nodes never on a committee) broken by the epoch's lottery
-//! ([`super::selection::committee`]). A demoted node is eligible again later; it
+//! ([`super::selection::committee`]). A demoted node sits out [`BENCH_EPOCHS`]
+//! epochs, twice as many each time it is demoted again, then is eligible again and
 //! returns only if it outranks the others.
+//! Without the bench a demoted genesis member came straight back: nodes with no
+//! evidence of their own (observers) rate by the pre-trust vector, which keeps
+//! every genesis member above a newcomer that served one epoch.
 
 use super::eigentrust::{LocalTrust, Trust, TrustError, TrustParams};
 use super::selection;
 use crate::pbft::Instance;
 use dwcp_core::{Digest, NodeId, View};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A member whose trust is below this share of its committee's mean trust is not
-/// eligible for the next committee: `1/4`, as numerator and denominator.
-pub const DEMOTION_SHARE: (u64, u64) = (1, 4);
+/// eligible for the next committee: `1/2`, as numerator and denominator.
+pub const DEMOTION_SHARE: (u64, u64) = (1, 2);
+
+/// Epochs a demoted member is not eligible for a committee.
+pub const BENCH_EPOCHS: u64 = 4;
 
 /// One piece of committed evidence, its signatures already verified.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -84,6 +96,9 @@ pub struct TrustLedger {
     params: TrustParams,
     /// The highest view a recorded commit proof showed, and its epoch.
     last_view: Option<(u64, View)>,
+    /// Demoted members: the first epoch each is eligible again, and how many
+    /// times it was demoted.
+    benched: BTreeMap<NodeId, (u64, u32)>,
 }
 
 /// Most failed views one commit proof records (a bound on the work a proof
@@ -102,6 +117,7 @@ impl TrustLedger {
             genesis: set.into_iter().collect(),
             params,
             last_view: None,
+            benched: BTreeMap::new(),
         };
         ledger.local.pre_trust(&ledger.genesis)?;
         Ok(ledger)
@@ -112,9 +128,12 @@ impl TrustLedger {
         match e {
             Evidence::Committed { proposer, signers } => {
                 let signed: BTreeSet<NodeId> = signers.iter().copied().collect();
-                for &i in &signed {
-                    if i != *proposer {
-                        self.local.add_satisfied(*proposer, i)?;
+                let raters: BTreeSet<NodeId> = signed.iter().copied().chain([*proposer]).collect();
+                for &i in &raters {
+                    for &j in &signed {
+                        if i != j {
+                            self.local.add_satisfied(i, j)?;
+                        }
                     }
                 }
                 for &j in committee {
@@ -154,7 +173,12 @@ impl TrustLedger {
         let from = match self.last_view {
             Some((e, v)) if e == epoch => v,
             Some((e, _)) if e > epoch => return Ok(()),
-            _ => schedule.first_view,
+            Some(_) => {
+                // The first proof of a new epoch: older evidence weighs half.
+                self.local.decay();
+                schedule.first_view
+            }
+            None => schedule.first_view,
         };
         self.last_view = Some((epoch, view.max(from)));
         for w in from.max(view.saturating_sub(MAX_FAILED_VIEWS))..view {
@@ -190,13 +214,19 @@ impl TrustLedger {
     /// The committee of `size` for `epoch`, after `current`: the highest trust among
     /// nodes neither excluded nor demoted (see the module docs), and its digest.
     pub fn next_committee(
-        &self,
+        &mut self,
         current: &[NodeId],
         size: usize,
         epoch: u64,
     ) -> Result<(Vec<NodeId>, Digest), TrustError> {
         let trust = self.trust()?;
         let mut ineligible: BTreeSet<NodeId> = self.local.excluded().into_iter().collect();
+        ineligible.extend(
+            self.benched
+                .iter()
+                .filter(|(_, (until, _))| *until > epoch)
+                .map(|(id, _)| *id),
+        );
         let members: Vec<NodeId> = current
             .iter()
             .copied()
@@ -213,6 +243,9 @@ impl TrustLedger {
                 let t = u128::from(trust[id.index()].0);
                 if t * u128::from(den) * (members.len() as u128) < total * u128::from(num) {
                     ineligible.insert(*id);
+                    let (until, times) = self.benched.entry(*id).or_insert((0, 0));
+                    *until = epoch + (BENCH_EPOCHS << (*times).min(16));
+                    *times += 1;
                 }
             }
         }
@@ -436,14 +469,16 @@ mod tests {
             assert_eq!(replaced(&l, by, a), expected(a), "{by} rates {a}");
             assert_eq!(replaced(&l, by, b), expected(b), "{by} rates {b}");
         }
-        // Epoch 2's first proof in its first view: nothing failed.
+        // Epoch 2's first proof halves older evidence (counts of 1 become 0) and,
+        // in the epoch's first view, shows no failure.
         let next = Instance {
             first_view: 2 << 32,
             ..schedule.clone()
         };
-        let before = l.local.clone();
         l.record_views(2, &next, 2 << 32, &signers).unwrap();
-        // A late proof of epoch 1 after epoch 2's changes nothing either.
+        assert_eq!(l.local, LocalTrust::new(6).unwrap());
+        // A late proof of epoch 1 after epoch 2's changes nothing.
+        let before = l.local.clone();
         l.record_views(1, &schedule, first + 3, &signers).unwrap();
         assert_eq!(l.local, before);
     }
