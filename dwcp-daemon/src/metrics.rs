@@ -443,6 +443,7 @@ mod tests {
             last_committed: 1,
             view_changes: 2,
             counters: vec![("transfers".into(), 5)],
+            committee: None,
         };
         let text = m.render(
             &status,

@@ -564,6 +564,7 @@ impl Engine for Pbft {
                 ("invalid_proposals".into(), self.invalid_proposals),
                 ("refused_transactions".into(), self.refused_transactions),
             ],
+            committee: None,
         }
     }
 
