@@ -13,6 +13,12 @@ pub struct TpbftConfig {
     /// Sequence numbers per epoch: a multiple of the checkpoint interval, above the
     /// watermark window.
     pub epoch_length: u64,
+    /// Restart without replaying the evidence of the epoch's stored batches (the
+    /// ledger stays as the epoch snapshot has it). Only for the test that shows the
+    /// restart tests catch it; it exists only with the `unsafe-test-hooks` feature.
+    #[cfg(feature = "unsafe-test-hooks")]
+    #[serde(skip)]
+    pub unsafe_skip_replay: bool,
 }
 
 impl Default for TpbftConfig {
@@ -21,6 +27,8 @@ impl Default for TpbftConfig {
             pbft: PbftConfig::default(),
             committee_size: super::DEFAULT_COMMITTEE_SIZE,
             epoch_length: 256,
+            #[cfg(feature = "unsafe-test-hooks")]
+            unsafe_skip_replay: false,
         }
     }
 }
