@@ -40,6 +40,10 @@ impl TpbftConfig {
         if self.committee_size == 0 {
             return Err("tpbft: committee_size must be positive".into());
         }
+        if self.pbft.batch_size < 2 {
+            // The evidence record takes the first place of every batch.
+            return Err("tpbft: pbft.batch_size must be at least 2".into());
+        }
         let k = self.pbft.checkpoint_interval;
         if !self.epoch_length.is_multiple_of(k) || self.epoch_length <= self.pbft.window {
             return Err(format!(
