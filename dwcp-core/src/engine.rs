@@ -230,6 +230,36 @@ pub struct EngineStatus {
     /// transfers, ...): what an operator should see in metrics.
     #[serde(default)]
     pub counters: Vec<(Cow<'static, str>, u64)>,
+    /// For an engine that runs among a committee it elects from its nodes (T-PBFT):
+    /// the current committee and this node's part in it. `None` for the others.
+    #[serde(default)]
+    pub committee: Option<CommitteeStatus>,
+}
+
+/// The part a node plays in its engine's current committee.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitteeRole {
+    /// It votes: one of the committee's members.
+    Member,
+    /// It follows the committee's certified output without voting.
+    Observer,
+}
+
+/// An elected committee as a status page shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitteeStatus {
+    /// The epoch (the period one committee serves).
+    pub epoch: u64,
+    /// The committee's members, in id order.
+    pub members: Vec<NodeId>,
+    /// The members that lead the committee's proposals this epoch, in their order.
+    pub primary_group: Vec<NodeId>,
+    /// This node's part.
+    pub role: CommitteeRole,
+    /// Each node's trust score (indexed by node id) in parts per billion of the
+    /// total: the scores the engine elects committees by, as of the epoch's start.
+    pub trust_ppb: Vec<u64>,
 }
 
 /// A consensus engine: a deterministic state machine over [`Input`]s and [`Effect`]s.

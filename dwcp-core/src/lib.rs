@@ -19,8 +19,8 @@ pub use application::{AcceptAll, Refused, SharedValidator, Validator};
 pub use committee::{Committee, Member, NodeKeys};
 pub use digest::Digest;
 pub use engine::{
-    Checkpoint, Committed, Effect, Effects, Engine, EngineStatus, Input, MessageKind,
-    ProposalCommitted, Record, Recovered, TimerId, WalKey,
+    Checkpoint, Committed, CommitteeRole, CommitteeStatus, Effect, Effects, Engine, EngineStatus,
+    Input, MessageKind, ProposalCommitted, Record, Recovered, TimerId, WalKey,
 };
 pub use ids::{NodeId, Round, Seq, Time, View};
 pub use signed::{Signable, Signed};

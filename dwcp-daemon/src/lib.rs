@@ -15,6 +15,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod driver;
+pub mod engine_params;
 pub mod engines;
 pub mod http;
 pub mod keygen;

@@ -30,6 +30,13 @@ fn component_label(component: &str) -> ComponentLabel {
     }
 }
 
+/// Label of per-node series about the committee: the node they describe.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SubjectLabel {
+    /// The node's id.
+    pub id: u16,
+}
+
 /// Label of per-component series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ComponentLabel {
@@ -200,7 +207,72 @@ pub struct Metrics {
     recoveries: MirroredFamily<ComponentLabel>,
     recovery_failures: MirroredFamily<ComponentLabel>,
     engine_events: MirroredFamily<EventLabel>,
+    committee: CommitteeMetrics,
     driver: DriverMetrics,
+}
+
+/// No labels beyond the registry's own: a series that exists only once set.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Unlabelled {}
+
+/// The series of an engine that elects its committee ([`EngineStatus::committee`]):
+/// none exist for the other engines.
+#[derive(Default)]
+struct CommitteeMetrics {
+    epoch: Family<Unlabelled, Gauge>,
+    member: Family<Unlabelled, Gauge>,
+    membership: Family<SubjectLabel, Gauge>,
+    primary_group: Family<SubjectLabel, Gauge>,
+    trust: Family<SubjectLabel, Gauge<f64, AtomicU64>>,
+}
+
+impl CommitteeMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "committee_epoch",
+            "The current epoch of the elected committee",
+            self.epoch.clone(),
+        );
+        r.register(
+            "committee_member",
+            "1 when this node is a member of the current committee, 0 when an observer",
+            self.member.clone(),
+        );
+        r.register(
+            "committee_membership",
+            "1 when node `id` is a member of the current committee",
+            self.membership.clone(),
+        );
+        r.register(
+            "committee_primary_group",
+            "1 when node `id` is in the current epoch's primary group",
+            self.primary_group.clone(),
+        );
+        r.register(
+            "trust_score",
+            "Node `id`'s global trust (a share of 1) as of the epoch's start",
+            self.trust.clone(),
+        );
+    }
+
+    fn set(&self, c: &dwcp_core::CommitteeStatus) {
+        self.epoch
+            .get_or_create(&Unlabelled {})
+            .set(i64::try_from(c.epoch).unwrap_or(i64::MAX));
+        self.member
+            .get_or_create(&Unlabelled {})
+            .set(i64::from(c.role == dwcp_core::CommitteeRole::Member));
+        for (i, ppb) in c.trust_ppb.iter().enumerate() {
+            let Ok(id) = u16::try_from(i) else { break };
+            let label = SubjectLabel { id };
+            let of = |set: &[NodeId]| i64::from(set.contains(&NodeId(id)));
+            self.membership.get_or_create(&label).set(of(&c.members));
+            self.primary_group
+                .get_or_create(&label)
+                .set(of(&c.primary_group));
+            self.trust.get_or_create(&label).set(*ppb as f64 / 1e9);
+        }
+    }
 }
 
 impl Metrics {
@@ -232,10 +304,12 @@ impl Metrics {
             engine_events: MirroredFamily::new(|event| EventLabel {
                 event: event.to_string(),
             }),
+            committee: CommitteeMetrics::default(),
             driver: DriverMetrics::unregistered(),
             registry: Registry::default(),
         };
         m.driver.register(&mut registry);
+        m.committee.register(&mut registry);
         let c = |r: &mut Registry, name: &str, help: &str, metric: Counter| {
             r.register(name, help, metric)
         };
@@ -369,6 +443,9 @@ impl Metrics {
         for (event, n) in &status.counters {
             self.engine_events.sync(event, *n);
         }
+        if let Some(c) = &status.committee {
+            self.committee.set(c);
+        }
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         self.frames_sent.sync(r(&transport.frames_sent));
         self.frames_dropped.sync(r(&transport.frames_dropped));
@@ -443,6 +520,7 @@ mod tests {
             last_committed: 1,
             view_changes: 2,
             counters: vec![("transfers".into(), 5)],
+            committee: None,
         };
         let text = m.render(
             &status,
@@ -489,6 +567,38 @@ mod tests {
             r#"dwcp_component_recovery_failures_total{engine="pbft",node="2",component="engine"} 1"#,
             r#"dwcp_component_healthy{engine="pbft",node="2",component="engine"} 1"#,
             r#"dwcp_engine_events_total{engine="pbft",node="2",event="transfers"} 5"#,
+        ] {
+            assert!(text.contains(series), "{series} in {text}");
+        }
+        assert!(
+            !text.contains("dwcp_committee_epoch{"),
+            "no committee series for PBFT: {text}"
+        );
+    }
+
+    #[test]
+    fn renders_the_committee_of_an_engine_that_elects_one() {
+        let m = Metrics::new("tpbft", NodeId(5));
+        let status = EngineStatus {
+            engine: "tpbft".into(),
+            committee: Some(dwcp_core::CommitteeStatus {
+                epoch: 3,
+                members: vec![NodeId(0), NodeId(1), NodeId(2), NodeId(4)],
+                primary_group: vec![NodeId(2), NodeId(0)],
+                role: dwcp_core::CommitteeRole::Observer,
+                trust_ppb: vec![250_000_000, 250_000_000, 250_000_000, 0, 250_000_000, 0],
+            }),
+            ..EngineStatus::default()
+        };
+        let text = m.render(&status, &TransportStats::default(), &[], &[], &[]);
+        for series in [
+            r#"dwcp_committee_epoch{engine="tpbft",node="5"} 3"#,
+            r#"dwcp_committee_member{engine="tpbft",node="5"} 0"#,
+            r#"dwcp_committee_membership{engine="tpbft",node="5",id="4"} 1"#,
+            r#"dwcp_committee_membership{engine="tpbft",node="5",id="3"} 0"#,
+            r#"dwcp_committee_primary_group{engine="tpbft",node="5",id="2"} 1"#,
+            r#"dwcp_committee_primary_group{engine="tpbft",node="5",id="1"} 0"#,
+            r#"dwcp_trust_score{engine="tpbft",node="5",id="1"} 0.25"#,
         ] {
             assert!(text.contains(series), "{series} in {text}");
         }

@@ -23,17 +23,14 @@ fn figure(summary: &str, label: &str, unit: &str) -> f64 {
 }
 
 fn bench(extra: &[&str]) -> String {
+    bench_of("pbft", 4, extra)
+}
+
+fn bench_of(engine: &str, nodes: usize, extra: &[&str]) -> String {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_dwcpd"))
-        .args([
-            "bench",
-            "--engine",
-            "pbft",
-            "--nodes",
-            "4",
-            "--tx-size",
-            "512",
-        ])
+        .args(["bench", "--engine", engine, "--nodes", &nodes.to_string()])
+        .args(["--tx-size", "512"])
         .args(["--rate", "400", "--duration", "3"])
         .args(extra)
         .output()
@@ -92,4 +89,15 @@ fn multi_process_bench_prints_the_four_figures() {
         "{out}"
     );
     assert!(out.contains(" Consensus latency source: "), "{out}");
+}
+
+/// T-PBFT in process, and over seven processes with a committee of four (three
+/// observers, whose clients' transactions go to the committee).
+#[test]
+fn tpbft_bench_runs_in_process_and_over_seven_processes() {
+    let out = bench_of("tpbft", 4, &["--in-process"]);
+    assert!(out.contains(" Mode: in-process"), "{out}");
+    let out = bench_of("tpbft", 7, &["--param", "committee_size=4"]);
+    assert!(out.contains("7 dwcpd processes on loopback"), "{out}");
+    assert!(out.contains(" Committee: up to 4 members"), "{out}");
 }

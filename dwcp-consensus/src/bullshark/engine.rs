@@ -633,6 +633,7 @@ impl Engine for BullsharkEngine {
             last_committed: self.output_seq,
             view_changes: self.stats.leader_timeouts,
             counters: self.stats.counters(),
+            committee: None,
         }
     }
 

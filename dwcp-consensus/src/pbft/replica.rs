@@ -366,6 +366,12 @@ impl Pbft {
         self
     }
 
+    /// The client transactions waiting to be ordered, oldest first: what an
+    /// instance that ends (T-PBFT's epoch) hands to the next one.
+    pub fn pending_transactions(&self) -> Vec<Bytes> {
+        self.pending.values().map(|(_, tx)| tx.clone()).collect()
+    }
+
     /// Pairs of validly signed, conflicting statements by one member (two
     /// pre-prepares, or two votes of one phase, for one view and sequence number
     /// with different digests) this replica received since the last call: proof
@@ -628,6 +634,7 @@ impl Engine for Pbft {
                 ("takeovers".into(), self.takeovers),
                 ("equivocations_seen".into(), self.equivocations_seen),
             ],
+            committee: None,
         }
     }
 

@@ -29,8 +29,16 @@ impl Protocol for TpbftProtocol {
         Tpbft::new(keys, committee, cfg.clone(), recovered).map_err(|e| e.to_string())
     }
 
+    /// A restart replays the batches of the epoch its snapshot starts (at most
+    /// `epoch_length` of them), with the repeat window before the newest
+    /// (`dedup_window`); the watermark window is a margin. See
+    /// `tpbft/engine/restart.rs`.
     fn restore_tail(cfg: &TpbftConfig) -> usize {
-        PbftProtocol::restore_tail(&cfg.pbft)
+        let need = cfg
+            .epoch_length
+            .saturating_add(cfg.pbft.window)
+            .saturating_add(cfg.pbft.dedup_window);
+        usize::try_from(need).unwrap_or(usize::MAX)
     }
 
     /// The simulated client sends every transaction to every node, and epochs are

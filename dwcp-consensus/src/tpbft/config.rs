@@ -22,6 +22,12 @@ pub struct TpbftConfig {
     /// group member proposes it; below the view-change timeout.
     #[serde(rename = "takeover_after_ms", with = "dwcp_core::millis")]
     pub takeover_after: std::time::Duration,
+    /// Restart without replaying the evidence of the epoch's stored batches (the
+    /// ledger stays as the epoch snapshot has it). Only for the test that shows the
+    /// restart tests catch it; it exists only with the `unsafe-test-hooks` feature.
+    #[cfg(feature = "unsafe-test-hooks")]
+    #[serde(skip)]
+    pub unsafe_skip_replay: bool,
 }
 
 impl Default for TpbftConfig {
@@ -32,6 +38,8 @@ impl Default for TpbftConfig {
             epoch_length: 256,
             primary_group_size: super::DEFAULT_PRIMARY_GROUP_SIZE,
             takeover_after: std::time::Duration::from_millis(400),
+            #[cfg(feature = "unsafe-test-hooks")]
+            unsafe_skip_replay: false,
         }
     }
 }
@@ -42,6 +50,10 @@ impl TpbftConfig {
         self.pbft.validate()?;
         if self.committee_size == 0 {
             return Err("tpbft: committee_size must be positive".into());
+        }
+        if self.pbft.batch_size < 2 {
+            // The evidence record takes the first place of every batch.
+            return Err("tpbft: pbft.batch_size must be at least 2".into());
         }
         let k = self.pbft.checkpoint_interval;
         if !self.epoch_length.is_multiple_of(k) || self.epoch_length <= self.pbft.window {

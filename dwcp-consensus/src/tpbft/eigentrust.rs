@@ -199,8 +199,12 @@ impl Interactions {
 /// (saturating) and the set of excluded (proven faulty) nodes.
 ///
 /// Stored sparsely, in id order, so two nodes that record the same evidence in any
-/// order hold equal values (`==`) and compute the same trust.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// order hold equal values (`==`) and compute the same trust. It serialises as its
+/// counts in key order (what T-PBFT's epoch snapshot stores); decoding refuses
+/// anything the methods below could not have built, so a value read back is equal
+/// (`==`) to the one written and computes bit-identical trust.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "wire::LocalTrustWire", try_from = "wire::LocalTrustWire")]
 pub struct LocalTrust {
     n: usize,
     counts: BTreeMap<(NodeId, NodeId), Interactions>,
@@ -527,6 +531,8 @@ pub fn reference_global_trust(
     }
     Ok(t)
 }
+
+mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -10,12 +10,15 @@ use super::{committee_size_for, TrustParams};
 use crate::pbft::{Instance, Pbft, ProposalRecord};
 use bytes::Bytes;
 use dwcp_core::{
-    Committed, Committee, Digest, Effect, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys,
-    ProposalCommitted, Recovered, Seq, Time, TimerId,
+    Committed, Committee, CommitteeRole, CommitteeStatus, Digest, Effect, Effects, Engine,
+    EngineStatus, Input, NodeId, NodeKeys, ProposalCommitted, Recovered, Seq, Time, TimerId,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod restart;
+mod status;
 
 /// The observer's tick: asks for batches when none arrived for a while.
 const OBSERVER_TICK: TimerId = TimerId(2);
@@ -43,6 +46,9 @@ pub enum TpbftError {
     /// Trust could not be computed.
     #[error(transparent)]
     Trust(#[from] super::TrustError),
+    /// The store's contents cannot restart this node (see `engine/restart.rs`).
+    #[error("tpbft cannot restart from its store: {0}")]
+    Store(String),
 }
 
 /// What the proposal record reads and the commit path writes.
@@ -186,12 +192,20 @@ pub struct Tpbft {
     /// Client transactions this observer forwarded and has not seen commit: sent
     /// when, and how many times.
     forwarded: BTreeMap<Digest, (Bytes, Time, usize)>,
+    /// The store's records and checkpoints, for the instance built on a restart.
+    restore_from: Recovered,
+    /// The epoch snapshot to write on start, after a restart that crossed an epoch.
+    pending_snapshot: Option<dwcp_core::Record>,
+    /// The status's committee part, refreshed at each epoch.
+    committee_status: CommitteeStatus,
 }
 
 impl Tpbft {
     /// A node `keys.id` of the registered nodes `committee` (every node's keys),
-    /// starting at genesis: the first `committee_size` nodes form epoch 0's
-    /// committee.
+    /// rebuilt from its store's `recovered` state (empty for a fresh node, which
+    /// starts at genesis: the first `committee_size` nodes form epoch 0's
+    /// committee). A store from which the node's epoch cannot be told is refused
+    /// (see `engine/restart.rs`).
     pub fn new(
         keys: NodeKeys,
         committee: Committee,
@@ -199,11 +213,6 @@ impl Tpbft {
         recovered: Recovered,
     ) -> Result<Tpbft, TpbftError> {
         cfg.validate().map_err(TpbftError::Config)?;
-        if !recovered.committed_tail.is_empty() || !recovered.wal.is_empty() {
-            return Err(TpbftError::Config(
-                "tpbft cannot yet restart from a store".into(),
-            ));
-        }
         let size = committee_size_for(committee.size(), cfg.committee_size);
         let genesis: Vec<NodeId> = committee.ids().take(size).collect();
         let ledger = TrustLedger::new(committee.size(), &genesis, TrustParams::default())?;
@@ -237,9 +246,25 @@ impl Tpbft {
             observer_progress: (0, 0),
             fetches: 0,
             forwarded: BTreeMap::new(),
+            restore_from: Recovered::default(),
+            pending_snapshot: None,
+            committee_status: CommitteeStatus {
+                epoch: 0,
+                members: Vec::new(),
+                primary_group: Vec::new(),
+                role: CommitteeRole::Observer,
+                trust_ppb: Vec::new(),
+            },
             cfg,
         };
+        // The instance starts at its epoch's base, and takes the position from the
+        // tail and its own records.
+        let base = node.restore(recovered)?;
+        let position = (node.last, node.chain);
+        (node.last, node.chain) = base;
         node.inner = node.instance()?;
+        (node.last, node.chain) = position;
+        node.restore_from = Recovered::default();
         Ok(node)
     }
 
@@ -283,7 +308,7 @@ impl Tpbft {
             },
             Recovered {
                 committed_tail: tail,
-                ..Recovered::default()
+                ..self.restore_from.clone()
             },
         )?
         .with_proposal_record(Arc::new(Record(self.shared.clone())));
@@ -360,35 +385,7 @@ impl Tpbft {
         let seq = c.seq;
         self.last = seq;
         self.chain = c.digest;
-        if let Some(Some(Ok(record))) = c
-            .transactions
-            .first()
-            .map(|tx| EvidenceRecord::from_transaction(tx))
-        {
-            if let Ok(mut s) = self.shared.lock() {
-                for p in &record.commits {
-                    let Some((e, epoch, schedule)) = s.verify(p) else {
-                        continue;
-                    };
-                    let _ = self.ledger.record(&schedule.members, &e);
-                    if let (Some(vote), super::Evidence::Committed { signers, .. }) =
-                        (p.votes.first(), &e)
-                    {
-                        let view = vote.value().view;
-                        let _ = self.ledger.record_views(epoch, schedule, view, signers);
-                    }
-                }
-                // Equivocation committed: its author sits on no later committee.
-                for p in &record.misbehaviour {
-                    if let Some(node) = s.verify_misbehaviour(p) {
-                        let _ = self
-                            .ledger
-                            .record(&[], &super::Evidence::Misbehaved { node });
-                        s.misbehaviour.remove(&node);
-                    }
-                }
-            }
-        }
+        self.record_evidence(&c);
         if self.is_member() {
             if let Some(entry) = self.inner.as_ref().and_then(|p| p.certified(seq)).cloned() {
                 if let Ok(mut s) = self.shared.lock() {
@@ -447,36 +444,37 @@ impl Tpbft {
     }
 
     fn next_epoch(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
-        if self.next.is_none() {
-            self.compute_next();
-        }
-        let Some(members) = self.next.take() else {
+        if !self.advance_epoch() {
             return;
-        };
-        self.epoch += 1;
-        self.members = members;
-        if let Ok(mut s) = self.shared.lock() {
-            s.epochs
-                .insert(self.epoch, self.cfg.schedule(&self.members, self.epoch));
-            let keep = self.epoch.saturating_sub(2);
-            s.epochs = s.epochs.split_off(&keep);
-            s.next_digest = None;
         }
+        // After the epoch's last commit, before anything of the new epoch.
+        fx.persist(self.snapshot().record());
+        // What the ending epoch's instance had not ordered goes on.
+        let mut carried = self
+            .inner
+            .as_ref()
+            .map(Pbft::pending_transactions)
+            .unwrap_or_default();
         self.inner = self.instance().unwrap_or(None);
         if self.inner.is_some() {
             self.run_inner(now, Input::Start, fx);
             // An observer that joins the committee orders what it forwarded itself.
-            let txs: Vec<Bytes> = std::mem::take(&mut self.forwarded)
-                .into_values()
-                .map(|(tx, _, _)| tx)
-                .collect();
-            if !txs.is_empty() {
-                self.run_inner(now, Input::Submit(txs), fx);
+            carried.extend(
+                std::mem::take(&mut self.forwarded)
+                    .into_values()
+                    .map(|(tx, _, _)| tx),
+            );
+            if !carried.is_empty() {
+                self.run_inner(now, Input::Submit(carried), fx);
             }
         } else {
             self.observer = Observer::new(self.last, self.chain, self.cfg.pbft.dedup_window);
             let tail: Vec<Committed> = self.tail.iter().cloned().collect();
             self.observer.restore_window(&tail);
+            // A member that leaves the committee forwards what it held.
+            if !carried.is_empty() {
+                self.forward(now, carried, fx);
+            }
         }
         let held: Vec<_> = self.future.drain(..).collect();
         for (from, msg) in held {
@@ -676,6 +674,9 @@ impl Engine for Tpbft {
     fn handle(&mut self, now: Time, input: Input<TpbftMessage>, fx: &mut Effects<TpbftMessage>) {
         match input {
             Input::Start => {
+                if let Some(r) = self.pending_snapshot.take() {
+                    fx.persist(r);
+                }
                 fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
                 self.run_inner(now, Input::Start, fx);
             }
@@ -710,6 +711,7 @@ impl Engine for Tpbft {
                 ("epoch".into(), self.epoch),
                 ("member".into(), u64::from(self.is_member())),
             ],
+            committee: Some(self.committee_status()),
         }
     }
 

@@ -89,7 +89,13 @@ pub enum Evidence {
 }
 
 /// Local-trust counts from committed evidence, and the committees they elect.
-#[derive(Clone, Debug)]
+///
+/// It serialises whole (T-PBFT's epoch snapshot stores it): a ledger read back is
+/// equal (`==`) to the one written, so it computes bit-identical trust and the same
+/// committees; decoding refuses parameters or a genesis set that
+/// [`TrustLedger::new`] would refuse.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "LedgerWire", try_from = "LedgerWire")]
 pub struct TrustLedger {
     local: LocalTrust,
     genesis: Vec<NodeId>,
@@ -104,6 +110,51 @@ pub struct TrustLedger {
 /// Most failed views one commit proof records (a bound on the work a proof
 /// causes; real view changes come one timeout each).
 pub const MAX_FAILED_VIEWS: u64 = 64;
+/// [`TrustLedger`] as stored.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct LedgerWire {
+    local: LocalTrust,
+    genesis: Vec<NodeId>,
+    params: TrustParams,
+    last_view: Option<(u64, View)>,
+    benched: BTreeMap<NodeId, (u64, u32)>,
+}
+
+impl From<TrustLedger> for LedgerWire {
+    fn from(l: TrustLedger) -> Self {
+        LedgerWire {
+            local: l.local,
+            genesis: l.genesis,
+            params: l.params,
+            last_view: l.last_view,
+            benched: l.benched,
+        }
+    }
+}
+
+impl TryFrom<LedgerWire> for TrustLedger {
+    type Error = String;
+
+    fn try_from(w: LedgerWire) -> Result<Self, String> {
+        w.params.validate().map_err(|e| e.to_string())?;
+        if w.genesis.is_empty()
+            || w.genesis.windows(2).any(|p| p[0] >= p[1])
+            || w.genesis.iter().any(|id| id.index() >= w.local.len())
+        {
+            return Err("bad genesis committee in a stored trust ledger".into());
+        }
+        if w.benched.keys().any(|id| id.index() >= w.local.len()) {
+            return Err("a benched node outside the ledger in a stored trust ledger".into());
+        }
+        Ok(TrustLedger {
+            local: w.local,
+            genesis: w.genesis,
+            params: w.params,
+            last_view: w.last_view,
+            benched: w.benched,
+        })
+    }
+}
 
 impl TrustLedger {
     /// A ledger for `n` nodes whose genesis committee (the pre-trusted set) is
@@ -211,6 +262,11 @@ impl TrustLedger {
         &self.local
     }
 
+    /// The genesis committee (the pre-trusted set), in id order.
+    pub fn genesis(&self) -> &[NodeId] {
+        &self.genesis
+    }
+
     /// The committee of `size` for `epoch`, after `current`: the highest trust among
     /// nodes neither excluded nor demoted (see the module docs), and its digest.
     pub fn next_committee(
@@ -258,6 +314,7 @@ impl TrustLedger {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Interactions;
     use super::*;
 
     fn ids(v: &[u16]) -> Vec<NodeId> {
@@ -483,7 +540,98 @@ mod tests {
         assert_eq!(l.local, before);
     }
 
+    fn round_trip(l: &TrustLedger) -> TrustLedger {
+        let bytes = dwcp_core::codec::encode(l);
+        let back: TrustLedger = dwcp_core::codec::decode(&bytes, 1 << 20).expect("decodes");
+        assert_eq!(
+            dwcp_core::codec::encode(&back),
+            bytes,
+            "re-encodes to the same bytes"
+        );
+        back
+    }
+
+    #[test]
+    fn a_stored_ledger_reads_back_equal_and_elects_the_same_committees() {
+        let genesis = ids(&[0, 1, 2, 3]);
+        let mut l = TrustLedger::new(10, &genesis, TrustParams::default()).unwrap();
+        assert_eq!(round_trip(&l), l, "an empty ledger");
+        epoch(&mut l, &genesis, 40, &[NodeId(2)]);
+        l.record(&genesis, &Evidence::Misbehaved { node: NodeId(3) })
+            .unwrap();
+        let mut back = round_trip(&l);
+        assert_eq!(back, l);
+        assert_eq!(back.trust().unwrap(), l.trust().unwrap());
+        assert_eq!(
+            back.next_committee(&genesis, 4, 1).unwrap(),
+            l.next_committee(&genesis, 4, 1).unwrap()
+        );
+        // Demotions and failed views are part of what is stored.
+        assert_eq!(round_trip(&l), l);
+    }
+
+    #[test]
+    fn a_stored_ledger_that_no_ledger_could_be_is_refused() {
+        // Hand-made encodings: (n, counts, excluded), genesis, params, last view,
+        // benched.
+        let params = TrustParams::default();
+        let bad = |counts: Vec<(u16, u16, u64, u64)>, excluded: Vec<u16>, genesis: Vec<u16>| {
+            let counts: Vec<_> = counts
+                .into_iter()
+                .map(|(i, j, sat, unsat)| (NodeId(i), NodeId(j), Interactions { sat, unsat }))
+                .collect();
+            let bytes =
+                dwcp_core::codec::encode(&(
+                (4u64, counts, ids(&excluded)),
+                ids(&genesis),
+                params,
+                None::<(u64, u64)>,
+                BTreeMap::<NodeId, (u64, u32)>::new(),
+            ));
+            dwcp_core::codec::decode::<TrustLedger>(&bytes, 1 << 20).is_err()
+        };
+        assert!(!bad(vec![(0, 1, 1, 0), (1, 0, 0, 1)], vec![2], vec![0, 1]));
+        assert!(
+            bad(vec![(1, 0, 1, 0), (0, 1, 1, 0)], vec![], vec![0]),
+            "out of order"
+        );
+        assert!(
+            bad(vec![(0, 1, 1, 0), (0, 1, 1, 0)], vec![], vec![0]),
+            "repeated"
+        );
+        assert!(bad(vec![(0, 0, 1, 0)], vec![], vec![0]), "self-rating");
+        assert!(bad(vec![(0, 1, 0, 0)], vec![], vec![0]), "empty pair");
+        assert!(bad(vec![(0, 9, 1, 0)], vec![], vec![0]), "unknown node");
+        assert!(bad(vec![], vec![5], vec![0]), "unknown excluded node");
+        assert!(bad(vec![], vec![], vec![]), "no genesis");
+        assert!(bad(vec![], vec![], vec![1, 0]), "genesis out of order");
+    }
+
     proptest::proptest! {
+        /// Any ledger the API builds reads back equal, bytes and trust alike.
+        #[test]
+        fn every_ledger_reads_back_bit_identical(
+            stream in proptest::collection::vec(
+                (0u8..3, 0u16..12, proptest::collection::vec(0u16..12, 0..12)),
+                0..60,
+            ),
+        ) {
+            let genesis = ids(&[0, 1, 2, 3]);
+            let mut l = TrustLedger::new(12, &genesis, TrustParams::default()).unwrap();
+            for (kind, node, signers) in &stream {
+                let signers = ids(signers);
+                let e = match kind {
+                    0 => Evidence::Committed { proposer: NodeId(*node), signers },
+                    1 => Evidence::Replaced { proposer: NodeId(*node), signers },
+                    _ => Evidence::Misbehaved { node: NodeId(*node) },
+                };
+                l.record(&genesis, &e).unwrap();
+            }
+            let back = round_trip(&l);
+            proptest::prop_assert_eq!(&back, &l);
+            proptest::prop_assert_eq!(back.trust(), l.trust());
+        }
+
         /// Whatever committed evidence arrives: the next committee never seats an
         /// excluded node, has `size` members while enough are eligible, and does
         /// not depend on the order of signer lists.

@@ -12,9 +12,11 @@
 //! The node is [`Tpbft`]. Its parts: deterministic fixed-point EigenTrust
 //! ([`eigentrust`]), the ledger that turns committed evidence into trust and the
 //! next committee ([`ledger`]), the per-epoch choice of committee and primary group
-//! ([`selection`]), the proofs a batch carries ([`evidence`]), and an observer's
-//! log ([`observer`]). The primary group's co-signing and takeover live in PBFT
-//! ([`crate::pbft::PrimaryGroup`]), which runs each epoch.
+//! ([`selection`]), the proofs a batch carries ([`evidence`]), an observer's
+//! log ([`observer`]), and the snapshot each epoch starts from, which lets a node
+//! restart from its store ([`snapshot`]; how a restart works and why it is safe is
+//! in `engine/restart.rs`). The primary group's co-signing and takeover live in
+//! PBFT ([`crate::pbft::PrimaryGroup`]), which runs each epoch.
 //!
 //! # Design of the engine (decided here; the paper's body is not available)
 //!
@@ -48,6 +50,15 @@
 //!   committee's digest, and a backup that computes another does not prepare it.
 //!   Observers apply the same evidence, so they know the next committee before it
 //!   starts and can check its certificates.
+//! - **Restarts.** At each epoch's start a node writes an
+//!   [`snapshot::EpochSnapshot`] (the epoch, its committee and the previous one,
+//!   the trust ledger) under a write-ahead key no PBFT instance prunes or reads. A
+//!   restarted node loads it, replays the evidence of the epoch's batches from
+//!   its committed tail (computing the next committee at the cut point, and
+//!   changing epoch if the tail reaches the epoch's end), then rebuilds the
+//!   epoch's PBFT instance from that instance's own records, or its observer log
+//!   from the tail. It thus runs the very instance it ran before, and PBFT's
+//!   write-ahead rule keeps it from contradicting itself.
 //! - **Epoch changes.** At `last(e)` each node of the new committee starts the
 //!   next PBFT instance from the committed position, its repeat window seeded
 //!   from the committed tail (so members and observers keep dropping the same
@@ -90,6 +101,7 @@ pub mod ledger;
 mod messages;
 pub mod observer;
 pub mod selection;
+pub mod snapshot;
 
 pub use config::TpbftConfig;
 pub use eigentrust::{
@@ -107,6 +119,7 @@ pub use selection::{
     committee, committee_digest, committee_size_for, primary_group, DEFAULT_COMMITTEE_SIZE,
     DEFAULT_PRIMARY_GROUP_SIZE,
 };
+pub use snapshot::EpochSnapshot;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! load, showing live progress and what was committed.
 
 use crate::client::{get_json, request};
+use crate::engine_params::EngineParam;
+use crate::engines::EngineConfig;
 use crate::local_cluster::LocalCluster;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -27,6 +29,32 @@ pub struct DemoArgs {
     /// Transaction size in bytes.
     #[arg(long, default_value_t = 128)]
     pub tx_size: usize,
+    /// Sets a field of the engine's config table (repeatable; dotted names reach
+    /// nested tables), such as `--param committee_size=4` for T-PBFT.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<EngineParam>,
+}
+
+/// One line on node `i`'s committee, for an engine that elects one.
+fn committee_line(i: usize, status: &serde_json::Value) -> Option<String> {
+    let c = status.get("committee").filter(|c| !c.is_null())?;
+    let ids = |v: &serde_json::Value| -> String {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_u64().map_or("?".into(), |x| x.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
+    };
+    Some(format!(
+        "  node {i}: {} in epoch {}, committee [{}], primary group [{}]",
+        c["role"].as_str().unwrap_or("?"),
+        c["epoch"],
+        ids(&c["members"]),
+        ids(&c["primary_group"])
+    ))
 }
 
 /// Starts the cluster, drives load, prints progress and the committed log, stops.
@@ -35,7 +63,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if !(1..=16).contains(&args.nodes) {
         bail!("--nodes must be between 1 and 16 for a local demo");
     }
-    let mut cluster = LocalCluster::start(args.nodes, |c| c.engine = args.engine.clone())?;
+    let engine = EngineConfig::new(&args.engine, None)
+        .and_then(|e| e.with_params(&args.params))
+        .map_err(anyhow::Error::msg)?;
+    let mut cluster = LocalCluster::start(args.nodes, |c| c.set_engine(&engine))?;
     let (base, token) = (cluster.base_port, cluster.token.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let stop_on_signal = stop.clone();
@@ -55,6 +86,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let procs = &cluster.nodes;
     println!("{} {} nodes up on 127.0.0.1 ports {}..{}; offering {} tx/s of {} bytes for {} s (Ctrl-C stops)",
         args.nodes, args.engine, base, base + 2 * args.nodes as u16 - 1, args.rate, args.tx_size, args.duration);
+
+    for (i, p) in procs.iter().enumerate() {
+        if let Some(line) = get_json(p.http, "/v1/status").and_then(|s| committee_line(i, &s)) {
+            println!("{line}");
+        }
+    }
 
     let burst = (args.rate / 20).max(1);
     let started = Instant::now();
@@ -137,6 +174,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "{agree} of {} nodes hold the same log digest at seq {height}; {sent} transactions sent",
         procs.len()
     );
+    for (i, p) in procs.iter().enumerate() {
+        if let Some(line) = get_json(p.http, "/v1/status").and_then(|s| committee_line(i, &s)) {
+            println!("{line}");
+        }
+    }
     cluster.stop(Duration::from_secs(10));
     println!("stopped all nodes");
     Ok(())

@@ -114,7 +114,10 @@ struct PeerView {
     connected: bool,
 }
 
-/// `GET /v1/status`: the engine's progress and this node's links to its peers.
+/// `GET /v1/status`: the engine's progress and this node's links to its peers;
+/// for an engine that elects its committee (T-PBFT), also `committee`: the epoch,
+/// its members, the primary group, this node's `role` (`member` or `observer`) and
+/// every node's trust in parts per billion (`null` for the other engines).
 pub(super) async fn status(State(s): State<Arc<NodeState>>) -> Response {
     let st = s.status.lock().map(|g| g.clone()).unwrap_or_default();
     let last_digest = s
@@ -139,6 +142,7 @@ pub(super) async fn status(State(s): State<Arc<NodeState>>) -> Response {
         "last_digest": last_digest,
         "view_changes": st.view_changes,
         "counters": st.counters.iter().map(|(k, v)| (k.to_string(), *v)).collect::<std::collections::BTreeMap<_, _>>(),
+        "committee": st.committee,
         "peers": peers,
     }))
     .into_response()

@@ -1,5 +1,6 @@
 //! The arguments of `dwcpd bench`, with Narwhal's node parameters by name.
 
+use crate::engine_params::EngineParam;
 use clap::Args;
 use dwcp_consensus::registry::{thousands, BenchParams};
 use std::time::Duration;
@@ -55,6 +56,11 @@ pub struct BenchArgs {
     /// Narwhal/Bullshark: leader timeout ("1000" is ms). PBFT: view-change timeout.
     #[arg(long, value_parser = parse_millis)]
     pub timeout_delay: Option<Duration>,
+    /// Sets a field of the engine's config table, over what the options above
+    /// give it (repeatable; dotted names reach nested tables), such as
+    /// `--param committee_size=4` for T-PBFT.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<EngineParam>,
 }
 
 impl BenchArgs {

@@ -47,6 +47,9 @@ impl ProtocolVisitor for Bench<'_> {
     fn visit<P: Protocol>(self) -> anyhow::Result<()> {
         let args = self.0;
         let cfg = P::bench_config(&args.node_params()).map_err(anyhow::Error::msg)?;
+        let cfg = crate::engine_params::with_params(&cfg, &args.params)
+            .and_then(|c| P::validate(&c).map(|()| c))
+            .map_err(anyhow::Error::msg)?;
         let engine = EngineSummary {
             name: P::NAME,
             parameters: P::describe(&cfg),

@@ -263,6 +263,7 @@ mod tests {
             sync_retry_delay: None,
             sync_retry_nodes: None,
             timeout_delay: None,
+            params: Vec::new(),
         };
         let engine = EngineSummary {
             name: "pbft",
