@@ -580,8 +580,7 @@ mod tests {
                 .into_iter()
                 .map(|(i, j, sat, unsat)| (NodeId(i), NodeId(j), Interactions { sat, unsat }))
                 .collect();
-            let bytes =
-                dwcp_core::codec::encode(&(
+            let bytes = dwcp_core::codec::encode(&(
                 (4u64, counts, ids(&excluded)),
                 ids(&genesis),
                 params,
