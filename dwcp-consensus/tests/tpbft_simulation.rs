@@ -42,6 +42,18 @@ fn honest_cluster_commits_everywhere_across_epochs() {
             epochs.iter().all(|e| *e >= 1),
             "n={n}: every node changed epoch: {epochs:?}"
         );
+        // Every node, member or observer, derived the same committee and the same
+        // trust vector, bit for bit.
+        let views: Vec<_> = r
+            .node_status
+            .iter()
+            .flatten()
+            .map(|s| {
+                let c = s.committee.as_ref().expect("a committee");
+                (c.epoch, c.members.clone(), c.trust_digest)
+            })
+            .collect();
+        assert!(views.windows(2).all(|w| w[0] == w[1]), "n={n}: {views:?}");
     }
 }
 

@@ -260,6 +260,10 @@ pub struct CommitteeStatus {
     /// Each node's trust score (indexed by node id) in parts per billion of the
     /// total: the scores the engine elects committees by, as of the epoch's start.
     pub trust_ppb: Vec<u64>,
+    /// A digest of the exact (fixed-point) trust vector behind `trust_ppb`: equal
+    /// on every node that derived bit-identical trust.
+    #[serde(default)]
+    pub trust_digest: crate::Digest,
 }
 
 /// A consensus engine: a deterministic state machine over [`Input`]s and [`Effect`]s.

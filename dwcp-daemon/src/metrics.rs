@@ -587,6 +587,7 @@ mod tests {
                 primary_group: vec![NodeId(2), NodeId(0)],
                 role: dwcp_core::CommitteeRole::Observer,
                 trust_ppb: vec![250_000_000, 250_000_000, 250_000_000, 0, 250_000_000, 0],
+                trust_digest: dwcp_core::Digest::ZERO,
             }),
             ..EngineStatus::default()
         };

@@ -254,6 +254,7 @@ impl Tpbft {
                 primary_group: Vec::new(),
                 role: CommitteeRole::Observer,
                 trust_ppb: Vec::new(),
+                trust_digest: Digest::ZERO,
             },
             cfg,
         };

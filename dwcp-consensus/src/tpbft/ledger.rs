@@ -105,6 +105,9 @@ pub struct TrustLedger {
     /// Demoted members: the first epoch each is eligible again, and how many
     /// times it was demoted.
     benched: BTreeMap<NodeId, (u64, u32)>,
+    /// Each member of the newest committee computed that joined it after genesis,
+    /// with the epoch from which it has sat without a break.
+    seated_since: BTreeMap<NodeId, u64>,
 }
 
 /// Most failed views one commit proof records (a bound on the work a proof
@@ -118,6 +121,7 @@ struct LedgerWire {
     params: TrustParams,
     last_view: Option<(u64, View)>,
     benched: BTreeMap<NodeId, (u64, u32)>,
+    seated_since: BTreeMap<NodeId, u64>,
 }
 
 impl From<TrustLedger> for LedgerWire {
@@ -128,6 +132,7 @@ impl From<TrustLedger> for LedgerWire {
             params: l.params,
             last_view: l.last_view,
             benched: l.benched,
+            seated_since: l.seated_since,
         }
     }
 }
@@ -143,7 +148,11 @@ impl TryFrom<LedgerWire> for TrustLedger {
         {
             return Err("bad genesis committee in a stored trust ledger".into());
         }
-        if w.benched.keys().any(|id| id.index() >= w.local.len()) {
+        if w.benched
+            .keys()
+            .chain(w.seated_since.keys())
+            .any(|id| id.index() >= w.local.len())
+        {
             return Err("a benched node outside the ledger in a stored trust ledger".into());
         }
         Ok(TrustLedger {
@@ -152,6 +161,7 @@ impl TryFrom<LedgerWire> for TrustLedger {
             params: w.params,
             last_view: w.last_view,
             benched: w.benched,
+            seated_since: w.seated_since,
         })
     }
 }
@@ -165,6 +175,7 @@ impl TrustLedger {
         let set: BTreeSet<NodeId> = genesis.iter().copied().collect();
         let ledger = TrustLedger {
             local,
+            seated_since: BTreeMap::new(),
             genesis: set.into_iter().collect(),
             params,
             last_view: None,
@@ -296,6 +307,11 @@ impl TrustLedger {
             let (num, den) = DEMOTION_SHARE;
             // t < share · total / |members|, in integers.
             for id in &members {
+                // A member that joined in the epoch now ending had only part of it
+                // to earn evidence: it is judged at the next epoch's end.
+                if self.seated_since.get(id).is_some_and(|e| *e + 1 >= epoch) {
+                    continue;
+                }
                 let t = u128::from(trust[id.index()].0);
                 if t * u128::from(den) * (members.len() as u128) < total * u128::from(num) {
                     ineligible.insert(*id);
@@ -305,8 +321,29 @@ impl TrustLedger {
                 }
             }
         }
-        let ineligible: Vec<NodeId> = ineligible.into_iter().collect();
-        let chosen = selection::committee(&trust, size, epoch, &ineligible);
+        let mut chosen = selection::committee(
+            &trust,
+            size,
+            epoch,
+            &ineligible.iter().copied().collect::<Vec<_>>(),
+        );
+        if chosen.len() < size {
+            // Too few eligible nodes (N close to the committee size): the seats
+            // left go to the best demoted ones, never to an excluded one.
+            let mut skip: Vec<NodeId> = self.local.excluded();
+            skip.extend(&chosen);
+            chosen.extend(selection::committee(
+                &trust,
+                size - chosen.len(),
+                epoch,
+                &skip,
+            ));
+            chosen.sort_unstable();
+        }
+        self.seated_since.retain(|id, _| chosen.contains(id));
+        for id in chosen.iter().filter(|id| !current.contains(id)) {
+            self.seated_since.insert(*id, epoch);
+        }
         let digest = selection::committee_digest(epoch, &chosen);
         Ok((chosen, digest))
     }
@@ -573,7 +610,7 @@ mod tests {
     #[test]
     fn a_stored_ledger_that_no_ledger_could_be_is_refused() {
         // Hand-made encodings: (n, counts, excluded), genesis, params, last view,
-        // benched.
+        // benched, seated since.
         let params = TrustParams::default();
         let bad = |counts: Vec<(u16, u16, u64, u64)>, excluded: Vec<u16>, genesis: Vec<u16>| {
             let counts: Vec<_> = counts
@@ -586,6 +623,7 @@ mod tests {
                 params,
                 None::<(u64, u64)>,
                 BTreeMap::<NodeId, (u64, u32)>::new(),
+                BTreeMap::<NodeId, u64>::new(),
             ));
             dwcp_core::codec::decode::<TrustLedger>(&bytes, 1 << 20).is_err()
         };

@@ -80,6 +80,9 @@ impl Tpbft {
         if let Some(s) = EpochSnapshot::find(&wal).map_err(TpbftError::Store)? {
             self.apply_snapshot(s)?;
         }
+        // The status shows trust as of the epoch's start, as on every other node;
+        // an epoch the replay crosses refreshes it again.
+        self.refresh_trust();
         let base = self.last;
         let store = |m: String| Err(TpbftError::Store(m));
         if let Some(c) = committed_tail.iter().find(|c| c.seq == base) {
@@ -146,7 +149,6 @@ impl Tpbft {
             checkpoints,
             committed_tail: Vec::new(),
         };
-        self.refresh_trust();
         Ok(epoch_base)
     }
 

@@ -20,6 +20,8 @@ impl Tpbft {
     /// Recomputes the status's committee part for the current epoch.
     pub(super) fn refresh_trust(&mut self) {
         let trust = self.ledger.trust().unwrap_or_default();
+        let raw: Vec<u8> = trust.iter().flat_map(|t| t.0.to_le_bytes()).collect();
+        let trust_digest = dwcp_core::Digest::of_parts("dwcp tpbft trust vector", &[&raw]);
         self.committee_status = CommitteeStatus {
             epoch: self.epoch,
             members: self.members.clone(),
@@ -34,6 +36,7 @@ impl Tpbft {
                 CommitteeRole::Observer
             },
             trust_ppb: trust.into_iter().map(ppb).collect(),
+            trust_digest,
         };
     }
 
