@@ -30,8 +30,9 @@ pub struct Statement {
     pub digest: Digest,
 }
 
-/// Message hooks the simulator's Byzantine actors and checkers use.
-pub trait Adversarial {
+/// Message hooks the simulator's Byzantine actors and checkers use (and, through
+/// [`dwcp_core::MessageKind`], the kind its message counts are reported by).
+pub trait Adversarial: dwcp_core::MessageKind {
     /// Every signed statement this message carries: its own, and every one embedded
     /// in it (votes inside certificates, view changes inside a new view, certified
     /// entries in a state transfer), each under its own author.

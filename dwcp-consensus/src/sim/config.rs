@@ -95,6 +95,8 @@ pub struct SimReport {
     pub crashes: u64,
     /// Each node's final status (`None` if it was down or silent at the end).
     pub node_status: Vec<Option<dwcp_core::EngineStatus>>,
+    /// Messages and bytes sent, by message kind ([`dwcp_core::MessageKind`]).
+    pub by_kind: std::collections::BTreeMap<&'static str, (u64, u64)>,
     /// The first honest node's committed log, if asked for.
     #[serde(skip)]
     pub log: Vec<Committed>,

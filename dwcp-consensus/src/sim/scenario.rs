@@ -153,6 +153,10 @@ pub struct SweepSummary {
     pub events: u64,
     /// Up to five violation descriptions, with their seeds.
     pub examples: Vec<String>,
+    /// Messages and bytes per committed batch, by message kind.
+    pub per_decision_by_kind: std::collections::BTreeMap<&'static str, (f64, f64)>,
+    #[serde(skip)]
+    by_kind: std::collections::BTreeMap<&'static str, (u64, u64)>,
     #[serde(skip)]
     p50s: Vec<f64>,
     #[serde(skip)]
@@ -194,7 +198,17 @@ impl SweepSummary {
         self.view_changes += r.view_changes;
         self.p50s.push(r.latency_p50_ms);
         self.p99s.push(r.latency_p99_ms);
+        for (k, (m, b)) in &r.by_kind {
+            let e = self.by_kind.entry(k).or_default();
+            e.0 += m;
+            e.1 += b;
+        }
         let d = self.decisions.max(1) as f64;
+        self.per_decision_by_kind = self
+            .by_kind
+            .iter()
+            .map(|(k, (m, b))| (*k, (*m as f64 / d, *b as f64 / d)))
+            .collect();
         self.msgs_per_decision = self.messages as f64 / d;
         self.bytes_per_decision = self.bytes as f64 / d;
         self.p50_latency_ms = median(&mut self.p50s.clone());

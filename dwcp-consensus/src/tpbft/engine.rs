@@ -192,6 +192,8 @@ pub struct Tpbft {
     /// Client transactions this observer forwarded and has not seen commit: sent
     /// when, and how many times.
     forwarded: BTreeMap<Digest, (Bytes, Time, usize)>,
+    /// View changes and PBFT's counters of the epochs' instances this node left.
+    past: (u64, BTreeMap<std::borrow::Cow<'static, str>, u64>),
     /// The store's records and checkpoints, for the instance built on a restart.
     restore_from: Recovered,
     /// The epoch snapshot to write on start, after a restart that crossed an epoch.
@@ -246,6 +248,7 @@ impl Tpbft {
             observer_progress: (0, 0),
             fetches: 0,
             forwarded: BTreeMap::new(),
+            past: (0, BTreeMap::new()),
             restore_from: Recovered::default(),
             pending_snapshot: None,
             committee_status: CommitteeStatus {
@@ -456,6 +459,12 @@ impl Tpbft {
             .as_ref()
             .map(Pbft::pending_transactions)
             .unwrap_or_default();
+        if let Some(s) = self.inner.as_ref().map(Pbft::status) {
+            self.past.0 += s.view_changes;
+            for (k, v) in s.counters {
+                *self.past.1.entry(k).or_default() += v;
+            }
+        }
         self.inner = self.instance().unwrap_or(None);
         if self.inner.is_some() {
             self.run_inner(now, Input::Start, fx);
@@ -703,15 +712,22 @@ impl Engine for Tpbft {
 
     fn status(&self) -> EngineStatus {
         let inner = self.inner.as_ref().map(|p| p.status());
+        // PBFT's counters, over every epoch this node took part in.
+        let mut totals = self.past.1.clone();
+        for (k, v) in inner.iter().flat_map(|s| s.counters.iter()) {
+            *totals.entry(k.clone()).or_default() += v;
+        }
+        let mut counters = vec![
+            ("epoch".into(), self.epoch),
+            ("member".into(), u64::from(self.is_member())),
+        ];
+        counters.extend(totals);
         EngineStatus {
             engine: "tpbft".into(),
             view: inner.as_ref().map_or(0, |s| s.view),
             last_committed: self.last,
-            view_changes: inner.as_ref().map_or(0, |s| s.view_changes),
-            counters: vec![
-                ("epoch".into(), self.epoch),
-                ("member".into(), u64::from(self.is_member())),
-            ],
+            view_changes: self.past.0 + inner.as_ref().map_or(0, |s| s.view_changes),
+            counters,
             committee: Some(self.committee_status()),
         }
     }

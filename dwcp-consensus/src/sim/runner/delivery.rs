@@ -7,6 +7,7 @@ use crate::sim::script::{Endpoint, Fate};
 use crate::statement::Adversarial;
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, DEFAULT_MAX_FRAME};
+use dwcp_core::MessageKind;
 use dwcp_core::{Committee, Engine, Input, NodeId, NodeKeys, Recovered, Time};
 use rand::Rng;
 use std::time::Duration;
@@ -135,6 +136,7 @@ where
             }
             bytes = Bytes::from(junk);
         }
+        let kind = msg.kind();
         let n = self.cfg.nodes;
         let recipients: Vec<NodeId> = match to {
             Some(t) => vec![t],
@@ -150,6 +152,9 @@ where
             if behaviour == Behaviour::Equivocate && (r.index() % 2) as u8 != inst {
                 continue;
             }
+            let counted = self.report.by_kind.entry(kind).or_default();
+            counted.0 += 1;
+            counted.1 += bytes.len() as u64;
             if self.script.is_some() {
                 self.scripted_transmit(
                     Endpoint {
