@@ -17,6 +17,9 @@ use dwcp::core::NodeId;
 
 const N: usize = 16;
 
+/// One case: its name, and the run of one seed.
+type Case = (String, Box<dyn Fn(u64) -> SimReport>);
+
 fn config(seed: u64, faulty: NodeId, b: Behaviour) -> SimConfig {
     let mut cfg = scenario(N, 0, "honest", seed).expect("scenario");
     cfg.scheme = SignatureScheme::InsecureFast;
@@ -60,7 +63,7 @@ fn main() {
     };
     let (designated, other) = (group[0], group[1]);
     for b in [Behaviour::Silent, Behaviour::Equivocate] {
-        let cases: Vec<(String, Box<dyn Fn(u64) -> SimReport>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 format!("PBFT, primary of view 0 (n0) {b:?}"),
                 Box::new(move |s| simulation::<PbftProtocol>(config(s, NodeId(0), b)).run()),
