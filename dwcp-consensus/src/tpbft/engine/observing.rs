@@ -1,0 +1,129 @@
+//! Observers: which member feeds each observer which batch, an observer's tick
+//! (fetching what it misses), forwarding client transactions to the committee, and
+//! members answering fetches with the certified batches they keep.
+
+use super::{Tpbft, FETCH_BATCH, FETCH_EAGER, FETCH_IDLE, OBSERVER_PERIOD, OBSERVER_TICK};
+use crate::tpbft::messages::TpbftMessage;
+use bytes::Bytes;
+use dwcp_core::{Digest, Effects, NodeId, Seq, Time};
+use std::collections::BTreeMap;
+
+impl Tpbft {
+    /// The observers this member sends batch `seq` to: observer `k` (in id order)
+    /// gets it from the member at position `(k + seq) mod c`, so each member feeds
+    /// each observer one batch in `c`, and one silent member leaves each observer
+    /// gaps it fetches (see [`Tpbft::observer_tick`]) rather than a stall.
+    pub(super) fn observers_fed(&self, seq: Seq) -> Vec<NodeId> {
+        let c = self.members.len() as u64;
+        let Some(p) = self.members.iter().position(|m| *m == self.id) else {
+            return Vec::new();
+        };
+        self.committee
+            .ids()
+            .filter(|id| !self.members.contains(id))
+            .enumerate()
+            .filter(|(k, _)| (*k as u64 + seq) % c == p as u64)
+            .map(|(_, id)| id)
+            .collect()
+    }
+
+    /// The `j`-th member this observer turns to (for fetches and forwarded
+    /// transactions): the members in turn from a position its own for each
+    /// observer, so observers spread over members.
+    pub(super) fn member_for(&self, j: usize) -> NodeId {
+        let c = self.members.len();
+        let k = self
+            .committee
+            .ids()
+            .filter(|id| !self.members.contains(id))
+            .position(|id| id == self.id)
+            .unwrap_or(0);
+        self.members[(k + j) % c]
+    }
+
+    /// Sends `to` the certified batches this node keeps from `first` on.
+    pub(super) fn send_certified(&self, to: NodeId, first: Seq, fx: &mut Effects<TpbftMessage>) {
+        for (epoch, entry) in self
+            .recent
+            .range(first..first.saturating_add(FETCH_BATCH))
+            .map(|(_, v)| v)
+        {
+            fx.send(
+                to,
+                TpbftMessage::Certified {
+                    epoch: *epoch,
+                    entry: entry.clone(),
+                },
+            );
+        }
+    }
+
+    /// An observer's tick. Behind a gap (a later batch came, an earlier one did
+    /// not: its feeder may be silent) it asks one member for what it misses, the
+    /// next member each time; idle without a gap it asks at each of the first
+    /// [`FETCH_EAGER`] ticks (one member each: `f_c + 1` of them reach an honest
+    /// one) and then every [`FETCH_IDLE`] ticks, in case a batch it was not sent is
+    /// the last one for a while. Transactions it
+    /// forwarded that did not commit within a view-change timeout go to the next
+    /// member.
+    pub(super) fn observer_tick(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
+        fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
+        if self.inner.is_some() {
+            return;
+        }
+        let (seen, idle) = self.observer_progress;
+        if seen != self.last {
+            self.observer_progress = (self.last, 0);
+        } else {
+            let idle = idle + 1;
+            self.observer_progress = (seen, idle);
+            if self.observer.has_gap() || idle <= FETCH_EAGER || idle % FETCH_IDLE == 0 {
+                let m = self.member_for(self.fetches);
+                self.fetches += 1;
+                fx.send(
+                    m,
+                    TpbftMessage::FetchCertified {
+                        from: self.last + 1,
+                    },
+                );
+            }
+        }
+        self.forward_again(now, fx);
+    }
+
+    /// Forwards client transactions to the committee: to one member, and again
+    /// to the next one for those that have not committed within a view-change
+    /// timeout (a faulty member may drop them).
+    pub(super) fn forward(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<TpbftMessage>) {
+        let room = self
+            .cfg
+            .pbft
+            .max_pending
+            .saturating_sub(self.forwarded.len());
+        for tx in txs.iter().take(room) {
+            self.forwarded.insert(Digest::of(tx), (tx.clone(), now, 0));
+        }
+        fx.send(self.member_for(0), TpbftMessage::Forward(txs));
+    }
+
+    fn forward_again(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
+        let patience = self.cfg.pbft.view_change_timeout;
+        let targets: Vec<NodeId> = (0..self.members.len())
+            .map(|j| self.member_for(j))
+            .collect();
+        let mut again: BTreeMap<NodeId, Vec<Bytes>> = BTreeMap::new();
+        for (tx, sent, tries) in self.forwarded.values_mut() {
+            if now.since(*sent) >= patience {
+                *tries += 1;
+                *sent = now;
+                again
+                    .entry(targets[*tries % targets.len()])
+                    .or_default()
+                    .push(tx.clone());
+            }
+        }
+        for (m, txs) in again {
+            fx.send(m, TpbftMessage::Forward(txs));
+        }
+    }
+}
