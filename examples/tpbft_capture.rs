@@ -6,8 +6,12 @@
 //! propose in turn; an honest member signs every commit; a Byzantine one signs
 //! none (an always-bad node from its first seat, a turncoat once it has held a seat
 //! for `TURN_AFTER` epochs), and a batch it should propose is a failed view
-//! replaced by the honest members. The genesis committee (the pre-trusted set) is
-//! honest; the Byzantine nodes are drawn at random among the others. The example
+//! replaced by the honest members. Honest members go offline now and then (with
+//! probability `CHURN` per member and epoch, for `DOWN` epochs: a crash, a long
+//! upgrade), sign nothing meanwhile and lose their seats, so seats open and the
+//! ranking fills them from outside. The
+//! genesis committee (the pre-trusted set) is honest; the Byzantine nodes are drawn
+//! at random among the others. The example
 //! prints, per share, the worst and mean Byzantine seats over `EPOCHS` epochs and
 //! how many epochs' committees held more than `f_c`.
 //!
@@ -18,7 +22,7 @@
 use dwcp::consensus::tpbft::{committee_size_for, Evidence, TrustLedger, TrustParams};
 use dwcp::core::NodeId;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +31,8 @@ const C: usize = 10;
 const EPOCHS: u64 = 30;
 const BATCHES: usize = 64;
 const TURN_AFTER: u64 = 2;
+const CHURN: f64 = 0.05;
+const DOWN: u64 = 3;
 
 /// Byzantine seats in each epoch's committee, over one run.
 fn run(share: f64, turncoats: bool, seed: u64) -> Vec<usize> {
@@ -42,14 +48,23 @@ fn run(share: f64, turncoats: bool, seed: u64) -> Vec<usize> {
     let mut ledger = TrustLedger::new(N, &genesis, TrustParams::default()).expect("ledger");
     let mut committee = genesis;
     let mut seated: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut down: BTreeMap<NodeId, u64> = BTreeMap::new();
     let mut seats = Vec::new();
     for epoch in 1..=EPOCHS {
         for m in &committee {
             *seated.entry(*m).or_default() += 1;
         }
+        for m in &committee {
+            if !byzantine.contains(m) && !down.contains_key(m) && rng.gen_bool(CHURN) {
+                down.insert(*m, epoch + DOWN);
+            }
+        }
+        down.retain(|_, until| *until > epoch);
+        let offline: BTreeSet<NodeId> = down.keys().copied().collect();
         let defects = |m: &NodeId| {
-            byzantine.contains(m)
-                && (!turncoats || seated.get(m).copied().unwrap_or(0) > TURN_AFTER)
+            offline.contains(m)
+                || (byzantine.contains(m)
+                    && (!turncoats || seated.get(m).copied().unwrap_or(0) > TURN_AFTER))
         };
         let signers: Vec<NodeId> = committee.iter().copied().filter(|m| !defects(m)).collect();
         for b in 0..BATCHES {
@@ -85,7 +100,8 @@ fn main() {
     let f_c = (committee_size_for(N, C) - 1) / 3;
     println!(
         "N = {N}, committee {C} (f_c = {f_c}), {EPOCHS} epochs of {BATCHES} batches, {runs} runs \
-         per row; turncoats defect after {TURN_AFTER} epochs seated"
+         per row; turncoats defect after {TURN_AFTER} epochs seated; each honest member \
+         goes offline for {DOWN} epochs with probability {CHURN} per epoch"
     );
     println!("Byzantine share | kind | worst seats | mean seats | epochs over f_c (of all)");
     for share in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] {
