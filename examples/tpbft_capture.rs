@@ -5,7 +5,9 @@
 //! A model of the evidence, not a network run: each epoch of 64 batches, members
 //! propose in turn; an honest member signs every commit; a Byzantine one signs
 //! none (an always-bad node from its first seat, a turncoat once it has held a seat
-//! for `TURN_AFTER` epochs), and a batch it should propose is a failed view
+//! for `TURN_AFTER` epochs; a colluding group signs everything but, proposing,
+//! names in its evidence every colluder and only as many honest signers as a
+//! quorum needs), and a batch a non-signer should propose is a failed view
 //! replaced by the honest members. Honest members go offline now and then (with
 //! probability `CHURN` per member and epoch, for `DOWN` epochs: a crash, a long
 //! upgrade), sign nothing meanwhile and lose their seats, so seats open and the
@@ -34,8 +36,31 @@ const TURN_AFTER: u64 = 2;
 const CHURN: f64 = 0.05;
 const DOWN: u64 = 3;
 
+/// How the Byzantine nodes behave once seated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Sign nothing.
+    AlwaysBad,
+    /// Sign everything for `TURN_AFTER` epochs seated, then nothing.
+    Turncoat,
+    /// A colluding group: sign everything, and as proposers name in their commit
+    /// proofs every colluder but only as many honest signers as a quorum needs
+    /// (the same ones each time), to drive the others out.
+    Colluding,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::AlwaysBad => "always bad",
+            Kind::Turncoat => "turncoat",
+            Kind::Colluding => "colluding group",
+        }
+    }
+}
+
 /// Byzantine seats in each epoch's committee, over one run.
-fn run(share: f64, turncoats: bool, seed: u64) -> Vec<usize> {
+fn run(share: f64, kind: Kind, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let size = committee_size_for(N, C);
     let genesis: Vec<NodeId> = (0..size as u16).map(NodeId).collect();
@@ -64,15 +89,34 @@ fn run(share: f64, turncoats: bool, seed: u64) -> Vec<usize> {
         let defects = |m: &NodeId| {
             offline.contains(m)
                 || (byzantine.contains(m)
-                    && (!turncoats || seated.get(m).copied().unwrap_or(0) > TURN_AFTER))
+                    && match kind {
+                        Kind::AlwaysBad => true,
+                        Kind::Turncoat => seated.get(m).copied().unwrap_or(0) > TURN_AFTER,
+                        Kind::Colluding => false,
+                    })
         };
         let signers: Vec<NodeId> = committee.iter().copied().filter(|m| !defects(m)).collect();
+        // What a colluding proposer names: every colluder, then honest signers in id
+        // order up to a quorum.
+        let quorum = 2 * ((committee.len() - 1) / 3) + 1;
+        let colluders_name: Vec<NodeId> = {
+            let (mut named, honest): (Vec<NodeId>, Vec<NodeId>) =
+                signers.iter().partition(|m| byzantine.contains(m));
+            let need = quorum.saturating_sub(named.len());
+            named.extend(honest.into_iter().take(need));
+            named
+        };
         for b in 0..BATCHES {
             let proposer = committee[b % committee.len()];
             let e = if defects(&proposer) {
                 Evidence::Replaced {
                     proposer,
                     signers: signers.clone(),
+                }
+            } else if kind == Kind::Colluding && byzantine.contains(&proposer) {
+                Evidence::Committed {
+                    proposer,
+                    signers: colluders_name.clone(),
                 }
             } else {
                 Evidence::Committed {
@@ -105,11 +149,11 @@ fn main() {
     );
     println!("Byzantine share | kind | worst seats | mean seats | epochs over f_c (of all)");
     for share in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] {
-        for turncoats in [false, true] {
+        for kind in [Kind::AlwaysBad, Kind::Turncoat, Kind::Colluding] {
             let mut worst = 0;
             let (mut total, mut over, mut epochs) = (0usize, 0usize, 0usize);
             for seed in 0..runs {
-                for s in run(share, turncoats, seed) {
+                for s in run(share, kind, seed) {
                     worst = worst.max(s);
                     total += s;
                     over += usize::from(s > f_c);
@@ -119,7 +163,7 @@ fn main() {
             println!(
                 "{:.0}% | {} | {worst} | {:.2} | {over} of {epochs}",
                 share * 100.0,
-                if turncoats { "turncoat" } else { "always bad" },
+                kind.name(),
                 total as f64 / epochs as f64,
             );
         }
