@@ -78,10 +78,27 @@ impl Instance {
     /// Whether `author` may sign pre-prepares of `view`: any member of the primary
     /// group in its views, else only the view's primary.
     pub fn may_propose(&self, view: View, author: NodeId) -> bool {
-        match self.group_view(view) {
-            Some(g) => g.members.contains(&author),
-            None => author == self.leader(view),
-        }
+        may_propose_of(
+            &self.members,
+            self.group.as_ref(),
+            self.first_view,
+            view,
+            author,
+        )
+    }
+}
+
+/// [`Instance::may_propose`] on the instance's parts.
+pub(crate) fn may_propose_of(
+    members: &[NodeId],
+    group: Option<&PrimaryGroup>,
+    first_view: View,
+    view: View,
+    author: NodeId,
+) -> bool {
+    match group_of(group, first_view, view) {
+        Some(g) => g.members.contains(&author),
+        None => author == leader_of(members, group, first_view, view),
     }
 }
 

@@ -43,15 +43,14 @@ impl Pbft {
         if let Some(held) = self
             .slots
             .get(&v.seq)
-            .and_then(|s| s.pre_prepare.clone())
+            .and_then(|s| s.pre_prepare.as_ref())
             .filter(|h| h.value().view == v.view)
         {
             // The first pre-prepare of a view and slot stands; a second one by the
             // same author for another batch is proof that it equivocated.
-            if held.author() == pp.author()
-                && held.value().digest != v.digest
-                && pp.verify(&self.committee).is_ok()
-            {
+            let conflicting = (held.author() == pp.author() && held.value().digest != v.digest)
+                .then(|| held.clone());
+            if let Some(held) = conflicting.filter(|_| pp.verify(&self.committee).is_ok()) {
                 self.note_conflict(PbftMessage::PrePrepare(held), PbftMessage::PrePrepare(pp));
             }
             return;
@@ -61,7 +60,12 @@ impl Pbft {
         if batch_digest(&v.batch) != v.digest || !self.valid_cosigned(&pp, &cosigns) {
             return;
         }
-        if !self.acceptable_batch(v.seq, &v.batch) {
+        // A group member checked the batch already when it co-signed it.
+        let cosigned_here = self
+            .my_cosigns
+            .get(&v.seq)
+            .is_some_and(|c| (c.value().view, c.value().digest) == (v.view, v.digest));
+        if !cosigned_here && !self.acceptable_batch(v.seq, &v.batch) {
             // Not prepared here: if no quorum prepares it, the request timers
             // replace the primary.
             self.invalid_proposals += 1;

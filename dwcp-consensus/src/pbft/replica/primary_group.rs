@@ -3,7 +3,7 @@
 //! over from a silent designated proposer.
 
 use super::{CoSigning, Pbft};
-use crate::pbft::instance::{group_of, PrimaryGroup};
+use crate::pbft::instance::{group_of, may_propose_of, PrimaryGroup};
 use crate::pbft::messages::{batch_digest, CoSignature, PbftMessage, PrePrepare};
 use crate::pbft::wal::{WalEntry, TAG_COSIGN};
 use dwcp_core::{Digest, Effects, NodeId, Seq, Signed, Time, View, WalKey};
@@ -18,10 +18,13 @@ impl Pbft {
     /// Whether `author` may sign the pre-prepares of `view`: any member of the
     /// primary group in its views, else only the view's primary.
     pub(super) fn may_propose(&self, view: View, author: NodeId) -> bool {
-        match self.group_view(view) {
-            Some(g) => g.members.contains(&author),
-            None => author == self.leader(view),
-        }
+        may_propose_of(
+            &self.members,
+            self.group.as_ref(),
+            self.first_view,
+            view,
+            author,
+        )
     }
 
     /// Whether `cosigns` with the proposer's own signature make up the group's
@@ -165,7 +168,7 @@ impl Pbft {
         else {
             return;
         };
-        let Some(p) = self.cosigning.get(&cv.seq) else {
+        let Some(p) = self.cosigning.get_mut(&cv.seq) else {
             return;
         };
         let pv = p.pre_prepare.value();
@@ -176,9 +179,6 @@ impl Pbft {
         {
             return;
         }
-        let Some(p) = self.cosigning.get_mut(&cv.seq) else {
-            return;
-        };
         p.cosigns.insert(from, c);
         if p.cosigns.len() + 1 < threshold {
             return;
