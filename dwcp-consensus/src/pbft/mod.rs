@@ -25,6 +25,7 @@ mod config;
 mod instance;
 mod messages;
 mod replica;
+mod transfer;
 mod wal;
 
 pub use config::PbftConfig;
@@ -36,3 +37,4 @@ pub use messages::{
 #[cfg(test)]
 pub(crate) use replica::instance_tests::Members;
 pub use replica::{Pbft, PbftError, ProposalRecord};
+pub(crate) use transfer::Transfers;

@@ -31,8 +31,8 @@ use dwcp_core::application::SharedValidator;
 use dwcp_core::codec::{decode, encode};
 use dwcp_core::committee::quorum_of;
 use dwcp_core::{
-    Committed, Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys,
-    ProposalCommitted, Record, Recovered, Seq, Signed, Time, TimerId, View, WalKey,
+    Committee, Digest, Effects, Engine, EngineStatus, Input, NodeId, NodeKeys, ProposalCommitted,
+    Record, Recovered, Seq, Signed, Time, TimerId, View, WalKey,
 };
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -165,7 +165,7 @@ pub struct Pbft {
     /// Peers waiting for the committed log read from the store, by first seq.
     log_readers: BTreeMap<Seq, Vec<NodeId>>,
     /// Stored logs peers sent, chain-verified from our log, until `f+1` agree.
-    transfers: BTreeMap<NodeId, Vec<Committed>>,
+    transfers: super::transfer::Transfers,
 
     pending: BTreeMap<u64, (Digest, Bytes)>,
     pending_index: HashMap<Digest, u64>,
@@ -319,7 +319,7 @@ impl Pbft {
             executed: DedupWindow::new(dedup_window),
             retained: BTreeMap::new(),
             log_readers: BTreeMap::new(),
-            transfers: BTreeMap::new(),
+            transfers: Default::default(),
             pending: BTreeMap::new(),
             pending_index: HashMap::new(),
             next_arrival: 0,

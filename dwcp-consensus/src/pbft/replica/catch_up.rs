@@ -3,9 +3,9 @@
 //! vouch for.
 
 use super::Pbft;
-use crate::pbft::messages::{batch_digest, chain_next, CommittedEntry, PbftMessage, Phase};
+use crate::pbft::messages::{batch_digest, CommittedEntry, PbftMessage, Phase};
 use dwcp_core::{Committed, Digest, Effects, NodeId, Seq, Time};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 impl Pbft {
     pub(super) fn note_seen(&mut self, seq: Seq) {
@@ -91,70 +91,24 @@ impl Pbft {
         batches: Vec<Committed>,
         fx: &mut Effects<PbftMessage>,
     ) {
-        if batches.len() > self.cfg.fetch_batch {
+        if batches.len() > self.cfg.fetch_batch
+            || !self
+                .transfers
+                .offer(from, batches, self.last_executed, self.chain)
+        {
             return;
         }
-        let mut chain = self.chain;
-        let mut verified = Vec::with_capacity(batches.len());
-        for (k, c) in batches.into_iter().enumerate() {
-            let next = chain_next(&chain, c.seq, &batch_digest(&c.transactions));
-            if c.seq != self.last_executed + 1 + k as u64 || next != c.digest {
-                break;
-            }
-            chain = next;
-            verified.push(c);
-        }
-        if verified.is_empty() {
-            return;
-        }
-        self.transfers.insert(from, verified);
         self.apply_vouched_transfers(now, fx);
     }
 
     /// Executes the longest run of transferred batches that `f+1` members vouch for.
     fn apply_vouched_transfers(&mut self, now: Time, fx: &mut Effects<PbftMessage>) {
-        // Buffers that no longer start right after our log are trimmed, or dropped
-        // if they disagree with it.
-        let (last, chain) = (self.last_executed, self.chain);
-        self.transfers.retain(|_, bs| {
-            let keep_from = bs.iter().position(|c| c.seq > last).unwrap_or(bs.len());
-            if keep_from > 0 && bs[keep_from - 1].digest != chain {
-                return false;
-            }
-            bs.drain(..keep_from);
-            !bs.is_empty()
-        });
-        // Every buffer starts at our next batch and is chain-verified from our
-        // chain, so agreeing on the chain at position k means agreeing on every
-        // batch up to it: the longest such run is taken from any buffer holding it.
-        let mut agreed: Option<(usize, Digest)> = None;
-        for k in 0..self.cfg.fetch_batch {
-            let mut counts: HashMap<Digest, usize> = HashMap::new();
-            let vouched = self
-                .transfers
-                .values()
-                .filter_map(|bs| bs.get(k))
-                .find_map(|c| {
-                    let n = counts.entry(c.digest).or_default();
-                    *n += 1;
-                    (*n > self.f()).then_some(c.digest)
-                });
-            match vouched {
-                Some(d) => agreed = Some((k + 1, d)),
-                None => break,
-            }
+        self.transfers.trim(self.last_executed, self.chain);
+        let batches = self.transfers.vouched(self.f());
+        if batches.is_empty() {
+            return;
         }
-        let Some((vouched, target)) = agreed else {
-            return;
-        };
-        let Some(batches) = self
-            .transfers
-            .values()
-            .find(|bs| bs.get(vouched - 1).is_some_and(|c| c.digest == target))
-            .map(|bs| bs[..vouched].to_vec())
-        else {
-            return;
-        };
+        let vouched = batches.len();
         let end = self.last;
         for c in batches
             .into_iter()
@@ -165,7 +119,7 @@ impl Pbft {
         }
         self.after_catch_up(now, fx);
         // More to come: ask for the next part while the buffers run dry.
-        if self.transfers.values().all(|bs| bs.len() <= vouched) {
+        if self.transfers.exhausted(vouched) {
             self.request_fetch(fx);
         }
     }
