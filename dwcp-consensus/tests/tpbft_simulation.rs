@@ -62,7 +62,16 @@ fn honest_cluster_commits_everywhere_across_epochs() {
 /// committed by every honest node, members and observers.
 #[test]
 fn silent_and_equivocating_nodes() {
-    for b in ["silent", "equivocate", "garbage", "badsig", "replay"] {
+    for b in [
+        "silent",
+        "equivocate",
+        "garbage",
+        "badsig",
+        "replay",
+        "slacker",
+        "turncoat",
+        "collude",
+    ] {
         check_seeds::<TpbftProtocol>(16, 3, b, 3).unwrap_or_else(|e| panic!("{b}: {e}"));
     }
 }

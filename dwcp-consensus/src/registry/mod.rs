@@ -61,6 +61,20 @@ pub trait Protocol: 'static {
         recovered: Recovered,
     ) -> Result<Self::Engine, String>;
 
+    /// The engine of a member of the colluding group `colluders`
+    /// ([`crate::sim::Behaviour::Collude`]): honest code that shapes whatever
+    /// evidence about other nodes its proposals carry in the group's favour. The
+    /// honest engine (the default) where proposals carry none.
+    fn build_colluding(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: &Self::Config,
+        recovered: Recovered,
+        _colluders: &std::collections::BTreeSet<dwcp_core::NodeId>,
+    ) -> Result<Self::Engine, String> {
+        Self::build(keys, committee, cfg, recovered)
+    }
+
     /// How many of the newest committed batches it needs back from its store on a
     /// restart ([`dwcp_core::storage::Storage::recover`]).
     fn restore_tail(cfg: &Self::Config) -> usize;

@@ -4,12 +4,13 @@
 
 use super::{Protocol, ProtocolVisitor, UnknownEngine};
 use crate::sim::{
-    run_sweep_cases, scenario, SimConfig, SimReport, Simulation, TwinsCase, TwinsCrash, TwinsShape,
-    TwinsSummary,
+    run_sweep_cases, scenario, Behaviour, SimConfig, SimReport, Simulation, TwinsCase, TwinsCrash,
+    TwinsShape, TwinsSummary,
 };
 use dwcp_core::{Committee, NodeId, NodeKeys, Recovered};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 
 /// A simulation of engine `P` on its simulator parameters ([`Protocol::sim_config`]),
 /// ready for a script ([`Simulation::with_script`]) or to run.
@@ -29,10 +30,18 @@ pub fn simulation_with<P: Protocol>(
         restore_tail: cfg.restore_tail.max(P::restore_tail(&pcfg)),
         ..cfg
     };
+    let colluders: BTreeSet<NodeId> = (0..cfg.nodes)
+        .filter(|&i| cfg.behaviours.get(i) == Some(&Behaviour::Collude))
+        .map(|i| NodeId(i as u16))
+        .collect();
     Simulation::new(cfg, move |keys, committee, recovered| {
         let id: NodeId = keys.id;
-        P::build(keys, committee, &pcfg, recovered)
-            .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
+        if colluders.contains(&id) {
+            P::build_colluding(keys, committee, &pcfg, recovered, &colluders)
+        } else {
+            P::build(keys, committee, &pcfg, recovered)
+        }
+        .unwrap_or_else(|e| panic!("{id} cannot restore its own store: {e}"))
     })
     .with_engine_records(P::is_engine_record)
 }

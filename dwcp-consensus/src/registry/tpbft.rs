@@ -29,6 +29,17 @@ impl Protocol for TpbftProtocol {
         Tpbft::new(keys, committee, cfg.clone(), recovered).map_err(|e| e.to_string())
     }
 
+    /// A colluder's commit proofs favour its group ([`Tpbft::colluding`]).
+    fn build_colluding(
+        keys: NodeKeys,
+        committee: Committee,
+        cfg: &TpbftConfig,
+        recovered: Recovered,
+        colluders: &std::collections::BTreeSet<dwcp_core::NodeId>,
+    ) -> Result<Tpbft, String> {
+        Ok(Self::build(keys, committee, cfg, recovered)?.colluding(colluders.clone()))
+    }
+
     /// A restart replays the batches of the epoch its snapshot starts (at most
     /// `epoch_length` of them), with the repeat window before the newest
     /// (`dedup_window`); the watermark window is a margin. See

@@ -29,6 +29,12 @@ pub enum Behaviour {
     /// Honest until [`TURNCOAT_AFTER`] of virtual time (long enough to earn trust
     /// and, in T-PBFT, hold a committee seat), then silent.
     Turncoat,
+    /// Runs the honest engine, built by [`crate::registry::Protocol::build_colluding`]:
+    /// every node with this behaviour is one colluding group, and an engine whose
+    /// proposals carry evidence about others (T-PBFT's commit proofs) names every
+    /// colluder in it and as few other nodes as it can, so that its group's trust
+    /// rises and the others' sinks. Engines without such evidence run honestly.
+    Collude,
     /// Twins (Bano et al., OPODIS 2021): two honest instances sharing one key and
     /// identity, each with its own state; a [`super::Script`] (usually
     /// [`super::twins::TwinsScript`]) decides which instances hear each other.
@@ -52,7 +58,7 @@ impl Behaviour {
         self.is_honest()
             || matches!(
                 self,
-                Behaviour::Scripted | Behaviour::Slacker | Behaviour::Turncoat
+                Behaviour::Scripted | Behaviour::Slacker | Behaviour::Turncoat | Behaviour::Collude
             )
     }
 
@@ -80,6 +86,7 @@ impl std::str::FromStr for Behaviour {
             "twin" => Behaviour::Twin,
             "slacker" => Behaviour::Slacker,
             "turncoat" => Behaviour::Turncoat,
+            "collude" => Behaviour::Collude,
             other => return Err(format!("unknown behaviour {other:?}")),
         })
     }

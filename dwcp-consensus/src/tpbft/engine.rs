@@ -13,13 +13,14 @@ use dwcp_core::{
     Committed, Committee, CommitteeRole, CommitteeStatus, Digest, Effect, Effects, Engine,
     EngineStatus, Input, NodeId, NodeKeys, ProposalCommitted, Recovered, Seq, Time, TimerId,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod observing;
 mod restart;
 mod status;
+mod transfer;
 
 /// The observer's tick: asks for batches when none arrived for a while.
 const OBSERVER_TICK: TimerId = TimerId(2);
@@ -66,6 +67,9 @@ struct Shared {
     next_digest: Option<Digest>,
     /// Proofs of misbehaviour seen here and not yet committed, by offender.
     misbehaviour: BTreeMap<NodeId, MisbehaviourProof>,
+    /// The colluding group this node's proposals favour ([`Tpbft::colluding`]);
+    /// empty on an honest node.
+    colluders: BTreeSet<NodeId>,
 }
 
 impl Shared {
@@ -117,7 +121,14 @@ impl ProposalRecord for Record {
         let next_committee = self.expected(&s, seq)?;
         let commits = seq
             .checked_sub(s.window)
-            .and_then(|back| s.certs.get(&back).cloned())
+            .and_then(|back| {
+                let proof = s.certs.get(&back)?;
+                if s.colluders.is_empty() {
+                    return Some(proof.clone());
+                }
+                let epoch = s.epochs.get(&s.epoch_of(back))?;
+                proof.favouring(&s.colluders, &epoch.members)
+            })
             .into_iter()
             .collect();
         let misbehaviour = s
@@ -131,7 +142,6 @@ impl ProposalRecord for Record {
                 commits,
                 next_committee,
                 misbehaviour,
-                ..EvidenceRecord::default()
             }
             .to_transaction(),
         )
@@ -147,7 +157,6 @@ impl ProposalRecord for Record {
         };
         if batch[1..].iter().any(|tx| tx.starts_with(EVIDENCE_TAG))
             || record.commits.len() > 1
-            || !record.view_changes.is_empty()
             || record.misbehaviour.len() > MAX_MISBEHAVIOUR
             || self.expected(&s, seq) != Some(record.next_committee)
             || record
@@ -186,6 +195,13 @@ pub struct Tpbft {
     /// Batches this node committed as a member, with their certificates and
     /// epochs, for nodes that fetch what they missed (across an epoch's end too).
     recent: BTreeMap<Seq, (u64, crate::pbft::CommittedEntry)>,
+    /// Peers waiting for batches read from the store, by first sequence number,
+    /// each with the old epoch whose instance asked (`None`: an observer).
+    log_readers: BTreeMap<Seq, Vec<(NodeId, Option<u64>)>>,
+    /// Stored batches members sent this observer, until enough agree.
+    transfers: crate::pbft::Transfers,
+    /// The highest sequence number of a certified batch this node was sent.
+    heard: Seq,
     /// The observer's log position at its last tick, and ticks since it moved.
     observer_progress: (Seq, u32),
     /// Fetches this observer sent (it asks one member at a time, in turn).
@@ -227,6 +243,7 @@ impl Tpbft {
             certs: BTreeMap::new(),
             next_digest: None,
             misbehaviour: BTreeMap::new(),
+            colluders: BTreeSet::new(),
         }));
         let mut node = Tpbft {
             id: keys.id,
@@ -246,6 +263,9 @@ impl Tpbft {
             shared,
             future: VecDeque::new(),
             recent: BTreeMap::new(),
+            log_readers: BTreeMap::new(),
+            heard: 0,
+            transfers: Default::default(),
             observer_progress: (0, 0),
             fetches: 0,
             forwarded: BTreeMap::new(),
@@ -271,6 +291,18 @@ impl Tpbft {
         (node.last, node.chain) = position;
         node.restore_from = Recovered::default();
         Ok(node)
+    }
+
+    /// This node as a member of the colluding group `colluders`, for the
+    /// simulator's [`crate::sim::Behaviour::Collude`]: it proposes a commit proof
+    /// only if every colluder on that epoch's committee signed it, and then names
+    /// only as many others as a quorum needs ([`CommitProof::favouring`]).
+    /// Everything else stays honest.
+    pub fn colluding(self, colluders: BTreeSet<NodeId>) -> Tpbft {
+        if let Ok(mut s) = self.shared.lock() {
+            s.colluders = colluders;
+        }
+        self
     }
 
     /// The current epoch.
@@ -506,7 +538,7 @@ impl Tpbft {
                     // A member still in an epoch this node has left asks for what it
                     // missed: certified batches answer it.
                     if let crate::pbft::PbftMessage::Fetch { from: first } = msg {
-                        self.send_certified(from, first, fx);
+                        self.serve(from, first, Some(epoch), fx);
                     }
                 } else if epoch == self.epoch {
                     self.run_inner(now, Input::Message { from, msg }, fx);
@@ -516,6 +548,7 @@ impl Tpbft {
                 }
             }
             TpbftMessage::Certified { epoch, entry } => {
+                self.heard = self.heard.max(entry.pre_prepare.value().seq);
                 if self.inner.is_some() {
                     // A member behind in its own epoch takes certified batches
                     // through PBFT's catch-up, which checks them again.
@@ -556,7 +589,8 @@ impl Tpbft {
                 }
             }
             TpbftMessage::Forward(txs) => self.run_inner(now, Input::Submit(txs), fx),
-            TpbftMessage::FetchCertified { from: first } => self.send_certified(from, first, fx),
+            TpbftMessage::FetchCertified { from: first } => self.serve(from, first, None, fx),
+            TpbftMessage::Log(batches) => self.on_log(now, from, batches, fx),
         }
     }
 }
@@ -588,6 +622,7 @@ impl Engine for Tpbft {
                 }
             }
             Input::StoredCommitted { from, batches } => {
+                self.on_stored(from, &batches, fx);
                 self.run_inner(now, Input::StoredCommitted { from, batches }, fx)
             }
         }

@@ -1,5 +1,5 @@
-//! Evidence as proposals carry it: self-verifying proofs (commit certificates, the
-//! view changes that replaced a proposer, pairs of conflicting statements), checked
+//! Evidence as proposals carry it: self-verifying proofs (commit certificates and
+//! pairs of conflicting statements), checked
 //! by every backup before it prepares the proposal and turned into
 //! [`Evidence`] for the [`super::ledger::TrustLedger`] once the proposal commits.
 //!
@@ -14,7 +14,7 @@
 //! that restarts or catches up rebuilds its trust from its own log.
 
 use super::ledger::Evidence;
-use crate::pbft::{Instance, PbftMessage, Phase, PrePrepare, ViewChange, Vote};
+use crate::pbft::{Instance, PbftMessage, Phase, PrePrepare, Vote};
 use bytes::Bytes;
 use dwcp_core::codec::{decode, encode, CodecError};
 use dwcp_core::{Committee, Digest, NodeId, Signed};
@@ -31,8 +31,6 @@ pub const MAX_EVIDENCE_BYTES: usize = 1 << 20;
 pub struct EvidenceRecord {
     /// Commit certificates of earlier batches.
     pub commits: Vec<CommitProof>,
-    /// View changes that replaced a failed proposer.
-    pub view_changes: Vec<ViewChangeProof>,
     /// Pairs of conflicting statements.
     pub misbehaviour: Vec<MisbehaviourProof>,
     /// On an epoch's last batch: the digest of the next epoch's committee
@@ -45,14 +43,6 @@ pub struct EvidenceRecord {
 pub struct CommitProof {
     /// The commit votes: one view, sequence number and digest, distinct members.
     pub votes: Vec<Signed<Vote>>,
-}
-
-/// A quorum of view changes to one new view: the leader of the view before it
-/// failed its turn.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ViewChangeProof {
-    /// The view changes, distinct members, one new view.
-    pub view_changes: Vec<Signed<ViewChange>>,
 }
 
 /// Two statements of one author that cannot both be honest.
@@ -127,13 +117,10 @@ impl EvidenceRecord {
     }
 
     /// Checks every proof and returns the evidence it establishes, in the record's
-    /// order: commits, view changes, misbehaviour.
+    /// order: commits, then misbehaviour.
     pub fn verify(&self, v: &Verifier<'_>) -> Result<Vec<Evidence>, EvidenceError> {
         let mut out = Vec::new();
         for p in &self.commits {
-            out.push(p.verify(v)?);
-        }
-        for p in &self.view_changes {
             out.push(p.verify(v)?);
         }
         for p in &self.misbehaviour {
@@ -157,6 +144,29 @@ fn check_signatures(
 }
 
 impl CommitProof {
+    /// The proof a colluding proposer would put forward for `group` among the
+    /// epoch's `members` ([`crate::sim::Behaviour::Collude`]): none (it withholds
+    /// the proof, which the record allows) unless every member of the group signed,
+    /// and then every vote of the group and only as many others, lowest id first,
+    /// as a quorum needs. It verifies as well as the whole proof, but leaves the
+    /// others it drops rated as non-signers.
+    pub fn favouring(&self, group: &BTreeSet<NodeId>, members: &[NodeId]) -> Option<CommitProof> {
+        let (mut votes, mut others): (Vec<_>, Vec<_>) = self
+            .votes
+            .iter()
+            .cloned()
+            .partition(|v| group.contains(&v.author()));
+        let seated = members.iter().filter(|m| group.contains(m)).count();
+        if votes.len() < seated {
+            return None;
+        }
+        others.sort_by_key(|v| v.author());
+        let quorum = dwcp_core::committee::quorum_of(members.len());
+        let room = quorum.saturating_sub(votes.len());
+        votes.extend(others.into_iter().take(room));
+        Some(CommitProof { votes })
+    }
+
     /// The batch's proposer and signers, if a quorum of members signed one commit.
     pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
         let Some(first) = self.votes.first() else {
@@ -192,48 +202,6 @@ impl CommitProof {
         check_signatures(v, &items)?;
         Ok(Evidence::Committed {
             proposer: v.epoch.leader(f.view),
-            signers: signers.into_iter().collect(),
-        })
-    }
-}
-
-impl ViewChangeProof {
-    /// The replaced proposer (the leader of the view before the new one) and the
-    /// members who asked to replace it.
-    pub fn verify(&self, v: &Verifier<'_>) -> Result<Evidence, EvidenceError> {
-        let Some(first) = self.view_changes.first() else {
-            return Err(EvidenceError::TooFew {
-                got: 0,
-                need: v.quorum,
-            });
-        };
-        let w = first.value().new_view;
-        if w == 0 {
-            return Err(EvidenceError::Inconsistent("no view before view 0"));
-        }
-        let mut signers = BTreeSet::new();
-        for vc in &self.view_changes {
-            if vc.value().new_view != w {
-                return Err(EvidenceError::Inconsistent(
-                    "view changes to different views",
-                ));
-            }
-            if !signers.insert(vc.author()) {
-                return Err(EvidenceError::Inconsistent(
-                    "two view changes by one member",
-                ));
-            }
-        }
-        if signers.len() < v.quorum {
-            return Err(EvidenceError::TooFew {
-                got: signers.len(),
-                need: v.quorum,
-            });
-        }
-        let items: Vec<_> = self.view_changes.iter().map(|s| s.verify_item()).collect();
-        check_signatures(v, &items)?;
-        Ok(Evidence::Replaced {
-            proposer: v.epoch.leader(w - 1),
             signers: signers.into_iter().collect(),
         })
     }

@@ -3,7 +3,7 @@
 use crate::pbft::{CommittedEntry, PbftMessage};
 use crate::statement::{Adversarial, Statement};
 use bytes::Bytes;
-use dwcp_core::{MessageKind, Seq};
+use dwcp_core::{Committed, MessageKind, Seq};
 
 /// A T-PBFT message.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,6 +24,9 @@ pub enum TpbftMessage {
     },
     /// Client transactions an observer hands to the committee.
     Forward(Vec<Bytes>),
+    /// Committed batches a member read from its store for an observer further
+    /// behind than the certified batches members keep in memory.
+    Log(Vec<Committed>),
     /// An observer asks for certified batches from `from` on.
     FetchCertified {
         /// The first sequence number it lacks.
@@ -38,6 +41,7 @@ impl MessageKind for TpbftMessage {
             TpbftMessage::Certified { .. } => "certified",
             TpbftMessage::Forward(_) => "forward",
             TpbftMessage::FetchCertified { .. } => "fetch_certified",
+            TpbftMessage::Log(_) => "log",
         }
     }
 }
@@ -49,7 +53,9 @@ impl Adversarial for TpbftMessage {
             TpbftMessage::Certified { entry, .. } => {
                 PbftMessage::Entries(vec![entry.clone()]).statements(out)
             }
-            TpbftMessage::Forward(_) | TpbftMessage::FetchCertified { .. } => {}
+            TpbftMessage::Forward(_)
+            | TpbftMessage::FetchCertified { .. }
+            | TpbftMessage::Log(_) => {}
         }
     }
 
@@ -71,7 +77,9 @@ impl Adversarial for TpbftMessage {
         match self {
             TpbftMessage::Pbft { msg, .. } => msg.tamper_signature(),
             TpbftMessage::Certified { entry, .. } => entry.pre_prepare.corrupt_signature(),
-            TpbftMessage::Forward(_) | TpbftMessage::FetchCertified { .. } => {}
+            TpbftMessage::Forward(_)
+            | TpbftMessage::FetchCertified { .. }
+            | TpbftMessage::Log(_) => {}
         }
     }
 }

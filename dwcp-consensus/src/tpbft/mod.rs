@@ -109,8 +109,7 @@ pub use eigentrust::{
 };
 pub use engine::{Tpbft, TpbftError};
 pub use evidence::{
-    CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, ViewChangeProof,
-    EVIDENCE_TAG,
+    CommitProof, EvidenceError, EvidenceRecord, MisbehaviourProof, Verifier, EVIDENCE_TAG,
 };
 pub use ledger::{Evidence, TrustLedger, DEMOTION_SHARE};
 pub use messages::TpbftMessage;

@@ -23,7 +23,7 @@ pub struct SimArgs {
     pub faulty: Option<usize>,
     /// What the faulty nodes do: silent, equivocate, garbage, badsig, replay, crash,
     /// slacker (signs late or not at all), turncoat (honest for 1.2 s, then silent),
-    /// partition (no faulty node: the network splits and heals), or honest.
+    /// collude (honest, but the faulty nodes' proposed evidence favours each other), partition (no faulty node: the network splits and heals), or honest.
     #[arg(long, default_value = "equivocate")]
     pub behaviour: String,
     /// Number of seeds to run.

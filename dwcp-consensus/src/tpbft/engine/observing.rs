@@ -2,7 +2,7 @@
 //! (fetching what it misses), forwarding client transactions to the committee, and
 //! members answering fetches with the certified batches they keep.
 
-use super::{Tpbft, FETCH_BATCH, FETCH_EAGER, FETCH_IDLE, OBSERVER_PERIOD, OBSERVER_TICK};
+use super::{Tpbft, FETCH_EAGER, FETCH_IDLE, OBSERVER_PERIOD, OBSERVER_TICK};
 use crate::tpbft::messages::TpbftMessage;
 use bytes::Bytes;
 use dwcp_core::{Digest, Effects, NodeId, Seq, Time};
@@ -41,23 +41,6 @@ impl Tpbft {
         self.members[(k + j) % c]
     }
 
-    /// Sends `to` the certified batches this node keeps from `first` on.
-    pub(super) fn send_certified(&self, to: NodeId, first: Seq, fx: &mut Effects<TpbftMessage>) {
-        for (epoch, entry) in self
-            .recent
-            .range(first..first.saturating_add(FETCH_BATCH))
-            .map(|(_, v)| v)
-        {
-            fx.send(
-                to,
-                TpbftMessage::Certified {
-                    epoch: *epoch,
-                    entry: entry.clone(),
-                },
-            );
-        }
-    }
-
     /// An observer's tick. Behind a gap (a later batch came, an earlier one did
     /// not: its feeder may be silent) it asks one member for what it misses, the
     /// next member each time; idle without a gap it asks at each of the first
@@ -91,9 +74,18 @@ impl Tpbft {
         self.forward_again(now, fx);
     }
 
+    /// Whether this node knows its log to be well behind the committee's: then it
+    /// cannot tell which transactions committed, and one that committed more than
+    /// the members' repeat window of batches ago would commit twice if forwarded.
+    fn behind(&self) -> bool {
+        self.heard.saturating_sub(self.last) >= self.cfg.pbft.dedup_window / 2
+            || !self.transfers.is_empty()
+    }
+
     /// Forwards client transactions to the committee: to one member, and again
     /// to the next one for those that have not committed within a view-change
-    /// timeout (a faulty member may drop them).
+    /// timeout (a faulty member may drop them). Behind ([`Tpbft::behind`]), it
+    /// only keeps them, for [`Tpbft::forward_again`] once it caught up.
     pub(super) fn forward(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<TpbftMessage>) {
         let room = self
             .cfg
@@ -103,10 +95,15 @@ impl Tpbft {
         for tx in txs.iter().take(room) {
             self.forwarded.insert(Digest::of(tx), (tx.clone(), now, 0));
         }
-        fx.send(self.member_for(0), TpbftMessage::Forward(txs));
+        if !self.behind() {
+            fx.send(self.member_for(0), TpbftMessage::Forward(txs));
+        }
     }
 
     fn forward_again(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
+        if self.behind() {
+            return;
+        }
         let patience = self.cfg.pbft.view_change_timeout;
         let targets: Vec<NodeId> = (0..self.members.len())
             .map(|j| self.member_for(j))

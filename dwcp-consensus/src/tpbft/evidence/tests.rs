@@ -50,19 +50,6 @@ impl Setup {
                 .collect(),
         }
     }
-
-    fn view_change(&self, by: u16, new_view: View) -> Signed<ViewChange> {
-        Signed::new(
-            ViewChange {
-                new_view,
-                stable_seq: 0,
-                stable_proof: Vec::new(),
-                prepared: Vec::new(),
-            },
-            NodeId(by),
-            &self.keys[usize::from(by)].signing,
-        )
-    }
 }
 
 fn d(b: &[u8]) -> Digest {
@@ -123,37 +110,31 @@ fn commit_proofs_short_of_a_quorum_or_not_members_or_mixed_or_forged_are_refused
 }
 
 #[test]
-fn a_quorum_of_view_changes_proves_the_previous_leader_failed() {
+fn a_colluding_proof_names_its_group_and_only_a_quorum_of_the_others() {
     let s = setup();
     let v = s.verifier();
-    let proof = ViewChangeProof {
-        view_changes: [1, 2, 6].map(|b| s.view_change(b, 3)).to_vec(),
+    let members = &v.epoch.members;
+    let whole = s.commits(&[1, 2, 4, 6], d(b"x"));
+    let group = BTreeSet::from([NodeId(4), NodeId(6)]);
+    let favoured = whole.favouring(&group, members).expect("the group signed");
+    let Evidence::Committed { signers, .. } = favoured.verify(&v).unwrap() else {
+        panic!("a commit proof");
     };
-    assert_eq!(
-        proof.verify(&v).unwrap(),
-        Evidence::Replaced {
-            proposer: NodeId(4), // leader of view 2
-            signers: [1, 2, 6].map(NodeId).to_vec()
-        }
-    );
-    let mixed = ViewChangeProof {
-        view_changes: vec![
-            s.view_change(1, 3),
-            s.view_change(2, 3),
-            s.view_change(6, 4),
-        ],
+    // Both colluders, and the lowest-id other signer to reach the quorum of 3.
+    assert_eq!(signers, [1, 4, 6].map(NodeId).to_vec());
+    // A group that signed more than a quorum keeps every one of its votes.
+    let big = BTreeSet::from([2, 4, 6].map(NodeId));
+    let Evidence::Committed { signers, .. } =
+        whole.favouring(&big, members).unwrap().verify(&v).unwrap()
+    else {
+        panic!("a commit proof");
     };
-    assert!(matches!(
-        mixed.verify(&v),
-        Err(EvidenceError::Inconsistent(_))
-    ));
-    let zero = ViewChangeProof {
-        view_changes: [1, 2, 6].map(|b| s.view_change(b, 0)).to_vec(),
-    };
-    assert!(matches!(
-        zero.verify(&v),
-        Err(EvidenceError::Inconsistent(_))
-    ));
+    assert_eq!(signers, [2, 4, 6].map(NodeId).to_vec());
+    // A proof that misses a seated colluder is withheld; non-members do not count.
+    let without_6 = s.commits(&[1, 2, 4], d(b"x"));
+    assert_eq!(without_6.favouring(&group, members), None);
+    let outside = BTreeSet::from([NodeId(4), NodeId(9)]);
+    assert!(without_6.favouring(&outside, members).is_some());
 }
 
 #[test]
@@ -198,10 +179,10 @@ fn a_record_travels_as_a_batchs_first_transaction() {
     let s = setup();
     let record = EvidenceRecord {
         commits: vec![s.commits(&[1, 2, 4], d(b"x"))],
-        view_changes: vec![ViewChangeProof {
-            view_changes: [1, 2, 6].map(|b| s.view_change(b, 3)).to_vec(),
-        }],
-        misbehaviour: Vec::new(),
+        misbehaviour: vec![MisbehaviourProof::Votes(
+            s.vote(6, Phase::Commit, 0, 1, d(b"x")),
+            s.vote(6, Phase::Commit, 0, 1, d(b"y")),
+        )],
         next_committee: Some(d(b"next")),
     };
     let tx = record.to_transaction();
