@@ -9,9 +9,22 @@
 //! `notes/probft.md` and issue 19 and say where they are made. The engine is not
 //! written yet. What exists:
 //!
+//! - [`params`]: the configuration (`n`, `f_max`, `l`, `o`, `ε_safe`, `π_live`) and
+//!   the start-up check [`ProbftParams::check`], which refuses a configuration
+//!   whose safety risk `P[Bin(2·f_max, p) ≥ q]` exceeds `ε_safe` or whose
+//!   liveness `P[Bin(n − f_max − 1, p) ≥ q]` falls below `π_live`, with
+//!   `p = s/(n − 1)` exact; the counting rule (a replica's own vote never counts
+//!   towards `q`); the cost model against PBFT; the parameter [`table`] and the
+//!   [`cheapest`] accepted setting. `f_max = ⌊(n − 1)/3⌋` never passes, on
+//!   purpose (the "view-change wall").
 //! - [`binomial`]: the one routine behind every probability, [`Binomial`] tails
 //!   accurate to many digits far into the tail.
 
 pub mod binomial;
+pub mod params;
 
 pub use binomial::Binomial;
+pub use params::{
+    cheapest, pbft_messages_per_decision, table, Checked, Figures, ParamsError, ProbftParams,
+    Rejection, DEFAULT_EPS_SAFE, DEFAULT_PI_LIVE,
+};
