@@ -8,7 +8,7 @@
 //! - quorum `q = ⌈l·√n⌉`: a replica is prepared (decides) on `q` matching PREPAREs
 //!   (COMMITs);
 //! - sample `s = ⌈o·q⌉`, capped at `n − 1`: every replica sends each PREPARE and
-//!   COMMIT to `s` distinct other replicas chosen by its VRF ([`super::sample`]).
+//!   COMMIT to `s` distinct other replicas chosen by its VRF ([`mod@super::sample`]).
 //!
 //! Each sender's sample is drawn uniformly from the `n − 1` others, independently
 //! of every other sender, so a given receiver is in it with probability exactly
