@@ -372,13 +372,16 @@ impl fmt::Display for Rejection {
             }
             fixes.push("raise l".to_owned());
             fixes.push("lower f_max".to_owned());
-            write!(f, "To pass: {}", fixes.join(", or "))?;
+            write!(
+                f,
+                "To pass: {}; `dwcpd probft-params --nodes {} --f-max {}` shows the cheapest \
+                 setting that does",
+                fixes.join(", or "),
+                x.n,
+                x.f_max
+            )?;
         }
-        write!(
-            f,
-            "; `dwcpd probft-params --nodes {} --f-max {}` lists the cheapest settings that pass",
-            x.n, x.f_max
-        )
+        Ok(())
     }
 }
 
