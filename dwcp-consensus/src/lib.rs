@@ -5,6 +5,7 @@ pub mod bullshark;
 pub mod dedup;
 pub mod fuzzing;
 pub mod pbft;
+pub mod probft;
 pub mod registry;
 pub mod sim;
 pub mod statement;

@@ -31,6 +31,8 @@ enum Command {
     /// Train, calibrate and evaluate the adaptive compression selector.
     #[command(subcommand)]
     Compress(cmd::compress::CompressCmd),
+    /// ProBFT: the cheapest l, o the start-up check accepts at n and f_max, with a table.
+    ProbftParams(cmd::probft_params::ProbftParamsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => cmd::bench::run(args),
         Command::Allocate(c) => cmd::allocate::run(c),
         Command::Compress(c) => cmd::compress::run(c),
+        Command::ProbftParams(args) => cmd::probft_params::run(args),
     }
 }

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compress;
 pub mod demo;
 pub mod keygen;
+pub mod probft_params;
 pub mod run;
 pub mod sim;
 pub mod twins;
