@@ -188,7 +188,7 @@ fn main() {
             "{name} | {} | {k_text} | {:.1} | {:.1}% | {}",
             epochs[epochs.len() / 2],
             unseated as f64 / seeds as f64,
-            100.0 * share.iter().sum::<f64>() / share.len().max(1) as f64,
+            100.0 * share.iter().fold(0.0, |a, b| a + b) / share.len().max(1) as f64,
             per_epoch.join(" ")
         );
     }

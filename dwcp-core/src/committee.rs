@@ -2,8 +2,8 @@
 
 use crate::crypto::signature::Verifier;
 use crate::crypto::{
-    batch_verify, CryptoError, PublicKey, Signature, SignatureScheme, SigningKey, VerifyItem,
-    VrfPublicKey, VrfSecretKey,
+    batch_verify, CryptoError, InsecureFastVrf, PublicKey, R255Vrf, Signature, SignatureScheme,
+    SigningKey, VerifyItem, Vrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey,
 };
 use crate::{Digest, NodeId};
 use serde::{Deserialize, Serialize};
@@ -218,6 +218,33 @@ impl Committee {
     /// The round-robin leader of `view`.
     pub fn leader(&self, view: u64) -> NodeId {
         NodeId((view % self.size() as u64) as u16)
+    }
+
+    /// Evaluates `keys`' VRF on `alpha` with this committee's VRF: RFC 9381 ECVRF,
+    /// or the simulator's stand-in ([`crate::crypto::InsecureFastVrf`]) when the
+    /// committee uses the insecure signature stand-in.
+    pub fn vrf_prove(&self, keys: &NodeKeys, alpha: &[u8]) -> (VrfOutput, VrfProof) {
+        match self.scheme {
+            SignatureScheme::Ed25519 => R255Vrf::prove(&keys.vrf, alpha),
+            SignatureScheme::InsecureFast => InsecureFastVrf::prove(&keys.vrf, alpha),
+        }
+    }
+
+    /// Checks `author`'s VRF `proof` for `alpha` and returns the output it proves.
+    pub fn vrf_verify(
+        &self,
+        author: NodeId,
+        alpha: &[u8],
+        proof: &VrfProof,
+    ) -> Result<VrfOutput, CryptoError> {
+        let pk = self
+            .member(author)
+            .ok_or(CryptoError::MalformedKey)?
+            .vrf_key;
+        match self.scheme {
+            SignatureScheme::Ed25519 => R255Vrf::verify(&pk, alpha, proof),
+            SignatureScheme::InsecureFast => InsecureFastVrf::verify(&pk, alpha, proof),
+        }
     }
 
     /// Checks that `author` signed `digest`.

@@ -24,10 +24,17 @@
 //!   accurate to many digits far into the tail.
 
 pub mod binomial;
+mod config;
+mod engine;
+pub mod messages;
 pub mod params;
 pub mod sample;
+mod verify;
 
 pub use binomial::Binomial;
+pub use config::ProbftConfig;
+pub use engine::{Probft, ProbftError};
+pub use messages::ProbftMessage;
 pub use params::{
     cheapest, pbft_messages_per_decision, table, Checked, Figures, ParamsError, ProbftParams,
     Rejection, DEFAULT_EPS_SAFE, DEFAULT_PI_LIVE,

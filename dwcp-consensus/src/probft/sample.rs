@@ -46,7 +46,9 @@ pub const ALPHA_LEN: usize = ALPHA_TAG.len() + 32 + 32 + 8 + 1;
 const SEED_CONTEXT: &str = "dwcp probft sample v1";
 
 /// The sampled voting phases, each with its own VRF input and sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Phase {
     /// PREPARE votes.
     Prepare,

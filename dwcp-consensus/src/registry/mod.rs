@@ -13,11 +13,13 @@
 mod bullshark;
 mod pbft;
 pub mod pbft_actors;
+mod probft;
 mod simulate;
 mod tpbft;
 
 pub use bullshark::BullsharkProtocol;
 pub use pbft::PbftProtocol;
+pub use probft::ProbftProtocol;
 pub use simulate::{
     check_seeds, run_simulation, run_twins, simulate, simulation, simulation_with,
     twins_random_sweep, twins_sweep,
@@ -157,7 +159,12 @@ macro_rules! registry {
     };
 }
 
-registry!(PbftProtocol, BullsharkProtocol, TpbftProtocol);
+registry!(
+    PbftProtocol,
+    BullsharkProtocol,
+    TpbftProtocol,
+    ProbftProtocol
+);
 
 /// The engine called `name`, if there is one (for arguments checked early).
 pub fn check_name(name: &str) -> Result<&'static str, UnknownEngine> {

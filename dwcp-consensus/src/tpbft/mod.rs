@@ -74,7 +74,19 @@
 //!   `N = 100`, `c = 10` that is 90 dissemination messages per batch besides the
 //!   committee's own `2c² ≈ 200`. Observers forward a client's transactions to one
 //!   member, and to the next one if they have not committed within a view-change
-//!   timeout, so a faulty member cannot censor them.
+//!   timeout, so a faulty member cannot censor them. An observer that knows itself
+//!   well behind holds its forwards until it caught up: a transaction that
+//!   committed more than the members' repeat window of batches ago would commit
+//!   again.
+//! - **Far behind.** Members keep the certified batches of the last two epochs in
+//!   memory. A node further behind (down for longer, or outpaced) gets committed
+//!   batches from members' stores, which carry no certificate, and takes them only
+//!   once `f_c + 1` members of the epoch it is in sent the same hash chain, and
+//!   only up to that epoch's end; the batches' evidence then names the next
+//!   committee, whose members vouch for the next epoch (`engine/transfer.rs`, on
+//!   [`crate::pbft::Pbft`]'s shared state transfer). This assumes what every epoch
+//!   assumes, at most `f_c` faulty members, also of epochs the node was absent
+//!   for.
 //! - **The primary group** (`m` members by lottery, not by rank: see
 //!   [`selection::primary_group`]) leads the epoch's first `m` views in turn; a
 //!   proposal reaches backups only with `k = m − ⌊(m−1)/3⌋` of the group's

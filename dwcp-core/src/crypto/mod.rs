@@ -5,7 +5,7 @@ pub(crate) mod signature;
 mod vrf;
 
 pub use signature::{batch_verify, PublicKey, Signature, SignatureScheme, SigningKey, VerifyItem};
-pub use vrf::{R255Vrf, Vrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey};
+pub use vrf::{InsecureFastVrf, R255Vrf, Vrf, VrfOutput, VrfProof, VrfPublicKey, VrfSecretKey};
 
 /// Why a cryptographic check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -47,6 +47,47 @@ impl Vrf for R255Vrf {
     }
 }
 
+/// The simulator's VRF stand-in, paired with [`super::SignatureScheme::InsecureFast`]:
+/// the output is a keyed BLAKE3 of the input under the *public* key and the proof
+/// is the output, so anyone can compute it for any key. It exists so that large
+/// simulations can measure protocol costs without elliptic-curve arithmetic.
+/// Never use it on a network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InsecureFastVrf;
+
+impl InsecureFastVrf {
+    fn output(pk: &VrfPublicKey, alpha: &[u8]) -> VrfOutput {
+        let mut out = [0u8; 64];
+        blake3::Hasher::new_keyed(&pk.0)
+            .update(b"dwcp insecure vrf stand-in v1")
+            .update(alpha)
+            .finalize_xof()
+            .fill(&mut out);
+        VrfOutput(out)
+    }
+}
+
+impl Vrf for InsecureFastVrf {
+    type SecretKey = VrfSecretKey;
+    type PublicKey = VrfPublicKey;
+
+    fn prove(sk: &VrfSecretKey, alpha: &[u8]) -> (VrfOutput, VrfProof) {
+        let out = Self::output(&sk.public(), alpha);
+        let mut proof = [0u8; 80];
+        proof[..64].copy_from_slice(&out.0);
+        (out, VrfProof(proof))
+    }
+
+    fn verify(pk: &VrfPublicKey, alpha: &[u8], proof: &VrfProof) -> Result<VrfOutput, CryptoError> {
+        let out = Self::output(pk, alpha);
+        if proof.0[..64] == out.0[..] && proof.0[64..] == [0u8; 16] {
+            Ok(out)
+        } else {
+            Err(CryptoError::InvalidProof)
+        }
+    }
+}
+
 /// A VRF secret key. It never prints and is wiped on drop.
 #[derive(Clone)]
 pub struct VrfSecretKey {
@@ -199,5 +240,21 @@ mod tests {
         // Deterministic: same key, same input, same output.
         assert_eq!(R255Vrf::prove(&sk, b"round 7").0, out);
         assert!(!format!("{sk:?}").contains(&hex::encode([3u8; 32])));
+    }
+
+    #[test]
+    fn the_stand_in_verifies_its_own_proofs_only() {
+        let sk = VrfSecretKey::from_seed([3; 32]);
+        let pk = sk.public();
+        let (out, proof) = InsecureFastVrf::prove(&sk, b"round 7");
+        assert_eq!(InsecureFastVrf::verify(&pk, b"round 7", &proof), Ok(out));
+        assert!(InsecureFastVrf::verify(&pk, b"round 8", &proof).is_err());
+        let other = VrfSecretKey::from_seed([4; 32]).public();
+        assert!(InsecureFastVrf::verify(&other, b"round 7", &proof).is_err());
+        let mut bad = proof;
+        bad.0[70] ^= 1;
+        assert!(InsecureFastVrf::verify(&pk, b"round 7", &bad).is_err());
+        // Not the real VRF: its proofs do not pass for ECVRF's.
+        assert!(R255Vrf::verify(&pk, b"round 7", &proof).is_err());
     }
 }
