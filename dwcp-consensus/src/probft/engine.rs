@@ -232,10 +232,16 @@ impl Probft {
         self.try_propose(now, fx);
     }
 
-    fn next_batch(&self) -> Vec<Bytes> {
+    /// What waits, up to a batch, without what `skip` (a proposal in flight) holds.
+    fn next_batch(&self, skip: Option<&Digest>) -> Vec<Bytes> {
+        let in_flight: std::collections::HashSet<Digest> = skip
+            .and_then(|d| self.batches.get(d))
+            .map(|b| b.iter().map(|t| Digest::of(t)).collect())
+            .unwrap_or_default();
         let mut bytes = 0usize;
         self.pending
             .values()
+            .filter(|(d, _)| !in_flight.contains(d))
             .take(self.cfg.batch_size)
             .take_while(|(_, tx)| {
                 bytes += tx.len();
@@ -248,16 +254,33 @@ impl Probft {
     // ---- the normal case -------------------------------------------------------
 
     /// As the view's leader with nothing in flight, proposes what waits.
+    ///
+    /// It proposes one slot ahead, too: `last + 2` once it is prepared on its own
+    /// proposal for `last + 1` (it sent its COMMIT), so that the next slot does
+    /// not wait for this leader's own decision, which its samples may not bring.
+    /// Replicas hold the proposal until they decided the slot before it.
     fn try_propose(&mut self, now: Time, fx: &mut Effects<ProbftMessage>) {
-        let seq = self.last + 1;
-        if self.leader(self.view) != self.id
-            || self.changing.is_some()
-            || self.pending.is_empty()
-            || self.my_proposals.contains_key(&seq)
-        {
+        if self.leader(self.view) != self.id || self.changing.is_some() || self.pending.is_empty() {
             return;
         }
-        let batch = self.next_batch();
+        let next = self.last + 1;
+        let (seq, skip) = match self.my_proposals.get(&next) {
+            None => (next, None),
+            Some(&(view, digest))
+                if view == self.view
+                    && self.my_votes.get(&(next, Phase::Commit)) == Some(&(view, digest)) =>
+            {
+                (next + 1, Some(digest))
+            }
+            Some(_) => return,
+        };
+        if self.my_proposals.contains_key(&seq) {
+            return;
+        }
+        let batch = self.next_batch(skip.as_ref());
+        if batch.is_empty() {
+            return;
+        }
         self.propose(now, seq, batch, fx);
     }
 
@@ -300,7 +323,7 @@ impl Probft {
             return;
         }
         if h.seq > self.last + 1 || h.view > self.view {
-            self.note_ahead(p.header.author(), h.seq);
+            self.note_ahead(p.header.author(), h.seq, fx);
             self.hold(p.header.author(), ProbftMessage::Propose(p));
             return;
         }
@@ -408,7 +431,7 @@ impl Probft {
             return;
         }
         if x.seq > self.last + 1 || x.view > self.view {
-            self.note_ahead(from, x.seq);
+            self.note_ahead(from, x.seq, fx);
             self.hold(from, ProbftMessage::Vote(Box::new(v)));
             return;
         }
@@ -474,6 +497,7 @@ impl Probft {
             self.prepared = Some(cert);
         }
         self.vote(Phase::Commit, &proposal.header, fx);
+        self.try_propose(now, fx);
         let commits = self.votes.get(&(view, Phase::Commit, h.digest));
         if commits.is_none_or(|c| c.len() < q) {
             return;

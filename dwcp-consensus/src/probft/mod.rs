@@ -29,7 +29,7 @@ mod engine;
 pub mod messages;
 pub mod params;
 pub mod sample;
-mod verify;
+pub mod verify;
 
 pub use binomial::Binomial;
 pub use config::ProbftConfig;

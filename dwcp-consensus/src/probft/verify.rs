@@ -14,6 +14,35 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// Verified samples kept per sender, view and phase before old views are dropped.
 const MAX_CACHED: usize = 1 << 16;
 
+/// The instance and epoch seed of the VRF input ([`alpha`]) for `committee`.
+fn alpha_context(committee: &Committee) -> (Digest, Digest) {
+    let keys: Vec<&[u8]> = committee
+        .members()
+        .iter()
+        .flat_map(|m| [&m.key.0[..], &m.vrf_key.0[..]])
+        .collect();
+    (
+        Digest::of(b"dwcp probft instance v1"),
+        Digest::of_parts("dwcp probft committee v1", &keys),
+    )
+}
+
+/// Replica `keys.id`'s sample of `s` recipients for its votes of `phase` in
+/// `view`, with the VRF proof of it: what every replica computes for itself, and
+/// what a scripted adversary computes for the keys it holds.
+pub fn vote_sample(
+    committee: &Committee,
+    keys: &NodeKeys,
+    s: usize,
+    view: View,
+    phase: Phase,
+) -> Option<(VrfProof, Sample)> {
+    let (instance, seed) = alpha_context(committee);
+    let (out, proof) = committee.vrf_prove(keys, &alpha(&instance, &seed, view, phase));
+    let sample = sample(&out, keys.id.index(), committee.size(), s).ok()?;
+    Some((proof, sample))
+}
+
 /// Checks statements against the committee, with its quorum and sample sizes.
 pub struct Checker {
     committee: Committee,
@@ -35,17 +64,12 @@ impl Checker {
     /// `epoch seed` of the design note are both that digest, fixed before any key
     /// could be ground against it.
     pub fn new(committee: Committee, q: usize, s: usize) -> Checker {
-        let keys: Vec<&[u8]> = committee
-            .members()
-            .iter()
-            .flat_map(|m| [&m.key.0[..], &m.vrf_key.0[..]])
-            .collect();
-        let seed = Digest::of_parts("dwcp probft committee v1", &keys);
+        let (instance, seed) = alpha_context(&committee);
         Checker {
             committee,
             q,
             s,
-            instance: Digest::of(b"dwcp probft instance v1"),
+            instance,
             seed,
             samples: HashMap::new(),
             headers: HashSet::new(),

@@ -14,6 +14,7 @@ mod bullshark;
 mod pbft;
 pub mod pbft_actors;
 mod probft;
+pub mod probft_actors;
 mod simulate;
 mod tpbft;
 

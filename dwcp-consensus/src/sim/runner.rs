@@ -347,6 +347,7 @@ where
         let mut ctx = ScriptCtx {
             now: self.now,
             keys: &self.keys,
+            committee: &self.committee,
             controlled: &self.controlled,
             sends: Vec::new(),
             wakes: Vec::new(),

@@ -72,6 +72,7 @@ pub trait Script<M> {
 pub struct ScriptCtx<'a, M> {
     pub(super) now: Time,
     pub(super) keys: &'a [NodeKeys],
+    pub(super) committee: &'a dwcp_core::Committee,
     pub(super) controlled: &'a [bool],
     pub(super) sends: Vec<(NodeId, NodeId, M)>,
     pub(super) wakes: Vec<Time>,
@@ -83,6 +84,11 @@ impl<M> ScriptCtx<'_, M> {
     /// The virtual time.
     pub fn now(&self) -> Time {
         self.now
+    }
+
+    /// The committee (every node's public keys).
+    pub fn committee(&self) -> &dwcp_core::Committee {
+        self.committee
     }
 
     /// In [`Script::route`], the view or round of the message being routed: its

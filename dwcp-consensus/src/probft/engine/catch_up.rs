@@ -10,15 +10,24 @@ use crate::probft::sample::Phase;
 use dwcp_core::{Committed, Digest, Effects, NodeId, Seq, Time};
 
 impl Probft {
-    /// Notes that `peer` is at `seq` or beyond, past this replica's next slot.
-    pub(super) fn note_ahead(&mut self, peer: NodeId, seq: Seq) {
-        if seq > self.last + 1 && self.ahead.is_none_or(|(_, s)| s < seq) {
+    /// Notes that `peer` is at `seq` or beyond, past this replica's next slot, and
+    /// asks it at once the first time.
+    pub(super) fn note_ahead(&mut self, peer: NodeId, seq: Seq, fx: &mut Effects<ProbftMessage>) {
+        if peer != self.id && seq > self.last + 1 && self.ahead.is_none_or(|(_, s)| s < seq) {
+            if self.ahead.is_none_or(|(_, s)| s <= self.last + 1) {
+                fx.send(
+                    peer,
+                    ProbftMessage::Fetch {
+                        from: self.last + 1,
+                    },
+                );
+            }
             self.ahead = Some((peer, seq));
         }
     }
 
     /// Asks a replica known to be ahead for what it decided; with a slot stalled
-    /// for half a view-change timeout (this replica may be one of the few whose
+    /// for half a view-change timeout, or one tick for the leader (this replica may be one of the few whose
     /// samples brought too few votes), asks `f_max + 1` replicas in turn whether
     /// they decided it, before any view change; idle, asks one replica every two
     /// view-change timeouts.
@@ -36,7 +45,14 @@ impl Probft {
             self.ahead = None;
         }
         let timeout = self.cfg.view_change_timeout;
-        let stalled = self.waiting() && now.since(self.last_progress) >= timeout / 2;
+        // The leader proposes the next slot only once it decided this one: it
+        // asks after one tick.
+        let patience = if self.leader(self.view) == self.id {
+            self.tick()
+        } else {
+            timeout / 2
+        };
+        let stalled = self.waiting() && now.since(self.last_progress) >= patience;
         // Idle, it asks one replica every two timeouts: it may have missed the
         // last decision (down, or too few votes reached it) with nothing after it.
         let idle = !self.waiting()

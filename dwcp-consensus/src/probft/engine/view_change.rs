@@ -183,7 +183,7 @@ impl Probft {
         }
         let batch = match &choice {
             Some(c) => c.proposal.batch.clone(),
-            None => self.next_batch(),
+            None => self.next_batch(None),
         };
         if self
             .my_proposals

@@ -52,6 +52,7 @@ impl Tpbft {
     pub(super) fn observer_tick(&mut self, now: Time, fx: &mut Effects<TpbftMessage>) {
         fx.set_timer(OBSERVER_TICK, OBSERVER_PERIOD);
         if self.inner.is_some() {
+            self.member_tick(fx);
             return;
         }
         let (seen, idle) = self.observer_progress;
@@ -72,6 +73,53 @@ impl Tpbft {
             }
         }
         self.forward_again(now, fx);
+    }
+
+    /// A member's tick. One that holds messages of the next epoch while its own
+    /// log has not moved for a tick is behind in an epoch the others have left,
+    /// where nobody speaks to it any more (it may have been down for the epoch's
+    /// last batches): it asks `f_c + 1` of its epoch's members, in turn, for what
+    /// it misses, through its instance's catch-up. Idle without that sign, it asks
+    /// one member at the first ticks and then every few.
+    fn member_tick(&mut self, fx: &mut Effects<TpbftMessage>) {
+        let (seen, idle) = self.observer_progress;
+        if seen != self.last {
+            self.observer_progress = (self.last, 0);
+            return;
+        }
+        let idle = idle + 1;
+        self.observer_progress = (seen, idle);
+        // Idle without such a sign, it asks one member as an observer does (it
+        // may have missed its epoch's last batches with nothing after them).
+        let asks = if !self.future.is_empty() {
+            (self.members.len() - 1) / 3 + 1
+        } else if idle <= FETCH_EAGER || idle % FETCH_IDLE == 0 {
+            1
+        } else {
+            return;
+        };
+        let others: Vec<NodeId> = self
+            .members
+            .iter()
+            .copied()
+            .filter(|m| *m != self.id)
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        for j in 0..asks {
+            let to = others[(self.fetches + j) % others.len()];
+            fx.send(
+                to,
+                TpbftMessage::Pbft {
+                    epoch: self.epoch,
+                    msg: crate::pbft::PbftMessage::Fetch {
+                        from: self.last + 1,
+                    },
+                },
+            );
+        }
+        self.fetches += asks;
     }
 
     /// Whether this node knows its log to be well behind the committee's: then it
