@@ -139,6 +139,43 @@ pub fn tpbft_message(data: &[u8]) {
     }
 }
 
+/// Largest input the ProBFT target decodes.
+pub const PROBFT_MAX_FRAME: usize = 1 << 20;
+
+/// Decodes `data` as a ProBFT message; if it decodes, checks that it re-encodes to
+/// the same value, then hands it to a fresh replica 1 of the fuzz committee (as if
+/// from the member named by the first byte) and fires its tick, none of which may
+/// panic.
+pub fn probft_message(data: &[u8]) {
+    use crate::probft::{Probft, ProbftConfig, ProbftMessage};
+    let Ok(msg) = decode::<ProbftMessage>(data, PROBFT_MAX_FRAME) else {
+        return;
+    };
+    let again: ProbftMessage = match decode(&encode(&msg), PROBFT_MAX_FRAME) {
+        Ok(m) => m,
+        Err(e) => panic!("a decoded message must re-decode: {e}"),
+    };
+    assert_eq!(again, msg);
+    let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
+    let (committee, keys) = fuzz_committee();
+    let Ok(mut node) = Probft::new(
+        keys[1].clone(),
+        committee.clone(),
+        ProbftConfig::default(),
+        Recovered::default(),
+    ) else {
+        return;
+    };
+    let mut fx = Effects::new();
+    node.handle(Time(0), Input::Start, &mut fx);
+    node.handle(Time(1), Input::Message { from, msg }, &mut fx);
+    node.handle(
+        Time(10_000_000),
+        Input::Timeout(dwcp_core::TimerId(1)),
+        &mut fx,
+    );
+}
+
 /// Reads `data` as a T-PBFT evidence transaction (the tag is prepended); if it
 /// decodes, checks that it re-encodes to the same record and verifies it against
 /// the fuzz committee with members 0..4, which may refuse it but must not panic.
@@ -298,6 +335,58 @@ mod tests {
         proptest::collection::vec(one, 0..30)
     }
 
+    /// Validly signed ProBFT messages of the fuzz committee: the leader's proposal
+    /// for `(view, seq)`, a PREPARE and a COMMIT for it with real sample proofs,
+    /// a fetch and an empty decided reply.
+    fn probft_messages(view: u64, seq: u64) -> Vec<crate::probft::ProbftMessage> {
+        use crate::probft::messages::{Header, Proposal, SampledVote, Vote};
+        use crate::probft::sample::Phase;
+        use crate::probft::{verify::vote_sample, ProbftConfig, ProbftMessage};
+        let (committee, keys) = fuzz_committee();
+        let s = ProbftConfig::default()
+            .quorum(4)
+            .expect("n = 4")
+            .figures()
+            .s;
+        let leader = committee.leader(view);
+        let batch = vec![bytes::Bytes::from_static(b"tx")];
+        let header = Signed::new(
+            Header {
+                view,
+                seq,
+                digest: crate::pbft::batch_digest(&batch),
+            },
+            leader,
+            &keys[leader.index()].signing,
+        );
+        let mut out = vec![ProbftMessage::Propose(Proposal {
+            header: header.clone(),
+            batch,
+        })];
+        for phase in [Phase::Prepare, Phase::Commit] {
+            let k = &keys[(leader.index() + 1) % 4];
+            let (proof, _) = vote_sample(committee, k, s, view, phase).expect("a sample");
+            let vote = Signed::new(
+                Vote {
+                    phase,
+                    view,
+                    seq,
+                    digest: header.value().digest,
+                },
+                k.id,
+                &k.signing,
+            );
+            out.push(ProbftMessage::Vote(Box::new(SampledVote {
+                header: header.clone(),
+                vote,
+                proof,
+            })));
+        }
+        out.push(ProbftMessage::Fetch { from: seq });
+        out.push(ProbftMessage::Decided(Vec::new()));
+        out
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -316,6 +405,23 @@ mod tests {
                     pbft_message(&bytes);
                     pbft_message(&bytes[..cut % bytes.len()]);
                 }
+            }
+        }
+
+        #[test]
+        fn probft_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            probft_message(&bytes);
+        }
+
+        #[test]
+        fn probft_mutated_valid_messages_never_panic(view in 0u64..3, seq in 1u64..3, flip in any::<(usize, u8)>(), cut in any::<usize>()) {
+            for m in probft_messages(view, seq) {
+                let mut bytes = encode(&m);
+                probft_message(&bytes);
+                let i = flip.0 % bytes.len();
+                bytes[i] ^= flip.1 | 1;
+                probft_message(&bytes);
+                probft_message(&bytes[..cut % bytes.len()]);
             }
         }
 
