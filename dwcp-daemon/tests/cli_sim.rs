@@ -77,9 +77,41 @@ fn sim_rejects_bad_arguments() {
         &["sim", "--behaviour", "sneaky"][..],
         &["sim", "--nodes", "0"][..],
         &["sim", "--seeds", "0"][..],
+        &["sim", "--param", "no_such_field=1"][..],
+        // ProBFT's start-up check refuses f_max near n/3, and says why.
+        &["sim", "--engine", "probft", "--nodes", "100", "--param", "f_max=33"][..],
     ] {
         let out = dwcpd(args);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(!out.stderr.is_empty(), "{args:?} should say why");
     }
+}
+
+#[test]
+fn sim_sets_engine_parameters() {
+    let out = dwcpd(&[
+        "sim",
+        "--engine",
+        "probft",
+        "--nodes",
+        "16",
+        "--faulty",
+        "1",
+        "--behaviour",
+        "silent",
+        "--param",
+        "f_max=1",
+        "--fast-crypto",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let json: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("JSON");
+    assert_eq!(json["safety_violations"], 0);
+    assert_eq!(json["liveness_failures"], 0);
 }

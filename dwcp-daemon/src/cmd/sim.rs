@@ -1,8 +1,11 @@
 //! `dwcpd sim`: run an engine in the deterministic simulator over many seeds.
 
+use crate::engine_params::{with_params, EngineParam};
 use anyhow::{bail, Context};
 use clap::Args;
-use dwcp_consensus::registry::{check_name, run_simulation};
+use dwcp_consensus::registry::{
+    check_name, simulation_with, with_protocol, Protocol, ProtocolVisitor,
+};
 use dwcp_consensus::sim::{scenario, SimReport, SweepSummary};
 use dwcp_core::crypto::SignatureScheme;
 use std::io::IsTerminal;
@@ -41,6 +44,49 @@ pub struct SimArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Sets a field of the engine's simulator parameters (repeatable; dotted names
+    /// reach nested tables), such as `--param f_max=10` for ProBFT.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<EngineParam>,
+}
+
+/// Whether the engine visited starts on its simulator parameters with `params`
+/// set, at `nodes` nodes (its start-up checks included).
+struct Check<'a> {
+    nodes: usize,
+    params: &'a [EngineParam],
+}
+
+impl ProtocolVisitor for Check<'_> {
+    type Output = Result<(), String>;
+    fn visit<P: Protocol>(self) -> Result<(), String> {
+        let pcfg = with_params(&P::sim_config(), self.params)?;
+        P::validate(&pcfg)?;
+        let (committee, keys) =
+            dwcp_core::Committee::deterministic(self.nodes, SignatureScheme::InsecureFast, 0);
+        P::build(
+            keys[0].clone(),
+            committee,
+            &pcfg,
+            dwcp_core::Recovered::default(),
+        )
+        .map(|_| ())
+    }
+}
+
+/// One run of the engine visited, on its simulator parameters with `params` set.
+struct Run<'a> {
+    cfg: dwcp_consensus::sim::SimConfig,
+    params: &'a [EngineParam],
+}
+
+impl ProtocolVisitor for Run<'_> {
+    type Output = Result<SimReport, String>;
+    fn visit<P: Protocol>(self) -> Result<SimReport, String> {
+        let pcfg = with_params(&P::sim_config(), self.params)?;
+        P::validate(&pcfg)?;
+        Ok(simulation_with::<P>(self.cfg, pcfg).run())
+    }
 }
 
 /// Runs the sweep and prints its summary.
@@ -57,8 +103,17 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     if faulty > f_max {
         eprintln!("warning: {faulty} faulty nodes exceed f = {f_max}; safety is not guaranteed");
     }
-    // Validate once before spawning workers.
+    // Validate once before spawning workers (a configuration the engine refuses
+    // at start-up fails here, with its reason).
     scenario(args.nodes, faulty, &args.behaviour, 0).map_err(anyhow::Error::msg)?;
+    with_protocol(
+        engine,
+        Check {
+            nodes: args.nodes,
+            params: &args.params,
+        },
+    )?
+    .map_err(anyhow::Error::msg)?;
 
     let progress = if std::io::stderr().is_terminal() && args.seeds > 1 {
         let bar = indicatif::ProgressBar::new(args.seeds);
@@ -99,7 +154,13 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                     cfg.scheme = SignatureScheme::InsecureFast;
                 }
                 cfg.keep_log = args.seeds == 1 && !args.json;
-                let Ok(r) = run_simulation(engine, cfg) else {
+                let Ok(Ok(r)) = with_protocol(
+                    engine,
+                    Run {
+                        cfg,
+                        params: &args.params,
+                    },
+                ) else {
                     break;
                 };
                 if let Some(bar) = &progress {
