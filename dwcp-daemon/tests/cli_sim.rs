@@ -79,7 +79,9 @@ fn sim_rejects_bad_arguments() {
         &["sim", "--seeds", "0"][..],
         &["sim", "--param", "no_such_field=1"][..],
         // ProBFT's start-up check refuses f_max near n/3, and says why.
-        &["sim", "--engine", "probft", "--nodes", "100", "--param", "f_max=33"][..],
+        &[
+            "sim", "--engine", "probft", "--nodes", "100", "--param", "f_max=33",
+        ][..],
     ] {
         let out = dwcpd(args);
         assert!(!out.status.success(), "{args:?} should fail");

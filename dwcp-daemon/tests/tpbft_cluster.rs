@@ -15,17 +15,10 @@
 mod common;
 
 use common::*;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Sequence numbers per epoch.
 const EPOCH: u64 = 128;
-
-fn height(port: u16) -> u64 {
-    last(port).map_or(0, |(s, _)| s)
-}
 
 /// Writes keys and T-PBFT configs for `n` nodes; returns the HTTP base port.
 fn setup(dir: &std::path::Path, n: usize, salt: u16) -> u16 {
@@ -49,77 +42,9 @@ fn setup(dir: &std::path::Path, n: usize, salt: u16) -> u16 {
     http
 }
 
-/// A client submitting a few transactions every 20 ms to the nodes in turn
-/// (skipping those marked down) until stopped or dropped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    down: Arc<Vec<AtomicBool>>,
-    handle: Option<JoinHandle<u32>>,
-}
-
-impl Load {
-    fn start(ports: Vec<u16>, token: String, tag: &'static str) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let down: Arc<Vec<AtomicBool>> =
-            Arc::new(ports.iter().map(|_| AtomicBool::new(false)).collect());
-        let (flag, skip) = (stop.clone(), down.clone());
-        let handle = std::thread::spawn(move || {
-            let mut k = 0u32;
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let i = (k / 4) as usize % ports.len();
-                if !skip[i].load(Ordering::Relaxed) {
-                    let txs: Vec<String> = (k..k + 4).map(|k| format!("{tag}-{k:08}")).collect();
-                    submit_all(ports[i], Some(&token), &txs);
-                }
-                k += 4;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            k
-        });
-        Load {
-            stop,
-            down,
-            handle: Some(handle),
-        }
-    }
-
-    fn mark_down(&self, node: usize, down: bool) {
-        self.down[node].store(down, Ordering::Relaxed);
-    }
-
-    fn stop(mut self) -> u32 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().map_or(0, |h| h.join().unwrap_or(0))
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The `committee` part of a node's `/v1/status`.
 fn committee(port: u16) -> serde_json::Value {
     json(port, "/v1/status").map_or(serde_json::Value::Null, |s| s["committee"].clone())
-}
-
-/// Waits until every node is at `at_least` or beyond, and checks that they all
-/// hold the same digest at the lowest of their heights (under load they move
-/// on); returns that height.
-fn converge(nodes: &[Node], at_least: u64, timeout: Duration) -> u64 {
-    let mut low = 0;
-    wait_until("every node at the height", timeout, || {
-        low = nodes.iter().map(|n| height(n.http)).min().unwrap_or(0);
-        low >= at_least
-    });
-    let digests: Vec<Option<String>> = nodes.iter().map(|n| digest_at(n.http, low)).collect();
-    assert!(
-        digests[0].is_some() && digests.iter().all(|d| *d == digests[0]),
-        "digests at {low}: {digests:?}"
-    );
-    low
 }
 
 /// Waits, with no load, until every node is at one height with one digest and in
