@@ -116,6 +116,7 @@ pub struct Probft {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Counters {
+    prepared_here: u64,
     decided_here: u64,
     decided_caught_up: u64,
     transferred: u64,
@@ -495,6 +496,7 @@ impl Probft {
                 value: Bytes::from(encode(&cert)),
             });
             self.prepared = Some(cert);
+            self.counters.prepared_here += 1;
         }
         self.vote(Phase::Commit, &proposal.header, fx);
         self.try_propose(now, fx);
@@ -696,6 +698,7 @@ impl Engine for Probft {
             last_committed: self.last,
             view_changes: c.view_changes,
             counters: vec![
+                ("prepared_here".into(), c.prepared_here),
                 ("decided_here".into(), c.decided_here),
                 ("decided_caught_up".into(), c.decided_caught_up),
                 ("state_transfers".into(), c.transferred),
