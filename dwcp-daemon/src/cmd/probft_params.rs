@@ -38,7 +38,7 @@ pub fn run(args: ProbftParamsArgs) -> anyhow::Result<()> {
     let (eps, live) = (args.eps, args.live);
     println!(
         "ProBFT at n = {n}, f_max = {f_max}: safety risk ≤ {eps:e} per replica and view, \
-         P(live) ≥ {live} per view; p = s/(n − 1)"
+         P(decide) ≥ {live} per replica and view; p = s/(n − 1)"
     );
     let note_row = Figures::evaluate(n, f_max, 2.0, 2.0).ok();
     let Some(params) = cheapest(n, f_max, eps, live) else {
@@ -103,15 +103,15 @@ fn print_table(
     note_row: Option<&Figures>,
 ) {
     println!(
-        "{:>5} {:>5} {:>5} {:>5} {:>10} {:>8} {:>7}  verdict",
-        "l", "o", "q", "s", "risk", "P(live)", "ratio"
+        "{:>5} {:>5} {:>5} {:>5} {:>10} {:>10} {:>9} {:>7}  verdict",
+        "l", "o", "q", "s", "risk", "P(prep.)", "P(decide)", "ratio"
     );
     for r in rows {
         let mut verdict = Vec::new();
         if r.risk > eps {
             verdict.push("risk too high");
         }
-        if r.p_live < live {
+        if r.p_decide < live {
             verdict.push("liveness too low");
         }
         if verdict.is_empty() {
@@ -124,13 +124,14 @@ fn print_table(
             verdict.push("(the design note's l = o = 2)");
         }
         println!(
-            "{:>5.2} {:>5.2} {:>5} {:>5} {:>10.3e} {:>8.4} {:>7.4}  {}",
+            "{:>5.2} {:>5.2} {:>5} {:>5} {:>10.3e} {:>10.4} {:>9.4} {:>7.4}  {}",
             r.l,
             r.o,
             r.q,
             r.s,
             r.risk,
             r.p_live,
+            r.p_decide,
             r.ratio_vs_pbft(),
             verdict.join(", ")
         );
