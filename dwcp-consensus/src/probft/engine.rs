@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 mod catch_up;
+mod requests;
 mod restart;
 mod view_change;
 
@@ -212,44 +213,6 @@ impl Probft {
         if self.future.len() < MAX_FUTURE {
             self.future.push((from, msg));
         }
-    }
-
-    // ---- client transactions -------------------------------------------------
-
-    fn submit(&mut self, now: Time, txs: Vec<Bytes>, fx: &mut Effects<ProbftMessage>) {
-        for tx in txs {
-            if self.pending.len() >= self.cfg.max_pending {
-                self.counters.refused += 1;
-                continue;
-            }
-            let d = Digest::of(&tx);
-            if self.executed.contains(&d) || self.pending_index.contains_key(&d) {
-                continue;
-            }
-            self.pending.insert(self.next_arrival, (d, tx));
-            self.pending_index.insert(d, self.next_arrival);
-            self.next_arrival += 1;
-        }
-        self.try_propose(now, fx);
-    }
-
-    /// What waits, up to a batch, without what `skip` (a proposal in flight) holds.
-    fn next_batch(&self, skip: Option<&Digest>) -> Vec<Bytes> {
-        let in_flight: std::collections::HashSet<Digest> = skip
-            .and_then(|d| self.batches.get(d))
-            .map(|b| b.iter().map(|t| Digest::of(t)).collect())
-            .unwrap_or_default();
-        let mut bytes = 0usize;
-        self.pending
-            .values()
-            .filter(|(d, _)| !in_flight.contains(d))
-            .take(self.cfg.batch_size)
-            .take_while(|(_, tx)| {
-                bytes += tx.len();
-                bytes <= self.cfg.max_batch_bytes
-            })
-            .map(|(_, tx)| tx.clone())
-            .collect()
     }
 
     // ---- the normal case -------------------------------------------------------
