@@ -113,6 +113,10 @@ pub struct Probft {
     transfers: Transfers,
     log_readers: BTreeMap<Seq, Vec<NodeId>>,
     counters: Counters,
+    /// This replica's own proposals not yet decided, and the decided ones not yet
+    /// drained: when each was proposed and decided (for benchmark latencies).
+    own_proposals: BTreeMap<Seq, (Digest, Time, u64)>,
+    proposal_commits: std::collections::VecDeque<dwcp_core::ProposalCommitted>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -184,6 +188,8 @@ impl Probft {
             transfers: Transfers::default(),
             log_readers: BTreeMap::new(),
             counters: Counters::default(),
+            own_proposals: BTreeMap::new(),
+            proposal_commits: std::collections::VecDeque::new(),
         };
         p.restore(recovered)?;
         Ok(p)
@@ -252,6 +258,7 @@ impl Probft {
     /// durably recorded.
     fn propose(&mut self, now: Time, seq: Seq, batch: Vec<Bytes>, fx: &mut Effects<ProbftMessage>) {
         let proposal = self.sign_proposal(seq, batch, fx);
+        self.note_proposed(now, &proposal);
         fx.broadcast(ProbftMessage::Propose(proposal.clone()));
         self.on_proposal(now, proposal, fx);
     }
@@ -491,6 +498,7 @@ impl Probft {
         debug_assert_eq!(seq, self.last + 1);
         let digest = cert.header().digest;
         let batch = cert.proposal.batch.clone();
+        self.note_decided(now, seq, digest);
         self.append(now, seq, digest, batch, fx);
         self.decided.insert(seq, cert);
         while self.decided.len() > self.cfg.retain_decided {
@@ -672,5 +680,9 @@ impl Engine for Probft {
             ],
             committee: None,
         }
+    }
+
+    fn drain_proposal_commits(&mut self, out: &mut Vec<dwcp_core::ProposalCommitted>) {
+        out.extend(self.proposal_commits.drain(..));
     }
 }

@@ -1,9 +1,13 @@
-//! Client transactions: what waits to be ordered, and the next batch from it.
+//! Client transactions: what waits to be ordered, the next batch from it, and
+//! when this replica's own proposals of them decided.
 
 use super::Probft;
-use crate::probft::messages::ProbftMessage;
+use crate::probft::messages::{ProbftMessage, Proposal};
 use bytes::Bytes;
-use dwcp_core::{Digest, Effects, Time};
+use dwcp_core::{Digest, Effects, ProposalCommitted, Seq, Time};
+
+/// Latency samples kept until a driver drains them.
+const MAX_UNDRAINED: usize = 4096;
 
 impl Probft {
     /// Queues `txs` to be ordered (dropping repeats of what waits or was output
@@ -43,5 +47,30 @@ impl Probft {
             })
             .map(|(_, tx)| tx.clone())
             .collect()
+    }
+
+    /// Notes this replica's own proposal, for [`dwcp_core::Engine::drain_proposal_commits`].
+    pub(super) fn note_proposed(&mut self, now: Time, p: &Proposal) {
+        let h = p.header.value();
+        let txs = p.batch.len() as u64;
+        self.own_proposals.insert(h.seq, (h.digest, now, txs));
+    }
+
+    /// Notes that slot `seq` decided `digest`: if that was this replica's
+    /// proposal, a sample of its consensus latency.
+    pub(super) fn note_decided(&mut self, now: Time, seq: Seq, digest: Digest) {
+        if let Some((d, at, transactions)) = self.own_proposals.remove(&seq) {
+            if d == digest {
+                if self.proposal_commits.len() >= MAX_UNDRAINED {
+                    self.proposal_commits.pop_front();
+                }
+                self.proposal_commits.push_back(ProposalCommitted {
+                    proposed: at,
+                    committed: now,
+                    transactions,
+                });
+            }
+        }
+        self.own_proposals = self.own_proposals.split_off(&(seq + 1));
     }
 }

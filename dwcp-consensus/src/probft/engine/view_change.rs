@@ -197,6 +197,7 @@ impl Probft {
         self.my_view_change = None;
         self.persist_view(None, fx);
         let proposal = self.sign_proposal(slot, batch, fx);
+        self.note_proposed(now, &proposal);
         let nv = Signed::new(
             NewView {
                 view: w,
