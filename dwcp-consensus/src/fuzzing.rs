@@ -17,18 +17,42 @@ pub fn fuzz_committee() -> &'static (Committee, Vec<NodeKeys>) {
     C.get_or_init(|| Committee::deterministic(4, SignatureScheme::InsecureFast, 0xF022))
 }
 
-/// Decodes `data` as a PBFT message; if it decodes, checks that it re-encodes to a
-/// value that decodes the same, then hands it to a fresh replica (as if from the
-/// member named by the first byte) and lets the replica tick, which must not panic.
-pub fn pbft_message(data: &[u8]) {
-    let Ok(msg) = decode::<PbftMessage>(data, PBFT_MAX_FRAME) else {
-        return;
-    };
-    let again: PbftMessage = match decode(&encode(&msg), PBFT_MAX_FRAME) {
+/// `data` decoded as an `M` (at most `max` bytes), if it decodes; panics unless
+/// what decodes re-encodes to a value that decodes the same.
+fn round_trip<M>(data: &[u8], max: usize) -> Option<M>
+where
+    M: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let msg = decode::<M>(data, max).ok()?;
+    let again: M = match decode(&encode(&msg), max) {
         Ok(m) => m,
         Err(e) => panic!("a decoded message must re-decode: {e}"),
     };
     assert_eq!(again, msg);
+    Some(msg)
+}
+
+/// Hands `msg` from `from` to `node` after its start, then fires its `timers`.
+fn drive<E: Engine>(mut node: E, from: NodeId, msg: E::Message, timers: &[u64]) {
+    let mut fx = Effects::new();
+    node.handle(Time(0), Input::Start, &mut fx);
+    node.handle(Time(1), Input::Message { from, msg }, &mut fx);
+    for &t in timers {
+        node.handle(
+            Time(10_000_000),
+            Input::Timeout(dwcp_core::TimerId(t)),
+            &mut fx,
+        );
+    }
+}
+
+/// Decodes `data` as a PBFT message; if it decodes, checks that it re-encodes to a
+/// value that decodes the same, then hands it to a fresh replica (as if from the
+/// member named by the first byte) and lets the replica tick, which must not panic.
+pub fn pbft_message(data: &[u8]) {
+    let Some(msg) = round_trip::<PbftMessage>(data, PBFT_MAX_FRAME) else {
+        return;
+    };
     let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
     deliver(from, vec![msg]);
 }
@@ -109,33 +133,18 @@ pub const TPBFT_MAX_FRAME: usize = 1 << 20;
 /// its timers, none of which may panic.
 pub fn tpbft_message(data: &[u8]) {
     use crate::tpbft::{Tpbft, TpbftConfig, TpbftMessage};
-    let Ok(msg) = decode::<TpbftMessage>(data, TPBFT_MAX_FRAME) else {
+    let Some(msg) = round_trip::<TpbftMessage>(data, TPBFT_MAX_FRAME) else {
         return;
     };
-    let again: TpbftMessage = match decode(&encode(&msg), TPBFT_MAX_FRAME) {
-        Ok(m) => m,
-        Err(e) => panic!("a decoded message must re-decode: {e}"),
-    };
-    assert_eq!(again, msg);
     let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
     let (committee, keys) = fuzz_committee();
-    let Ok(mut node) = Tpbft::new(
+    if let Ok(node) = Tpbft::new(
         keys[1].clone(),
         committee.clone(),
         TpbftConfig::default(),
         Recovered::default(),
-    ) else {
-        return;
-    };
-    let mut fx = Effects::new();
-    node.handle(Time(0), Input::Start, &mut fx);
-    node.handle(Time(1), Input::Message { from, msg }, &mut fx);
-    for t in [1, 2] {
-        node.handle(
-            Time(10_000_000),
-            Input::Timeout(dwcp_core::TimerId(t)),
-            &mut fx,
-        );
+    ) {
+        drive(node, from, msg, &[1, 2]);
     }
 }
 
@@ -148,32 +157,19 @@ pub const PROBFT_MAX_FRAME: usize = 1 << 20;
 /// panic.
 pub fn probft_message(data: &[u8]) {
     use crate::probft::{Probft, ProbftConfig, ProbftMessage};
-    let Ok(msg) = decode::<ProbftMessage>(data, PROBFT_MAX_FRAME) else {
+    let Some(msg) = round_trip::<ProbftMessage>(data, PROBFT_MAX_FRAME) else {
         return;
     };
-    let again: ProbftMessage = match decode(&encode(&msg), PROBFT_MAX_FRAME) {
-        Ok(m) => m,
-        Err(e) => panic!("a decoded message must re-decode: {e}"),
-    };
-    assert_eq!(again, msg);
     let from = NodeId(u16::from(data.first().copied().unwrap_or(0) % 4));
     let (committee, keys) = fuzz_committee();
-    let Ok(mut node) = Probft::new(
+    if let Ok(node) = Probft::new(
         keys[1].clone(),
         committee.clone(),
         ProbftConfig::default(),
         Recovered::default(),
-    ) else {
-        return;
-    };
-    let mut fx = Effects::new();
-    node.handle(Time(0), Input::Start, &mut fx);
-    node.handle(Time(1), Input::Message { from, msg }, &mut fx);
-    node.handle(
-        Time(10_000_000),
-        Input::Timeout(dwcp_core::TimerId(1)),
-        &mut fx,
-    );
+    ) {
+        drive(node, from, msg, &[1]);
+    }
 }
 
 /// Reads `data` as a T-PBFT evidence transaction (the tag is prepended); if it

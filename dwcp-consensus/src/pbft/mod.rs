@@ -37,4 +37,4 @@ pub use messages::{
 #[cfg(test)]
 pub(crate) use replica::instance_tests::Members;
 pub use replica::{Pbft, PbftError, ProposalRecord};
-pub(crate) use transfer::Transfers;
+pub(crate) use transfer::{StoreReads, Transfers};

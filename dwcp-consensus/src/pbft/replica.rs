@@ -163,7 +163,7 @@ pub struct Pbft {
     executed: DedupWindow,
     retained: BTreeMap<Seq, CommittedEntry>,
     /// Peers waiting for the committed log read from the store, by first seq.
-    log_readers: BTreeMap<Seq, Vec<NodeId>>,
+    log_readers: super::transfer::StoreReads<()>,
     /// Stored logs peers sent, chain-verified from our log, until `f+1` agree.
     transfers: super::transfer::Transfers,
 
@@ -318,7 +318,7 @@ impl Pbft {
             chain: base_chain,
             executed: DedupWindow::new(dedup_window),
             retained: BTreeMap::new(),
-            log_readers: BTreeMap::new(),
+            log_readers: Default::default(),
             transfers: Default::default(),
             pending: BTreeMap::new(),
             pending_index: HashMap::new(),

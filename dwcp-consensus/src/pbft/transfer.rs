@@ -8,6 +8,47 @@ use super::messages::{batch_digest, chain_next};
 use dwcp_core::{Committed, Digest, NodeId, Seq};
 use std::collections::{BTreeMap, HashMap};
 
+/// Peers waiting for committed batches this node reads from its store for them,
+/// by first sequence number, each with what its answer needs (`X`): one
+/// outstanding read per peer, one read for all peers asking from one position.
+#[derive(Clone, Debug)]
+pub struct StoreReads<X> {
+    waiting: BTreeMap<Seq, Vec<(NodeId, X)>>,
+}
+
+impl<X> Default for StoreReads<X> {
+    fn default() -> Self {
+        StoreReads {
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<X> StoreReads<X> {
+    /// Notes that `peer` wants the batches from `first` on (forgetting what it
+    /// asked before); whether the store must be read for it (no read from `first`
+    /// is outstanding).
+    pub fn want(&mut self, peer: NodeId, extra: X, first: Seq) -> bool {
+        for w in self.waiting.values_mut() {
+            w.retain(|(p, _)| *p != peer);
+        }
+        self.waiting.retain(|_, w| !w.is_empty());
+        let w = self.waiting.entry(first).or_default();
+        w.push((peer, extra));
+        w.len() == 1
+    }
+
+    /// The peers to send `batches` to, if they answer the read from `from`.
+    pub fn answered(&mut self, from: Seq, batches: &[Committed]) -> Vec<(NodeId, X)> {
+        let peers = self.waiting.remove(&from).unwrap_or_default();
+        if batches.first().is_some_and(|c| c.seq == from) {
+            peers
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 /// Stored batches offered by peers, each buffer a run that extends this node's log.
 #[derive(Clone, Debug, Default)]
 pub struct Transfers {

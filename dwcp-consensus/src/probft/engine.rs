@@ -14,7 +14,7 @@ use super::messages::{
 use super::sample::Phase;
 use super::verify::Checker;
 use crate::dedup::DedupWindow;
-use crate::pbft::{batch_digest, chain_next, Transfers};
+use crate::pbft::{batch_digest, chain_next, StoreReads, Transfers};
 use bytes::Bytes;
 use dwcp_core::codec::encode;
 use dwcp_core::crypto::VrfProof;
@@ -111,7 +111,7 @@ pub struct Probft {
     last_progress: Time,
     last_resend: Time,
     transfers: Transfers,
-    log_readers: BTreeMap<Seq, Vec<NodeId>>,
+    log_readers: StoreReads<()>,
     counters: Counters,
     /// This replica's own proposals not yet decided, and the decided ones not yet
     /// drained: when each was proposed and decided (for benchmark latencies).
@@ -186,7 +186,7 @@ impl Probft {
             last_progress: Time::ZERO,
             last_resend: Time::ZERO,
             transfers: Transfers::default(),
-            log_readers: BTreeMap::new(),
+            log_readers: StoreReads::default(),
             counters: Counters::default(),
             own_proposals: BTreeMap::new(),
             proposal_commits: std::collections::VecDeque::new(),
@@ -428,19 +428,17 @@ impl Probft {
         if !self.voting_in(view) {
             return;
         }
-        let Some(header) = self.headers.get(&view).cloned() else {
+        let Some(header) = self.headers.get(&view) else {
             return;
         };
         let h = *header.value();
-        let Some(batch) = self.batches.get(&h.digest).cloned() else {
-            return;
-        };
         let q = self.checker.q;
         let prepares = self.votes.get(&(view, Phase::Prepare, h.digest));
-        if prepares.is_none_or(|p| p.len() < q) {
+        if !self.batches.contains_key(&h.digest) || prepares.is_none_or(|p| p.len() < q) {
             return;
         }
-        let proposal = Proposal { header, batch };
+        // The batch is copied only into certificates, not at every vote.
+        let header = header.clone();
         if self
             .prepared
             .as_ref()
@@ -453,7 +451,10 @@ impl Probft {
                 .collect();
             let cert = Certificate {
                 holder: self.id,
-                proposal: proposal.clone(),
+                proposal: Proposal {
+                    header: header.clone(),
+                    batch: self.batches[&h.digest].clone(),
+                },
                 votes,
             };
             // Before the COMMIT it backs leaves: a view change after a restart
@@ -468,7 +469,7 @@ impl Probft {
             self.prepared = Some(cert);
             self.counters.prepared_here += 1;
         }
-        self.vote(Phase::Commit, &proposal.header, fx);
+        self.vote(Phase::Commit, &header, fx);
         self.try_propose(now, fx);
         let commits = self.votes.get(&(view, Phase::Commit, h.digest));
         if commits.is_none_or(|c| c.len() < q) {
@@ -480,6 +481,10 @@ impl Probft {
             .map(|(_, v)| v.clone())
             .collect();
         self.counters.decided_here += 1;
+        let proposal = Proposal {
+            header,
+            batch: self.batches[&h.digest].clone(),
+        };
         self.decide(
             now,
             Certificate {
@@ -523,21 +528,12 @@ impl Probft {
         } else {
             batch_digest(&fresh.transactions)
         };
-        let transactions = fresh.transactions;
-        self.chain = chain_next(&self.chain, seq, &output);
-        self.last = seq;
-        for d in &fresh.digests {
-            if let Some(a) = self.pending_index.remove(d) {
-                self.pending.remove(&a);
-            }
-        }
-        self.executed.record(seq, fresh.digests);
-        self.last_progress = now;
-        fx.commit(Committed {
+        let c = Committed {
             seq,
-            digest: self.chain,
-            transactions,
-        });
+            digest: chain_next(&self.chain, seq, &output),
+            transactions: fresh.transactions,
+        };
+        self.output(now, c, fresh.digests, fx);
     }
 
     /// After the log grew: the next slot starts clean, the write-ahead records of

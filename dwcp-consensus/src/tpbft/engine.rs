@@ -197,7 +197,7 @@ pub struct Tpbft {
     recent: BTreeMap<Seq, (u64, crate::pbft::CommittedEntry)>,
     /// Peers waiting for batches read from the store, by first sequence number,
     /// each with the old epoch whose instance asked (`None`: an observer).
-    log_readers: BTreeMap<Seq, Vec<(NodeId, Option<u64>)>>,
+    log_readers: crate::pbft::StoreReads<Option<u64>>,
     /// Stored batches members sent this observer, until enough agree.
     transfers: crate::pbft::Transfers,
     /// The highest sequence number of a certified batch this node was sent.
@@ -263,7 +263,7 @@ impl Tpbft {
             shared,
             future: VecDeque::new(),
             recent: BTreeMap::new(),
-            log_readers: BTreeMap::new(),
+            log_readers: Default::default(),
             heard: 0,
             transfers: Default::default(),
             observer_progress: (0, 0),

@@ -51,14 +51,8 @@ impl Pbft {
             return;
         }
         // Older than the certified tail kept in memory (or lost with a restart):
-        // read it from the store. One outstanding read per peer.
-        for waiting in self.log_readers.values_mut() {
-            waiting.retain(|p| *p != from);
-        }
-        self.log_readers.retain(|_, w| !w.is_empty());
-        let waiting = self.log_readers.entry(first).or_default();
-        waiting.push(from);
-        if waiting.len() == 1 {
+        // read it from the store.
+        if self.log_readers.want(from, (), first) {
             fx.read_committed(first, self.cfg.fetch_batch);
         }
     }
@@ -70,13 +64,7 @@ impl Pbft {
         batches: Vec<Committed>,
         fx: &mut Effects<PbftMessage>,
     ) {
-        let Some(peers) = self.log_readers.remove(&from) else {
-            return;
-        };
-        if batches.first().is_none_or(|c| c.seq != from) {
-            return;
-        }
-        for p in peers {
+        for (p, ()) in self.log_readers.answered(from, &batches) {
             fx.send(p, PbftMessage::Log(batches.clone()));
         }
     }

@@ -94,15 +94,8 @@ impl Probft {
             fx.send(from, ProbftMessage::Decided(certs));
             return;
         }
-        // Older than the certificates kept in memory: read the store. One
-        // outstanding read per peer.
-        for waiting in self.log_readers.values_mut() {
-            waiting.retain(|p| *p != from);
-        }
-        self.log_readers.retain(|_, w| !w.is_empty());
-        let waiting = self.log_readers.entry(first).or_default();
-        waiting.push(from);
-        if waiting.len() == 1 {
+        // Older than the certificates kept in memory: read the store.
+        if self.log_readers.want(from, (), first) {
             fx.read_committed(first, self.cfg.fetch_batch);
         }
     }
@@ -113,13 +106,7 @@ impl Probft {
         batches: Vec<Committed>,
         fx: &mut Effects<ProbftMessage>,
     ) {
-        let Some(peers) = self.log_readers.remove(&from) else {
-            return;
-        };
-        if batches.first().is_none_or(|c| c.seq != from) {
-            return;
-        }
-        for p in peers {
+        for (p, ()) in self.log_readers.answered(from, &batches) {
             fx.send(p, ProbftMessage::Log(batches.clone()));
         }
     }
@@ -196,17 +183,8 @@ impl Probft {
         let taken = vouched.len();
         for c in vouched {
             let digests: Vec<Digest> = c.transactions.iter().map(|t| Digest::of(t)).collect();
-            for d in &digests {
-                if let Some(a) = self.pending_index.remove(d) {
-                    self.pending.remove(&a);
-                }
-            }
-            self.executed.record(c.seq, digests);
-            self.last = c.seq;
-            self.chain = c.digest;
-            self.last_progress = now;
             self.counters.transferred += 1;
-            fx.commit(c);
+            self.output(now, c, digests, fx);
         }
         self.transfers.trim(self.last, self.chain);
         self.after_append(now, fx);

@@ -4,7 +4,7 @@
 use super::Probft;
 use crate::probft::messages::{ProbftMessage, Proposal};
 use bytes::Bytes;
-use dwcp_core::{Digest, Effects, ProposalCommitted, Seq, Time};
+use dwcp_core::{Committed, Digest, Effects, ProposalCommitted, Seq, Time};
 
 /// Latency samples kept until a driver drains them.
 const MAX_UNDRAINED: usize = 4096;
@@ -72,5 +72,27 @@ impl Probft {
             }
         }
         self.own_proposals = self.own_proposals.split_off(&(seq + 1));
+    }
+
+    /// Moves the log to `c` (its transactions' digests `digests`), whether decided
+    /// here or taken by state transfer: what waited for it is done, and it is
+    /// output.
+    pub(super) fn output(
+        &mut self,
+        now: Time,
+        c: Committed,
+        digests: Vec<Digest>,
+        fx: &mut Effects<ProbftMessage>,
+    ) {
+        for d in &digests {
+            if let Some(a) = self.pending_index.remove(d) {
+                self.pending.remove(&a);
+            }
+        }
+        self.executed.record(c.seq, digests);
+        self.last = c.seq;
+        self.chain = c.digest;
+        self.last_progress = now;
+        fx.commit(c);
     }
 }

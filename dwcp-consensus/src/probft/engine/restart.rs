@@ -58,3 +58,39 @@ impl Probft {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::probft::{Probft, ProbftConfig, ProbftError};
+    use bytes::Bytes;
+    use dwcp_core::crypto::SignatureScheme;
+    use dwcp_core::{Committee, Recovered, WalKey};
+
+    /// A write-ahead record that does not decode refuses the restart, naming it.
+    #[test]
+    fn a_corrupt_record_refuses_the_restart() {
+        let (committee, keys) = Committee::deterministic(4, SignatureScheme::InsecureFast, 1);
+        for key in [
+            WalKey { slot: 3, tag: 1 },
+            WalKey {
+                slot: u64::MAX,
+                tag: 1,
+            },
+        ] {
+            let rec = Recovered {
+                wal: vec![(key, Bytes::from_static(b"\xff\xff\xff not a record"))],
+                ..Recovered::default()
+            };
+            let r = Probft::new(
+                keys[0].clone(),
+                committee.clone(),
+                ProbftConfig::default(),
+                rec,
+            );
+            assert!(
+                matches!(r, Err(ProbftError::CorruptRecord(k)) if k == key),
+                "{key:?}"
+            );
+        }
+    }
+}

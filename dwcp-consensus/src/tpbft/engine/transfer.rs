@@ -50,14 +50,7 @@ impl Tpbft {
             }
             return;
         }
-        // One outstanding read per peer.
-        for waiting in self.log_readers.values_mut() {
-            waiting.retain(|(p, _)| *p != to);
-        }
-        self.log_readers.retain(|_, w| !w.is_empty());
-        let waiting = self.log_readers.entry(first).or_default();
-        waiting.push((to, epoch));
-        if waiting.len() == 1 {
+        if self.log_readers.want(to, epoch, first) {
             fx.read_committed(first, FETCH_BATCH as usize);
         }
     }
@@ -69,13 +62,7 @@ impl Tpbft {
         batches: &[Committed],
         fx: &mut Effects<TpbftMessage>,
     ) {
-        let Some(peers) = self.log_readers.remove(&from) else {
-            return;
-        };
-        if batches.first().is_none_or(|c| c.seq != from) {
-            return;
-        }
-        for (p, epoch) in peers {
+        for (p, epoch) in self.log_readers.answered(from, batches) {
             let msg = match epoch {
                 Some(epoch) => TpbftMessage::Pbft {
                     epoch,
